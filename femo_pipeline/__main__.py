@@ -1,0 +1,3 @@
+from femo_pipeline.cli import main
+
+raise SystemExit(main())

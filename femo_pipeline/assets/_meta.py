@@ -1,0 +1,36 @@
+"""Helpers that turn results into Dagster metadata (tables, schemas, pictures)."""
+
+
+import base64
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+
+_ARROW_TO_TYPE = {"large_string": "string", "binary": "bytes", "large_binary": "bytes", "bool": "bool"}
+
+
+def md_table(frame: pd.DataFrame, max_rows: int = 30) -> dg.MetadataValue:
+    """A Markdown preview of a frame (first max_rows rows)."""
+    shown = frame.head(max_rows)
+    text = shown.to_markdown(index=False) if not shown.empty else "_(no rows)_"
+    if len(frame) > max_rows:
+        text += f"\n\n_{len(frame) - max_rows} more rows not shown_"
+    return dg.MetadataValue.md(text)
+
+
+def column_schema(schema: pa.Schema, descriptions: dict[str, str] | None = None) -> dg.TableSchema:
+    descriptions = descriptions or {}
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(f.name, _ARROW_TO_TYPE.get(str(f.type), str(f.type)), description=descriptions.get(f.name))
+            for f in schema
+        ]
+    )
+
+
+def png_md(path: Path, caption: str = "") -> dg.MetadataValue:
+    """A PNG shown inline in the Dagster UI (Markdown with a data URI)."""
+    data = base64.b64encode(Path(path).read_bytes()).decode()
+    return dg.MetadataValue.md(f"![{caption}](data:image/png;base64,{data})")

@@ -1,0 +1,152 @@
+"""Ingest assets: demo inputs, labelled image folders and the everyday-emotions survey."""
+
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+import dagster as dg
+from pydantic import Field
+
+from femo_pipeline import demo_data, folders, imaging, survey
+from femo_pipeline.assets._meta import column_schema, md_table
+from femo_pipeline.files import write_parquet_atomic
+from femo_pipeline.resources import FemoStorage
+
+GROUP = "ingest"
+
+
+class DemoConfig(dg.Config):
+    seed: int = Field(default=2013, description="Seed of every generated face and survey answer.")
+    fer_train_per_class: int = Field(default=60, description="Synthetic FER-style training images per emotion.")
+    fer_test_per_class: int = Field(default=20, description="Synthetic FER-style test images per emotion.")
+    kaggle_per_class: int = Field(default=30, description="Synthetic Kaggle-style images per emotion (8 classes).")
+    survey_rows: int = Field(default=3000, description="Rows of the synthetic survey CSV.")
+
+
+@dg.asset(group_name=GROUP, kinds={"python", "file"})
+def demo_source_files(context: dg.AssetExecutionContext, config: DemoConfig, storage: FemoStorage) -> dg.MaterializeResult:
+    """Synthetic face folders and survey CSV for the demo profile (skipped under the real profile)."""
+    if not storage.is_demo:
+        context.log.info("real profile: no demo files are generated")
+        return dg.MaterializeResult(metadata={"skipped": "real profile: sources come from FEMO_* paths"})
+    spec = demo_data.DemoSpec(config.seed, config.fer_train_per_class, config.fer_test_per_class,
+                              config.kaggle_per_class, config.survey_rows)
+    result = demo_data.generate(storage.demo_dir, spec)
+    context.log.info(f"wrote demo inputs under {storage.demo_dir}: {result}")
+    return dg.MaterializeResult(metadata={
+        "synthetic": True,
+        "note": demo_data.SYNTHETIC_NOTE,
+        "folder": dg.MetadataValue.path(str(storage.demo_dir)),
+        **{k: v for k, v in result.items() if isinstance(v, int)},
+    })
+
+
+class FolderIngestConfig(dg.Config):
+    workers: int = Field(default=0, description="Processes that read and inspect files (0: one per CPU core).")
+    max_pixels: int = Field(default=imaging.DEFAULT_MAX_PIXELS, description="Larger images are quarantined as decompression bombs.")
+    max_bytes: int = Field(default=imaging.DEFAULT_MAX_BYTES, description="Larger files are quarantined.")
+
+
+def staging_path(storage: FemoStorage, asset_name: str):
+    return storage.path("staging", f"{asset_name}.parquet")
+
+
+def ingest_folder(
+    context: dg.AssetExecutionContext, storage: FemoStorage, config: FolderIngestConfig, source_key: str, with_splits: bool
+) -> dg.MaterializeResult:
+    """Scan, inspect and stage one labelled folder source; shared by the folder ingest assets."""
+    asset_name = context.asset_key.path[-1]
+    out = staging_path(storage, asset_name)
+    plan = storage.source_plan(source_key)
+    if plan.path is None:
+        write_parquet_atomic(folders.SCHEMA.empty_table(), out)
+        context.log.warning(f"{asset_name} skipped: {plan.skip_reason}")
+        return dg.MaterializeResult(metadata={"skipped": plan.skip_reason, "dagster/row_count": 0})
+    try:
+        entries = folders.scan_folder(plan.path, with_splits=with_splits)
+    except folders.FolderLayoutError as exc:
+        raise dg.Failure(description=f"{asset_name}: {exc}") from exc
+    context.log.info(f"{asset_name}: {len(entries)} files found under {plan.path}")
+
+    def progress(done: int, total: int, seconds: float) -> None:
+        context.log.info(f"{asset_name}: inspected {done}/{total} files ({done / max(seconds, 1e-9):,.0f}/s)")
+
+    table = folders.inspect_folder(
+        plan.path, entries, workers=config.workers or None, max_pixels=config.max_pixels,
+        max_bytes=config.max_bytes, progress=progress,
+    )
+    write_parquet_atomic(table, out)
+    frame = table.drop(["content"]).to_pandas()
+    ok = frame[frame["status"] == imaging.OK]
+    counts = (
+        ok.assign(split=ok["split"].fillna("-"))
+        .pivot_table(index="label_raw", columns="split", values="rel_path", aggfunc="count", fill_value=0)
+        .reset_index()
+    )
+    quarantined = frame[frame["status"] != imaging.OK][["rel_path", "reason"]]
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(frame),
+        "dagster/column_schema": column_schema(table.schema),
+        "source_folder": dg.MetadataValue.path(str(plan.path)),
+        "synthetic": plan.synthetic,
+        "files": len(frame),
+        "usable_images": len(ok),
+        "quarantined": len(quarantined),
+        "images_per_emotion_and_split": md_table(counts),
+        "quarantined_files": md_table(quarantined),
+        "color_spaces": dg.MetadataValue.json(ok["color_space"].value_counts().to_dict()),
+        "staged_file": dg.MetadataValue.path(str(out)),
+    })
+
+
+@dg.asset(group_name=GROUP, kinds={"python", "parquet"}, deps=[demo_source_files])
+def fer2013_images(context: dg.AssetExecutionContext, config: FolderIngestConfig, storage: FemoStorage) -> dg.MaterializeResult:
+    """FER-2013 image files (train/test/<emotion>) read, inspected and staged with their bytes."""
+    return ingest_folder(context, storage, config, "fer2013", with_splits=True)
+
+
+@dg.asset(group_name=GROUP, kinds={"python", "parquet"}, deps=[demo_source_files])
+def kaggle_face_images(context: dg.AssetExecutionContext, config: FolderIngestConfig, storage: FemoStorage) -> dg.MaterializeResult:
+    """Kaggle 'random images for face emotion recognition' files (<emotion>/) read, inspected and staged."""
+    return ingest_folder(context, storage, config, "kaggle", with_splits=False)
+
+
+@dg.asset(group_name=GROUP, kinds={"python", "parquet"}, deps=[demo_source_files])
+def everyday_emotions_survey(context: dg.AssetExecutionContext, storage: FemoStorage) -> dg.MaterializeResult:
+    """'Emotions in everyday life' survey answers (Trampe et al. 2015), coerced to numbers with bad rows set aside."""
+    out = storage.path("staging", "everyday_emotions_survey.parquet")
+    rejected_out = storage.path("staging", "everyday_emotions_survey_rejected.parquet")
+    plan = storage.source_plan("survey")
+    if plan.path is None:
+        cleaned = survey.CleanSurvey(
+            pd.DataFrame({c: pd.Series(dtype="int64") for c in survey.COLUMNS}),
+            pd.DataFrame({"row_number": pd.Series(dtype="int64"), "id": pd.Series(dtype=str), "reason": pd.Series(dtype=str)}),
+            {"skipped": plan.skip_reason},
+        )
+        context.log.warning(f"everyday_emotions_survey skipped: {plan.skip_reason}")
+    else:
+        try:
+            cleaned = survey.clean_survey(survey.read_survey_csv(plan.path))
+        except survey.SurveyFormatError as exc:
+            raise dg.Failure(description=str(exc)) from exc
+        context.log.info(f"survey: {cleaned.stats}")
+    responses = pa.Table.from_pandas(cleaned.responses, preserve_index=False)
+    write_parquet_atomic(responses, out)
+    write_parquet_atomic(pa.Table.from_pandas(cleaned.rejected, preserve_index=False), rejected_out)
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(cleaned.responses),
+        "dagster/column_schema": column_schema(responses.schema),
+        "synthetic": plan.synthetic,
+        "source_csv": dg.MetadataValue.path(str(plan.path)) if plan.path else "none",
+        "cleaning": dg.MetadataValue.json(cleaned.stats),
+        "preview": md_table(cleaned.responses, 10),
+        "rejected_rows_preview": md_table(cleaned.rejected, 20),
+    })
+
+
+def read_staged(storage: FemoStorage, asset_name: str) -> pa.Table:
+    path = staging_path(storage, asset_name)
+    if not path.exists():
+        raise dg.Failure(description=f"{path} is missing: materialize {asset_name} first")
+    return pq.read_table(path)

@@ -1,0 +1,111 @@
+"""Warehouse assets: DuckDB tables with keys, the study's views and queries, and the ERD."""
+
+
+import pyarrow.parquet as pq
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from femo_pipeline import erd as erd_lib
+from femo_pipeline import warehouse
+from femo_pipeline.assets._meta import md_table, png_md
+from femo_pipeline.assets.catalog import image_catalog
+from femo_pipeline.assets.ingest import everyday_emotions_survey, staging_path
+from femo_pipeline.files import write_text_atomic
+from femo_pipeline.resources import FemoStorage
+from femo_pipeline.vocab import SOURCES
+
+GROUP = "warehouse"
+# Every user of the DuckDB file (a read-write open locks it): one at a time across runs (pool) and inside a run (tag limit on the executor).
+WRITER = dict(group_name=GROUP, pool="duckdb", op_tags={"femo/writer": "duckdb"})
+
+
+@dg.asset(kinds={"duckdb"}, **WRITER)
+def data_sources(context: dg.AssetExecutionContext, duckdb: DuckDBResource, storage: FemoStorage) -> dg.MaterializeResult:
+    """The four image sources (study ids 1-4), marked synthetic when the demo profile generated them."""
+    synthetic = {key for key in ("fer2013", "kaggle") if storage.source_plan(key).synthetic}
+    with duckdb.get_connection() as con:
+        warehouse.ensure_schema(con)
+        frame = warehouse.upsert_data_sources(con, synthetic)
+        warehouse.set_info(con, {"profile": storage.resolved_profile(), "synthetic": str(storage.is_demo).lower()})
+    return dg.MaterializeResult(metadata={"dagster/row_count": len(frame), "preview": md_table(frame)})
+
+
+@dg.asset(kinds={"duckdb"}, **WRITER)
+def emotions(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    """The emotion vocabulary with the study's ids (0 Anger ... 7 Contempt); view emotions_ids keeps its name."""
+    with duckdb.get_connection() as con:
+        warehouse.ensure_schema(con)
+        frame = warehouse.upsert_emotions(con)
+    return dg.MaterializeResult(metadata={"dagster/row_count": len(frame), "preview": md_table(frame)})
+
+
+@dg.asset(kinds={"duckdb"}, deps=[image_catalog, data_sources, emotions], **WRITER)
+def images(context: dg.AssetExecutionContext, duckdb: DuckDBResource, storage: FemoStorage) -> dg.MaterializeResult:
+    """Usable images (metadata + file bytes in image_pixels) and quarantined files, with per-source study views."""
+    path = staging_path(storage, "image_catalog")
+    if not path.exists():
+        raise dg.Failure(description=f"{path} is missing: materialize image_catalog first")
+    with duckdb.get_connection() as con:
+        warehouse.ensure_schema(con)
+        counts = warehouse.replace_images(con, path)
+        per_view = {s.view: con.execute(f"SELECT count(*) FROM {s.view}").fetchone()[0] for s in SOURCES.values()}
+        per_emotion = con.execute(warehouse.study_queries()["images_per_emotion"]).df()
+        schema = con.execute("DESCRIBE images").df()
+    context.log.info(f"warehouse images: {counts}; views: {per_view}")
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": counts["images"],
+        "dagster/column_schema": dg.TableSchema(
+            columns=[dg.TableColumn(r.column_name, r.column_type) for r in schema.itertuples()]
+        ),
+        **{f"rows_{k}": v for k, v in counts.items()},
+        "rows_per_view": dg.MetadataValue.json(per_view),
+        "images_per_emotion (study query)": md_table(per_emotion),
+    })
+
+
+@dg.asset(kinds={"duckdb"}, deps=[everyday_emotions_survey], **WRITER)
+def survey_responses(context: dg.AssetExecutionContext, duckdb: DuckDBResource, storage: FemoStorage) -> dg.MaterializeResult:
+    """Clean survey answers, one row per questionnaire, plus the rejected rows with their reason."""
+    responses = pq.read_table(storage.path("staging", "everyday_emotions_survey.parquet")).to_pandas()
+    rejected = pq.read_table(storage.path("staging", "everyday_emotions_survey_rejected.parquet")).to_pandas()
+    with duckdb.get_connection() as con:
+        warehouse.ensure_schema(con)
+        rows = warehouse.replace_survey(con, responses, rejected)
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": rows,
+        "rejected_rows": len(rejected),
+        "synthetic": storage.source_plan("survey").synthetic,
+    })
+
+
+@dg.asset(kinds={"duckdb", "sql"}, deps=[images, survey_responses], **WRITER)
+def study_query_results(context: dg.AssetExecutionContext, duckdb: DuckDBResource, storage: FemoStorage) -> dg.MaterializeResult:
+    """The original study's SQL (femo_pipeline/sql/study) run against the warehouse, results shown as tables."""
+    metadata = {}
+    with duckdb.get_connection() as con:
+        for name, sql in warehouse.study_queries().items():
+            frame = con.execute(sql).df().drop(columns=["pixels"], errors="ignore")
+            metadata[name] = md_table(frame, 15)
+            metadata[f"{name}_rows"] = len(frame)
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset(kinds={"duckdb", "mermaid"}, deps=[images, survey_responses, data_sources, emotions], **WRITER)
+def erd(context: dg.AssetExecutionContext, duckdb: DuckDBResource, storage: FemoStorage) -> dg.MaterializeResult:
+    """Entity-relationship diagram read from the live warehouse schema (Mermaid text and PNG)."""
+    with duckdb.get_connection() as con:
+        tables, views = erd_lib.read_schema(con)
+    mermaid = erd_lib.to_mermaid(tables)
+    mmd = write_text_atomic(mermaid, storage.path("warehouse", "erd.mmd"))
+    png = erd_lib.render_png(tables, storage.path("warehouse", "erd.png"))
+    fks = sum(len(t.foreign_keys) for t in tables.values())
+    return dg.MaterializeResult(metadata={
+        "tables": len(tables),
+        "foreign_keys": fks,
+        "views": dg.MetadataValue.json(views),
+        "diagram": png_md(png, "femo warehouse ERD"),
+        "mermaid": dg.MetadataValue.md(f"```mermaid\n{mermaid}```"),
+        "mermaid_file": dg.MetadataValue.path(str(mmd)),
+        "png_file": dg.MetadataValue.path(str(png)),
+    })

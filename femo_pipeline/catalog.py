@@ -1,0 +1,104 @@
+"""Build the image catalog from per-source inspection tables: ids, aspect ratios and duplicate flags.
+
+Pure module (no Dagster).
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pyarrow as pa
+
+from femo_pipeline import imaging
+from femo_pipeline.vocab import EMOTIONS, SOURCES
+from femo_pipeline.warehouse import image_id
+
+CATALOG_COLUMNS = (
+    "image_id", "source_key", "source_id", "rel_path", "split", "usage", "label_raw", "emotion_id", "emotion",
+    "height", "width", "aspect_ratio", "image_format", "color_space", "channels", "file_size_bytes",
+    "content_hash", "status", "reason", "duplicate_count", "duplicate_cross_split", "duplicate_label_conflict",
+    "synthetic", "content",
+)
+
+
+class CatalogError(ValueError):
+    """The catalog would be inconsistent (for example two files mapped to one id)."""
+
+
+def _with_source_columns(table: pa.Table, source_key: str, synthetic: bool) -> pa.Table:
+    n = table.num_rows
+    source = SOURCES[source_key]
+    ids = [image_id(source_key, p) for p in table.column("rel_path").to_pylist()]
+    aspect = [imaging.aspect_ratio(w, h) for w, h in zip(table.column("width").to_pylist(), table.column("height").to_pylist())]
+    emotions = [EMOTIONS.get(e) if e is not None else None for e in table.column("emotion_id").to_pylist()]
+    return (
+        table.append_column("image_id", pa.array(ids, pa.int64()))
+        .append_column("source_key", pa.array([source_key] * n, pa.string()))
+        .append_column("source_id", pa.array([source.id] * n, pa.int32()))
+        .append_column("aspect_ratio", pa.array(aspect, pa.float64()))
+        .append_column("emotion", pa.array(emotions, pa.string()))
+        .append_column("synthetic", pa.array([synthetic] * n, pa.bool_()))
+    )
+
+
+def build_catalog(per_source: dict[str, tuple[pa.Table, bool]]) -> pa.Table:
+    """Union the per-source tables ({source_key: (inspection table, synthetic)}) and flag duplicates.
+
+    Duplicates are found by content hash over usable images of every source: duplicate_count counts the files
+    with those bytes, duplicate_cross_split marks bytes present in both train and test, duplicate_label_conflict
+    bytes that carry more than one emotion.
+    """
+    parts = [_with_source_columns(t, key, synth) for key, (t, synth) in sorted(per_source.items())]
+    if not parts:
+        raise CatalogError("no source produced any file: nothing to catalogue")
+    unioned = pa.concat_tables(parts, promote_options="default")
+    con = duckdb.connect()
+    con.register("u", unioned)
+    clash = con.execute(
+        "SELECT image_id, list(source_key || '/' || rel_path) FROM u GROUP BY 1 HAVING count(*) > 1 LIMIT 3"
+    ).fetchall()
+    if clash:
+        raise CatalogError(f"image id collision between files: {clash}")
+    cols = ", ".join(f"u.{c}" for c in CATALOG_COLUMNS if not c.startswith("duplicate_"))
+    result = con.execute(
+        f"""
+        WITH groups AS (
+            SELECT content_hash,
+                   count(*) AS n,
+                   bool_or(split = 'train') AND bool_or(split = 'test') AS cross_split,
+                   count(DISTINCT emotion_id) > 1 AS label_conflict
+            FROM u WHERE status = 'ok' GROUP BY content_hash
+        )
+        SELECT {cols},
+               CASE WHEN u.status = 'ok' THEN g.n ELSE 0 END::INTEGER AS duplicate_count,
+               coalesce(u.status = 'ok' AND g.cross_split, FALSE) AS duplicate_cross_split,
+               coalesce(u.status = 'ok' AND g.label_conflict, FALSE) AS duplicate_label_conflict
+        FROM u LEFT JOIN groups g USING (content_hash)
+        ORDER BY u.source_id, u.rel_path
+        """
+    ).to_arrow_table()
+    return result.select(list(CATALOG_COLUMNS))
+
+
+def duplicate_summary(con: duckdb.DuckDBPyConnection, relation: str = "catalog") -> dict[str, int]:
+    """Duplicate statistics of a catalog relation registered on `con` (usable images only)."""
+    row = con.execute(
+        f"""
+        WITH ok AS (SELECT * FROM {relation} WHERE status = 'ok'),
+        g AS (
+            SELECT content_hash, count(*) AS n,
+                   bool_or(split = 'train') AND bool_or(split = 'test') AS cross_split,
+                   count(DISTINCT emotion_id) > 1 AS conflict
+            FROM ok GROUP BY content_hash HAVING count(*) > 1
+        )
+        SELECT
+            (SELECT count(*) FROM g),
+            (SELECT coalesce(sum(n), 0) FROM g),
+            (SELECT count(*) FROM g WHERE cross_split),
+            (SELECT count(*) FROM g WHERE conflict),
+            (SELECT count(*) FROM ok WHERE split = 'test' AND content_hash IN
+                (SELECT content_hash FROM ok WHERE split = 'train'))
+        """
+    ).fetchone()
+    keys = ("duplicate_groups", "files_in_duplicate_groups", "groups_across_train_test",
+            "groups_with_conflicting_labels", "test_files_also_in_train")
+    return dict(zip(keys, (int(v) for v in row)))

@@ -1,0 +1,87 @@
+"""Dagster resources: where data lives and which profile runs."""
+
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
+
+# Environment variables of the real profile, per source (see .env.example).
+SOURCE_ENV = {"fer2013": "FEMO_FER2013_DIR", "kaggle": "FEMO_KAGGLE_DIR", "survey": "FEMO_SURVEY_CSV"}
+
+
+@dataclass(frozen=True)
+class SourcePlan:
+    """What an ingest asset reads: a path, whether it is synthetic, or why it is skipped."""
+
+    path: Path | None
+    synthetic: bool
+    skip_reason: str | None = None
+
+
+class FemoStorage(dg.ConfigurableResource):
+    """Folders femo reads raw data from and writes outputs to, and the data profile (demo or real)."""
+
+    data_dir: str = Field(default=str(DEFAULT_DATA_DIR), description="Root of every output (gitignored).")
+    profile: str = Field(
+        default="auto",
+        description="'demo' (generated synthetic data), 'real' (paths below), or 'auto': real when any path is set.",
+    )
+    fer2013_dir: str = Field(default="", description="FER-2013 folder: <root>/<train|test>/<emotion>/*.jpg")
+    kaggle_dir: str = Field(default="", description="Kaggle random-images folder: <root>/<emotion>/*.png")
+    survey_csv: str = Field(default="", description="'Emotions in everyday life' survey CSV")
+
+    @property
+    def root(self) -> Path:
+        return Path(self.data_dir)
+
+    def resolved_profile(self) -> str:
+        if self.profile not in ("auto", "demo", "real"):
+            raise dg.Failure(f"FEMO_PROFILE must be auto, demo or real, not {self.profile!r}")
+        if self.profile != "auto":
+            return self.profile
+        return "real" if any((self.fer2013_dir, self.kaggle_dir, self.survey_csv)) else "demo"
+
+    @property
+    def is_demo(self) -> bool:
+        return self.resolved_profile() == "demo"
+
+    def path(self, *parts: str) -> Path:
+        """A path under data_dir; its parent folder is created."""
+        target = self.root.joinpath(*parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
+    @property
+    def demo_dir(self) -> Path:
+        return self.root / "demo"
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.path("warehouse", "femo.duckdb")
+
+    def source_plan(self, key: str) -> SourcePlan:
+        """Where source `key` ('fer2013', 'kaggle', 'survey') comes from under the active profile."""
+        if self.is_demo:
+            demo = {"fer2013": "fer2013", "kaggle": "kaggle", "survey": "survey.csv"}[key]
+            return SourcePlan(self.demo_dir / demo, synthetic=True)
+        configured = {"fer2013": self.fer2013_dir, "kaggle": self.kaggle_dir, "survey": self.survey_csv}[key]
+        if not configured:
+            return SourcePlan(None, synthetic=False, skip_reason=f"real profile and {SOURCE_ENV[key]} is not set")
+        return SourcePlan(Path(configured).expanduser(), synthetic=False)
+
+
+def storage_from_env() -> FemoStorage:
+    """FemoStorage configured from FEMO_* environment variables (read when the definitions load)."""
+    return FemoStorage(
+        data_dir=os.environ.get("FEMO_DATA_DIR") or str(DEFAULT_DATA_DIR),
+        profile=os.environ.get("FEMO_PROFILE") or "auto",
+        fer2013_dir=os.environ.get("FEMO_FER2013_DIR", ""),
+        kaggle_dir=os.environ.get("FEMO_KAGGLE_DIR", ""),
+        survey_csv=os.environ.get("FEMO_SURVEY_CSV", ""),
+    )

@@ -1,0 +1,165 @@
+"""DuckDB warehouse: schema, idempotent loads and the study's queries.
+
+Pure module (duckdb, pyarrow, pandas; no Dagster). Every writer is delete-then-insert or upsert inside one
+transaction, so re-running a load gives the same rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from femo_pipeline import survey
+from femo_pipeline.vocab import EMOTIONS, SOURCES
+
+# Bump when schema.sql changes in a way CREATE ... IF NOT EXISTS cannot apply: the warehouse is then rebuilt.
+SCHEMA_VERSION = "1"
+
+_TABLES_CHILD_FIRST = (
+    "image_pixels", "quarantined_files", "images", "facs_emotions_units", "facs_single_units",
+    "survey_responses", "survey_rejected_rows", "emotions", "data_sources", "warehouse_info",
+)
+_VIEWS = ("images_pixabay", "images_ddg", "images_kaggle", "images_fer2013", "all_images", "emotions_ids")
+
+
+def sql_text(name: str) -> str:
+    """Text of a file under femo_pipeline/sql (e.g. 'schema.sql', 'study/images_per_emotion.sql')."""
+    return resources.files("femo_pipeline").joinpath("sql", name).read_text()
+
+
+def study_queries() -> dict[str, str]:
+    folder = resources.files("femo_pipeline").joinpath("sql", "study")
+    return {p.name.removesuffix(".sql"): p.read_text() for p in sorted(folder.iterdir(), key=lambda p: p.name)
+            if p.name.endswith(".sql")}
+
+
+def image_id(source_key: str, rel_path: str) -> int:
+    """A stable 48-bit id (safe in JSON numbers) from the source and the file's path inside it."""
+    digest = hashlib.blake2b(f"{source_key}/{rel_path}".encode(), digest_size=6).digest()
+    return int.from_bytes(digest, "big")
+
+
+def _current_version(con: duckdb.DuckDBPyConnection) -> str | None:
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'warehouse_info' AND schema_name = 'main'"
+    ).fetchone()[0]
+    if not exists:
+        return None
+    row = con.execute("SELECT value FROM warehouse_info WHERE key = 'schema_version'").fetchone()
+    return row[0] if row else None
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create missing tables and views; rebuild from scratch when the stored schema version is older."""
+    version = _current_version(con)
+    if version is not None and version != SCHEMA_VERSION:
+        for view in _VIEWS:
+            con.execute(f"DROP VIEW IF EXISTS {view}")
+        for table in _TABLES_CHILD_FIRST:
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+    con.execute(sql_text("schema.sql"))
+    con.execute(
+        "INSERT OR REPLACE INTO warehouse_info VALUES ('schema_version', ?)", [SCHEMA_VERSION]
+    )
+
+
+def set_info(con: duckdb.DuckDBPyConnection, values: dict[str, str]) -> None:
+    for key, value in values.items():
+        con.execute("INSERT OR REPLACE INTO warehouse_info VALUES (?, ?)", [key, str(value)])
+
+
+def upsert_data_sources(con: duckdb.DuckDBPyConnection, synthetic_keys: set[str]) -> pd.DataFrame:
+    rows = [(s.id, s.key, s.name, s.url, s.comments, s.key in synthetic_keys) for s in SOURCES.values()]
+    con.executemany(
+        "INSERT INTO data_sources VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET source_key = excluded.source_key, "
+        "source = excluded.source, url_link = excluded.url_link, comments = excluded.comments, synthetic = excluded.synthetic",
+        rows,
+    )
+    return con.execute("SELECT * FROM data_sources ORDER BY id").df()
+
+
+def upsert_emotions(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    con.executemany(
+        "INSERT INTO emotions VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET emotion = excluded.emotion", list(EMOTIONS.items())
+    )
+    return con.execute("SELECT * FROM emotions ORDER BY id").df()
+
+
+_IMAGE_COLUMNS = (
+    "id", "source_id", "emotion_id", "split", "usage", "rel_path", "label_raw", "height", "width", "aspect_ratio",
+    "image_format", "color_space", "channels", "file_size_bytes", "content_hash", "duplicate_count",
+    "duplicate_cross_split", "duplicate_label_conflict", "synthetic",
+)
+
+
+def replace_images(con: duckdb.DuckDBPyConnection, catalog: pa.Table | str | Path) -> dict[str, int]:
+    """Make images, image_pixels and quarantined_files mirror the catalog.
+
+    `catalog` is the image_catalog table (see catalog.py) or the path of its Parquet file. DuckDB cannot delete
+    parent and child rows of a foreign key in one transaction, so the old rows go first (children first, each
+    committed), then every new row goes in one transaction. A failed insert leaves the tables empty, never mixed;
+    re-running the asset restores them.
+    """
+    if isinstance(catalog, (str, Path)):
+        quoted = Path(catalog).as_posix().replace("'", "''")  # a view cannot take a bound parameter
+        con.execute(f"CREATE OR REPLACE TEMP VIEW _catalog AS SELECT * FROM read_parquet('{quoted}')")
+    else:
+        con.register("_catalog_arrow", catalog)
+        con.execute("CREATE OR REPLACE TEMP VIEW _catalog AS SELECT * FROM _catalog_arrow")
+    try:
+        for table in ("image_pixels", "quarantined_files", "images"):
+            con.execute(f"DELETE FROM {table}")
+        cols = ", ".join(_IMAGE_COLUMNS)
+        select_cols = cols.replace("id, ", "image_id AS id, ", 1)
+        with transaction(con):
+            con.execute(f"INSERT INTO images ({cols}) SELECT {select_cols} FROM _catalog WHERE status = 'ok' ORDER BY image_id")
+            con.execute("INSERT INTO image_pixels SELECT image_id, content FROM _catalog WHERE status = 'ok' ORDER BY image_id")
+            con.execute(
+                "INSERT INTO quarantined_files SELECT source_id, rel_path, reason, file_size_bytes, content_hash "
+                "FROM _catalog WHERE status <> 'ok' ORDER BY source_id, rel_path"
+            )
+    finally:
+        con.execute("DROP VIEW IF EXISTS _catalog")
+        if not isinstance(catalog, (str, Path)):
+            con.unregister("_catalog_arrow")
+    return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("images", "image_pixels", "quarantined_files")}
+
+
+@contextlib.contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+def replace_survey(con: duckdb.DuckDBPyConnection, responses: pd.DataFrame, rejected: pd.DataFrame) -> int:
+    columns = ", ".join(f'"{c}"' for c in survey.COLUMNS)
+    con.register("_responses", responses[list(survey.COLUMNS)])
+    con.register("_rejected", rejected[["row_number", "id", "reason"]])
+    try:
+        with transaction(con):
+            con.execute("DELETE FROM survey_responses")
+            con.execute("DELETE FROM survey_rejected_rows")
+            con.execute(f"INSERT INTO survey_responses ({columns}) SELECT {columns} FROM _responses")
+            con.execute("INSERT INTO survey_rejected_rows SELECT row_number, id, reason FROM _rejected")
+    finally:
+        con.unregister("_responses")
+        con.unregister("_rejected")
+    return con.execute("SELECT count(*) FROM survey_responses").fetchone()[0]
+
+
+def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    names = [r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' ORDER BY table_name").fetchall()]
+    return {n: con.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0] for n in names}
