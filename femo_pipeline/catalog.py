@@ -59,7 +59,7 @@ def build_catalog(per_source: dict[str, tuple[pa.Table, bool]]) -> pa.Table:
     if clash:
         raise CatalogError(f"image id collision between files: {clash}")
     cols = ", ".join(f"u.{c}" for c in CATALOG_COLUMNS if not c.startswith("duplicate_"))
-    result = con.execute(
+    result = con.sql(
         f"""
         WITH groups AS (
             SELECT content_hash,

@@ -76,19 +76,19 @@ def set_info(con: duckdb.DuckDBPyConnection, values: dict[str, str]) -> None:
 
 
 def upsert_data_sources(con: duckdb.DuckDBPyConnection, synthetic_keys: set[str]) -> pd.DataFrame:
+    # DuckDB rewrites an update of an indexed column as delete + insert, which a referenced row cannot take:
+    # insert missing rows, then update only the columns without an index.
     rows = [(s.id, s.key, s.name, s.url, s.comments, s.key in synthetic_keys) for s in SOURCES.values()]
+    con.executemany("INSERT INTO data_sources VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", rows)
     con.executemany(
-        "INSERT INTO data_sources VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET source_key = excluded.source_key, "
-        "source = excluded.source, url_link = excluded.url_link, comments = excluded.comments, synthetic = excluded.synthetic",
-        rows,
+        "UPDATE data_sources SET source = ?, url_link = ?, comments = ?, synthetic = ? WHERE id = ?",
+        [(name, url, comments, synthetic, sid) for sid, _, name, url, comments, synthetic in rows],
     )
     return con.execute("SELECT * FROM data_sources ORDER BY id").df()
 
 
 def upsert_emotions(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    con.executemany(
-        "INSERT INTO emotions VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET emotion = excluded.emotion", list(EMOTIONS.items())
-    )
+    con.executemany("INSERT INTO emotions VALUES (?, ?) ON CONFLICT DO NOTHING", list(EMOTIONS.items()))
     return con.execute("SELECT * FROM emotions ORDER BY id").df()
 
 

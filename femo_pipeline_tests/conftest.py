@@ -1,0 +1,44 @@
+"""Shared fixtures: real data from ../shared when present, generated demo data, and asset materialization."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from dagster_duckdb import DuckDBResource
+
+from femo_pipeline import demo_data
+from femo_pipeline.definitions import all_assets
+from femo_pipeline.resources import PROJECT_ROOT, FemoStorage
+
+SHARED = PROJECT_ROOT.parent / "shared"
+FER2013_DIR = SHARED / "datasets" / "fer2013"
+
+requires_fer2013 = pytest.mark.skipif(
+    not (FER2013_DIR / "train").is_dir(), reason=f"real FER-2013 not present at {FER2013_DIR}"
+)
+
+
+@pytest.fixture(scope="session")
+def demo_inputs(tmp_path_factory) -> Path:
+    """The default demo inputs, generated once per test session (read-only for tests)."""
+    root = tmp_path_factory.mktemp("demo") / "demo"
+    demo_data.generate(root)
+    return root
+
+
+def resources_for(data_dir: Path, **storage_fields) -> dict:
+    storage = FemoStorage(data_dir=str(data_dir), **storage_fields)
+    return {"storage": storage, "duckdb": DuckDBResource(database=str(storage.warehouse_path))}
+
+
+def materialize(data_dir: Path, selection=None, run_config=None, raise_on_error: bool = True, **storage_fields):
+    """Materialize assets (all by default) in process against a data folder of the test's own."""
+    return dg.materialize(
+        all_assets,
+        selection=selection,
+        resources=resources_for(data_dir, **storage_fields),
+        run_config=run_config,
+        raise_on_error=raise_on_error,
+    )

@@ -1,0 +1,133 @@
+"""End to end: the README's demo command, the real web UI over GraphQL, and real FER-2013 from ../shared."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import duckdb
+import pytest
+
+from femo_pipeline.resources import PROJECT_ROOT
+from femo_pipeline_tests.conftest import FER2013_DIR, materialize, requires_fer2013
+
+ALL_ASSETS = {"demo_source_files", "fer2013_images", "kaggle_face_images", "everyday_emotions_survey", "image_catalog",
+              "data_sources", "emotions", "images", "survey_responses", "study_query_results", "erd"}
+
+
+def _env(data_dir) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FEMO_", "DAGSTER_"))}
+    env.update(FEMO_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _graphql(port: int, query: str) -> dict:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": query}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+@pytest.mark.slow
+def test_demo_command_then_web_ui_shows_every_asset_materialized(tmp_path):
+    data_dir = tmp_path / "data"
+    done = subprocess.run([sys.executable, "-m", "femo_pipeline", "demo"], cwd=PROJECT_ROOT, env=_env(data_dir),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert f"femo: {len(ALL_ASSETS)} asset materializations, 0 failed steps" in done.stdout
+    assert "Where to look" in done.stdout and str(data_dir / "warehouse" / "femo.duckdb") in done.stdout
+    assert (data_dir / "warehouse" / "erd.png").exists()
+    with duckdb.connect(str(data_dir / "warehouse" / "femo.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM images_fer2013").fetchone()[0] == 7 * 80 + 2
+
+    port = _free_port()
+    # dagster dev ignores SIGINT when started in the background unless the default handler is restored first
+    ui = subprocess.Popen(
+        [sys.executable, "-m", "femo_pipeline", "ui", "--port", str(port)], cwd=PROJECT_ROOT, env=_env(data_dir),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        deadline = time.monotonic() + 180
+        answer = None
+        while time.monotonic() < deadline:
+            assert ui.poll() is None, ui.stdout.read()[-3000:]
+            try:
+                answer = _graphql(port, "{ assetNodes { assetKey { path } groupName "
+                                        "assetMaterializations(limit: 1) { runId } } }")
+                if "data" in answer:
+                    break
+            except OSError:
+                pass
+            time.sleep(1)
+        assert answer and "data" in answer, answer
+        nodes = {n["assetKey"]["path"][-1]: n for n in answer["data"]["assetNodes"]}
+        assert set(nodes) == ALL_ASSETS
+        assert {n["groupName"] for n in nodes.values()} == {"ingest", "faces", "warehouse"}
+        assert all(n["assetMaterializations"] for n in nodes.values()), "every asset shows a materialization"
+    finally:
+        os.killpg(ui.pid, signal.SIGINT)
+        try:
+            ui.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(ui.pid, signal.SIGKILL)
+            ui.wait()
+            pytest.fail("dagster dev did not stop on SIGINT")
+    assert ui.returncode is not None
+
+
+FER_COUNTS = {
+    "train": {"angry": 3995, "disgust": 436, "fear": 4097, "happy": 7215, "sad": 4830, "surprise": 3171, "neutral": 4965},
+    "test": {"angry": 958, "disgust": 111, "fear": 1024, "happy": 1774, "sad": 1247, "surprise": 831, "neutral": 1233},
+}
+
+
+@pytest.mark.slow
+@requires_fer2013
+def test_real_fer2013_ingests_whole_with_exact_counts(tmp_path):
+    result = materialize(
+        tmp_path, selection=["fer2013_images", "kaggle_face_images", "image_catalog", "data_sources", "emotions", "images"],
+        profile="real", fer2013_dir=str(FER2013_DIR),
+    )
+    assert result.success
+    with duckdb.connect(str(tmp_path / "warehouse" / "femo.duckdb"), read_only=True) as con:
+        counts = con.execute("SELECT split, label_raw, count(*) FROM images WHERE source_id = 4 GROUP BY ALL").fetchall()
+        assert con.execute("SELECT count(*) FROM images_fer2013").fetchone()[0] == 35887
+        got = {}
+        for split, label, n in counts:
+            got.setdefault(split, {})[label] = n
+        assert got == FER_COUNTS
+        assert con.execute("SELECT count(*) FROM images WHERE usage = 'PublicTest'").fetchone()[0] == 3589
+        assert con.execute("SELECT count(*) FROM images WHERE usage = 'PrivateTest'").fetchone()[0] == 3589
+        assert con.execute("SELECT DISTINCT height, width, color_space, synthetic FROM images").fetchall() == [
+            (48, 48, "Grayscale", False)]
+        # SOURCE.txt beside the images is not an image: it is kept as a quarantine row, not dropped
+        assert con.execute("SELECT rel_path, reason FROM quarantined_files").fetchall() == [
+            ("SOURCE.txt", "not an image: unrecognised file signature")]
+        dup = con.execute(
+            """
+            SELECT count(*) AS groups,
+                   count(*) FILTER (WHERE bool_or_split) AS across
+            FROM (SELECT content_hash, bool_or(duplicate_cross_split) AS bool_or_split
+                  FROM images WHERE duplicate_count > 1 GROUP BY content_hash)
+            """
+        ).fetchone()
+        assert dup == (1516, 531)
+        leaked = con.execute("SELECT count(*) FROM images WHERE split = 'test' AND duplicate_cross_split").fetchone()[0]
+        assert leaked == 568
+    meta = result.asset_materializations_for_node("image_catalog")[0].metadata
+    assert meta["duplicates"].value["test_files_also_in_train"] == 568

@@ -1,0 +1,138 @@
+"""Pure functions: folder layouts, parallel inspection and survey cleaning."""
+
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from femo_pipeline import folders, survey
+
+
+def _png(seed: int) -> bytes:
+    img = np.random.default_rng(seed).integers(0, 255, (10, 12), dtype=np.uint8)
+    return cv2.imencode(".png", img)[1].tobytes()
+
+
+@pytest.fixture
+def kaggle_tree(tmp_path):
+    root = tmp_path / "kaggle"
+    for i, cls in enumerate(["anger", "happiness", "neutrality", "contempt"]):
+        (root / cls).mkdir(parents=True)
+        (root / cls / f"{cls}_1.png").write_bytes(_png(i))
+    (root / "others").mkdir()
+    (root / "others" / "x.png").write_bytes(_png(9))
+    (root / "loose.png").write_bytes(_png(10))
+    (root / "anger" / ".DS_Store").write_bytes(b"junk")
+    return root
+
+
+def test_kaggle_layout_maps_classes_and_flags_misplaced_files(kaggle_tree):
+    entries = {e.rel_path: e for e in folders.scan_folder(kaggle_tree, with_splits=False)}
+    assert set(entries) == {"anger/anger_1.png", "happiness/happiness_1.png", "neutrality/neutrality_1.png",
+                            "contempt/contempt_1.png", "others/x.png", "loose.png"}  # hidden file ignored
+    assert entries["happiness/happiness_1.png"].emotion_id == 3
+    assert entries["neutrality/neutrality_1.png"].emotion_id == 6
+    assert entries["contempt/contempt_1.png"].emotion_id == 7
+    assert "no known emotion" in entries["others/x.png"].problem
+    assert entries["loose.png"].problem == "file outside any emotion folder"
+
+    table = folders.inspect_folder(kaggle_tree, list(entries.values()), workers=1).to_pandas().set_index("rel_path")
+    assert table.loc["anger/anger_1.png", "status"] == "ok"
+    assert table.loc["anger/anger_1.png", "content"] == (kaggle_tree / "anger/anger_1.png").read_bytes()
+    assert table.loc["others/x.png", "status"] == "quarantined"
+    assert table.loc["others/x.png", "content"] is None
+    assert table.loc["loose.png", "reason"] == "file outside any emotion folder"
+
+
+def test_fer_layout_reads_splits_and_usage(tmp_path):
+    for split, name in (("train", "Training_1.jpg"), ("test", "PrivateTest_2.jpg")):
+        (tmp_path / split / "sad").mkdir(parents=True)
+        img = np.full((48, 48), 128, np.uint8)
+        (tmp_path / split / "sad" / name).write_bytes(cv2.imencode(".jpg", img)[1].tobytes())
+    entries = folders.scan_folder(tmp_path, with_splits=True)
+    table = folders.inspect_folder(tmp_path, entries, workers=1).to_pandas()
+    assert sorted(zip(table["split"], table["usage"], table["emotion_id"])) == [
+        ("test", "PrivateTest", 4), ("train", "Training", 4)]
+
+
+@pytest.mark.parametrize(
+    "make,with_splits,message",
+    [
+        (lambda p: None, True, "does not exist"),
+        (lambda p: (p / "images").mkdir(parents=True), True, "no 'train' or 'test' folder"),
+        (lambda p: (p / "train").mkdir(parents=True), False, "no emotion folders"),
+        (lambda p: (p.parent.mkdir(parents=True, exist_ok=True), p.write_text("x")), False, "not a folder"),
+    ],
+)
+def test_wrong_folders_raise_clear_errors(tmp_path, make, with_splits, message):
+    root = tmp_path / "src"
+    make(root)
+    with pytest.raises(folders.FolderLayoutError, match=message):
+        folders.scan_folder(root, with_splits=with_splits)
+
+
+def test_parallel_inspection_equals_serial(demo_inputs):
+    root = demo_inputs / "kaggle"
+    entries = folders.scan_folder(root, with_splits=False)
+    serial = folders.inspect_folder(root, entries, workers=1)
+    parallel = folders.inspect_folder(root, entries, workers=2, chunk_size=17)
+    assert parallel.equals(serial)
+    assert serial.num_rows == len(entries)
+
+
+def _csv(rows: list[list[str]]) -> io.StringIO:
+    lines = [",".join(survey.COLUMNS)] + [",".join(r) for r in rows]
+    return io.StringIO("\n".join(lines) + "\n")
+
+
+def _row(rid: str, hours: str = "10", day: str = "3", fill: str = "0") -> list[str]:
+    return [rid, hours, day] + [fill] * len(survey.EMOTION_COLUMNS)
+
+
+def test_survey_cleaning_drops_and_explains_bad_rows():
+    good = _row("1")
+    good[survey.COLUMNS.index("Joy")] = "1"
+    rows = [
+        good,
+        _row("2", hours=""),            # blank
+        _row("3", day="Monday"),        # non-numeric
+        _row("4", hours="24"),          # out of range
+        _row("5", fill="2"),            # emotion not 0/1
+        _row("6", hours="7.5"),         # not an integer
+        _row("1"),                      # duplicate id
+        _row("8", hours=" 23 ", day="7.0"),
+    ]
+    cleaned = survey.clean_survey(survey.read_survey_csv(_csv(rows)))
+    assert list(cleaned.responses["id"]) == [1, 8]
+    assert cleaned.responses.loc[0, "Joy"] == 1 and cleaned.responses.loc[1, "Hours"] == 23
+    assert dict(zip(cleaned.rejected["id"], cleaned.rejected["reason"])) == {
+        "2": "blank cell", "3": "non-numeric cell", "4": "Hours outside 0-23", "5": "emotion value not 0/1",
+        "6": "non-integer value", "1": "duplicate id"}
+    assert cleaned.stats["rows_read"] == 8 and cleaned.stats["rows_kept"] == 2 and cleaned.stats["rows_dropped"] == 6
+    assert cleaned.stats["cells_blank"] == 1 and cleaned.stats["cells_non_numeric"] == 1
+    assert list(cleaned.responses.columns) == list(survey.COLUMNS)
+
+
+def test_survey_with_missing_columns_or_garbage_is_a_clear_error(tmp_path):
+    with pytest.raises(survey.SurveyFormatError, match=r"lacks columns \['Anger'\]"):
+        survey.read_survey_csv(io.StringIO(",".join(survey.COLUMNS[:-1]) + "\n1,2,3\n"))
+    with pytest.raises(survey.SurveyFormatError, match="malformed"):
+        survey.read_survey_csv(io.StringIO(""))
+    with pytest.raises(survey.SurveyFormatError, match="not found"):
+        survey.read_survey_csv(tmp_path / "nope.csv")
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b'id,Hours\n"1,2\n')
+    with pytest.raises(survey.SurveyFormatError):
+        survey.read_survey_csv(bad)
+
+
+def test_demo_survey_has_schema_and_unusable_cells(demo_inputs):
+    raw = pd.read_csv(demo_inputs / "survey.csv", dtype=str, keep_default_na=False)
+    assert tuple(raw.columns) == survey.COLUMNS
+    cleaned = survey.clean_survey(survey.read_survey_csv(demo_inputs / "survey.csv"))
+    assert cleaned.stats["cells_blank"] > 0 and cleaned.stats["cells_non_numeric"] > 0
+    assert 0 < cleaned.stats["rows_dropped"] < 0.05 * cleaned.stats["rows_read"]

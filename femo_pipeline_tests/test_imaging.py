@@ -1,0 +1,108 @@
+"""Pure functions: emotion vocabulary and image inspection."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+
+from femo_pipeline import imaging
+from femo_pipeline.vocab import EMOTIONS, emotion_id
+
+
+def encode(img: np.ndarray, ext: str = ".png") -> bytes:
+    ok, buf = cv2.imencode(ext, img)
+    assert ok
+    return buf.tobytes()
+
+
+@pytest.mark.parametrize(
+    "label,expected",
+    [("angry", 0), ("Anger", 0), ("disgust", 1), ("fear", 2), ("happy", 3), ("happiness", 3), ("sad", 4),
+     ("sadness", 4), ("surprise", 5), ("neutral", 6), ("neutrality", 6), ("contempt", 7), (" Happy ", 3)],
+)
+def test_emotion_aliases_map_to_study_ids(label, expected):
+    assert emotion_id(label) == expected
+
+
+def test_unknown_label_is_none_and_vocabulary_matches_study():
+    assert emotion_id("others") is None
+    assert EMOTIONS == {0: "Anger", 1: "Disgust", 2: "Fear", 3: "Happiness", 4: "Sadness", 5: "Surprise",
+                        6: "Neutral", 7: "Contempt"}
+
+
+def test_grey_jpeg_is_described():
+    img = np.tile(np.arange(48, dtype=np.uint8) * 5, (40, 1))  # 48 wide, 40 high
+    data = encode(img, ".jpg")
+    row = imaging.inspect_image(data)
+    assert row["status"] == "ok" and row["reason"] is None
+    assert (row["width"], row["height"], row["channels"]) == (48, 40, 1)
+    assert row["image_format"] == "JPEG" and row["color_space"] == "Grayscale"
+    assert row["file_size_bytes"] == len(data)
+    assert row["content_hash"] == imaging.content_hash(data) and len(row["content_hash"]) == 64
+
+
+def test_colour_space_comes_from_pixels_not_channels():
+    grey3 = cv2.cvtColor(np.random.default_rng(0).integers(0, 255, (20, 30), dtype=np.uint8), cv2.COLOR_GRAY2BGR)
+    row = imaging.inspect_image(encode(grey3))
+    assert row["channels"] == 3 and row["color_space"] == "Grayscale"
+    colour = grey3.copy()
+    colour[5, 5] = (10, 200, 30)
+    assert imaging.inspect_image(encode(colour))["color_space"] == "RGB"
+
+
+def test_format_is_sniffed_from_bytes():
+    png = encode(np.zeros((4, 4), np.uint8))
+    assert imaging.sniff_format(png) == "PNG"
+    assert imaging.sniff_format(encode(np.zeros((4, 4), np.uint8), ".jpg")) == "JPEG"
+    assert imaging.sniff_format(b"GIF89a....") == "GIF"
+    assert imaging.sniff_format(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "WEBP"
+    assert imaging.sniff_format(b"<html>") is None
+
+
+def _png_with_size(width: int, height: int) -> bytes:
+    """A PNG whose IHDR declares width x height (valid CRC) but carries only a tiny image body."""
+    small = encode(np.zeros((2, 2), np.uint8))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    chunk = struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr) & 0xFFFFFFFF)
+    return small[:8] + chunk + small[8 + 25 :]
+
+
+@pytest.mark.parametrize(
+    "data,reason_start",
+    [
+        (b"", "empty file"),
+        (b"just some text\n" * 10, "not an image"),
+        (_png_with_size(60000, 60000), "decompression bomb"),
+    ],
+)
+def test_bad_bytes_are_quarantined_with_reason(data, reason_start):
+    row = imaging.inspect_image(data)
+    assert row["status"] == "quarantined"
+    assert row["reason"].startswith(reason_start), row["reason"]
+
+
+def test_truncated_and_corrupt_files_are_quarantined():
+    img = np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    jpg, png = encode(img, ".jpg"), encode(img)
+    assert imaging.inspect_image(jpg[: len(jpg) // 2])["reason"].startswith("truncated JPEG")
+    assert imaging.inspect_image(png[: len(png) // 2])["reason"].startswith("truncated PNG")
+    garbage = png[:40] + bytes(range(256)) * 4 + png[-12:]
+    row = imaging.inspect_image(garbage)
+    assert row["status"] == "quarantined" and ("corrupt" in row["reason"] or "unreadable" in row["reason"])
+
+
+def test_limits_are_configurable():
+    data = encode(np.zeros((100, 100), np.uint8))
+    assert imaging.inspect_image(data, max_pixels=9_999)["reason"].startswith("decompression bomb")
+    assert imaging.inspect_image(data, max_bytes=10)["reason"].startswith("file too large")
+    assert imaging.inspect_image(data, max_pixels=10_000)["status"] == "ok"
+
+
+def test_aspect_ratio():
+    assert imaging.aspect_ratio(48, 48) == 1.0
+    assert imaging.aspect_ratio(640, 480) == pytest.approx(1.3333)
+    assert imaging.aspect_ratio(None, 10) is None

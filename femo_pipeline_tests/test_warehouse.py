@@ -1,0 +1,138 @@
+"""Warehouse logic on a tmp DuckDB: keys, idempotent loads, the study's SQL and the ERD."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from femo_pipeline import catalog, erd, folders, warehouse
+
+
+@pytest.fixture(scope="module")
+def demo_catalog(demo_inputs):
+    per_source = {}
+    for key, sub, splits in (("fer2013", "fer2013", True), ("kaggle", "kaggle", False)):
+        root = demo_inputs / sub
+        per_source[key] = (folders.inspect_folder(root, folders.scan_folder(root, splits), workers=1), True)
+    return catalog.build_catalog(per_source)
+
+
+@pytest.fixture
+def con(tmp_path, demo_catalog):
+    connection = duckdb.connect(str(tmp_path / "w.duckdb"))
+    warehouse.ensure_schema(connection)
+    warehouse.upsert_data_sources(connection, {"fer2013", "kaggle"})
+    warehouse.upsert_emotions(connection)
+    warehouse.replace_images(connection, demo_catalog)
+    yield connection
+    connection.close()
+
+
+def test_catalog_flags_demo_duplicates(demo_catalog):
+    rows = demo_catalog.drop(["content"]).to_pandas()
+    copies = rows[rows["content_hash"] == rows.loc[rows["rel_path"] == "train/happy/Training_0300000.jpg", "content_hash"].iloc[0]]
+    assert sorted(copies["rel_path"]) == ["test/happy/PublicTest_9900001.jpg", "train/happy/Training_0300000.jpg",
+                                          "train/neutral/Training_9900002.jpg"]
+    assert copies["duplicate_count"].eq(3).all()
+    assert copies["duplicate_cross_split"].all() and copies["duplicate_label_conflict"].all()
+    others = rows[(rows["status"] == "ok") & ~rows.index.isin(copies.index)]
+    assert others["duplicate_count"].eq(1).all() and not others["duplicate_cross_split"].any()
+    assert rows["image_id"].is_unique
+
+
+def test_image_ids_are_stable():
+    assert warehouse.image_id("fer2013", "train/sad/a.jpg") == warehouse.image_id("fer2013", "train/sad/a.jpg")
+    assert warehouse.image_id("fer2013", "train/sad/a.jpg") != warehouse.image_id("kaggle", "train/sad/a.jpg")
+    assert 0 <= warehouse.image_id("kaggle", "x") < 2**48
+
+
+def test_load_mirrors_catalog_and_is_idempotent(con, demo_catalog):
+    frame = demo_catalog.drop(["content"]).to_pandas()
+    ok = frame[frame["status"] == "ok"]
+    before = con.execute("SELECT id, emotion_id, content_hash FROM images ORDER BY id").fetchall()
+    assert len(before) == len(ok)
+    assert con.execute("SELECT count(*) FROM quarantined_files").fetchone()[0] == (frame["status"] != "ok").sum()
+    warehouse.ensure_schema(con)
+    warehouse.upsert_data_sources(con, {"fer2013", "kaggle"})
+    warehouse.upsert_emotions(con)
+    warehouse.replace_images(con, demo_catalog)
+    assert con.execute("SELECT id, emotion_id, content_hash FROM images ORDER BY id").fetchall() == before
+    assert con.execute("SELECT count(*) FROM data_sources").fetchone()[0] == 4
+    assert con.execute("SELECT count(*) FROM emotions").fetchone()[0] == 8
+
+
+def test_pixels_are_the_file_bytes(con, demo_inputs):
+    rel = "train/angry/Training_0000000.jpg"
+    stored = con.execute(
+        "SELECT pixels FROM images_fer2013 WHERE rel_path = ?", [rel]
+    ).fetchone()[0]
+    assert stored == (demo_inputs / "fer2013" / rel).read_bytes()
+
+
+def test_keys_are_enforced(con):
+    row = con.execute("SELECT * FROM images LIMIT 1").fetchone()
+    with pytest.raises(duckdb.ConstraintException):  # duplicate primary key
+        con.execute(f"INSERT INTO images VALUES ({', '.join('?' * len(row))})", list(row))
+    bad = list(row)
+    bad[0], bad[5] = 1, "elsewhere.png"
+    bad[2] = 99  # no such emotion
+    with pytest.raises(duckdb.ConstraintException):
+        con.execute(f"INSERT INTO images VALUES ({', '.join('?' * len(row))})", bad)
+
+
+def test_study_queries_run_and_agree_with_the_catalog(con, demo_catalog):
+    frame = demo_catalog.drop(["content"]).to_pandas()
+    ok = frame[frame["status"] == "ok"]
+    queries = warehouse.study_queries()
+    assert {"count_images_of_emotion", "images_per_height_width", "images_per_emotion",
+            "emotion_with_most_action_units", "aspect_ratio_classification"} <= set(queries)
+
+    assert con.execute(queries["count_images_of_emotion"]).fetchone()[0] == (ok["emotion"] == "Anger").sum()
+    per_emotion = dict(con.execute(queries["images_per_emotion"]).fetchall())
+    assert per_emotion == ok["emotion"].value_counts().to_dict()
+    sizes = {(h, w): n for h, w, n in con.execute(queries["images_per_height_width"]).fetchall()}
+    assert sizes == {(48, 48): (ok["source_key"] == "fer2013").sum(), (224, 224): (ok["source_key"] == "kaggle").sum()}
+    assert dict(con.execute(queries["aspect_ratio_classification"]).fetchall()) == {"should_be_fine": len(ok)}
+    assert len(con.execute(queries["images_of_source"]).fetchall()) == (ok["source_key"] == "fer2013").sum()
+
+    # FACS tables are filled by their own asset; with rows in them the study's FACS queries answer.
+    assert con.execute(queries["emotion_with_most_action_units"]).fetchall() == []
+    con.execute("INSERT INTO facs_single_units VALUES (1, 'Inner Brow Raiser', 'Frontalis', NULL), "
+                "(4, 'Brow Lowerer', NULL, NULL), (15, 'Lip Corner Depressor', NULL, NULL)")
+    con.execute("INSERT INTO facs_emotions_units VALUES (4, 1), (4, 4), (4, 15), (0, 4)")
+    assert con.execute(queries["emotion_with_most_action_units"]).fetchall() == [("Sadness", 3)]
+    assert [r[2] for r in con.execute(queries["action_units_of_emotion"]).fetchall()] == [4]
+
+
+def test_per_source_views_partition_all_images(con):
+    total = con.execute("SELECT count(*) FROM all_images").fetchone()[0]
+    parts = sum(con.execute(f"SELECT count(*) FROM {v}").fetchone()[0]
+                for v in ("images_pixabay", "images_ddg", "images_kaggle", "images_fer2013"))
+    assert parts == total > 0
+    assert con.execute("SELECT count(*) FROM emotions_ids").fetchone()[0] == 8
+
+
+def test_schema_version_change_rebuilds(con, monkeypatch):
+    assert con.execute("SELECT count(*) FROM images").fetchone()[0] > 0
+    monkeypatch.setattr(warehouse, "SCHEMA_VERSION", "test-next")
+    warehouse.ensure_schema(con)
+    assert con.execute("SELECT count(*) FROM images").fetchone()[0] == 0
+    assert con.execute("SELECT value FROM warehouse_info WHERE key = 'schema_version'").fetchone()[0] == "test-next"
+
+
+def test_erd_reflects_live_schema(con, tmp_path):
+    tables, views = erd.read_schema(con)
+    assert {"images", "data_sources", "emotions", "image_pixels", "facs_emotions_units"} <= set(tables)
+    assert "all_images" in views and "images_fer2013" in views
+    fks = {(name, ref) for name, t in tables.items() for _, ref, _ in t.foreign_keys}
+    assert {("images", "data_sources"), ("images", "emotions"), ("image_pixels", "images"),
+            ("facs_emotions_units", "emotions"), ("facs_emotions_units", "facs_single_units")} <= fks
+    text = erd.to_mermaid(tables)
+    assert text.startswith("erDiagram")
+    assert 'data_sources ||--o{ images : "source_id"' in text
+    assert "BIGINT id PK" in text
+    con.execute("CREATE TABLE extra_table (k INTEGER PRIMARY KEY, img BIGINT REFERENCES images (id))")
+    tables, _ = erd.read_schema(con)
+    assert 'images ||--o{ extra_table : "img"' in erd.to_mermaid(tables)
+    png = erd.render_png(tables, tmp_path / "erd.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
