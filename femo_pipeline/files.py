@@ -13,7 +13,9 @@ def write_parquet_atomic(table: pa.Table, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp, compression="zstd")
+    # image bytes are already compressed (JPEG/PNG): storing them raw reads back faster at the same size
+    compression = {f.name: ("none" if pa.types.is_binary(f.type) else "zstd") for f in table.schema}
+    pq.write_table(table, tmp, compression=compression)
     os.replace(tmp, path)
     return path
 

@@ -46,19 +46,33 @@ def _usage(name: str) -> str | None:
     return prefix if prefix in _USAGE_PREFIXES else None
 
 
+def _files_below(folder: Path) -> Iterator[str]:
+    """Paths (relative to folder, '/'-separated, sorted) of the non-hidden files below folder.
+
+    os.walk reads directory entries without a stat call per file: several times faster than Path.rglob here.
+    """
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        rel_dir = os.path.relpath(dirpath, folder)
+        for name in sorted(filenames):
+            if not name.startswith("."):
+                yield name if rel_dir == "." else f"{rel_dir}/{name}".replace(os.sep, "/")
+
+
 def _class_dir_entries(class_dir: Path, root: Path, split: str | None) -> Iterator[FileEntry]:
     label = class_dir.name
     emo = emotion_id(label)
     problem = None if emo is not None else f"folder '{label}' names no known emotion"
-    for path in sorted(class_dir.rglob("*")):
-        if path.is_file() and not path.name.startswith("."):
-            yield FileEntry(path.relative_to(root).as_posix(), split, label, emo, problem)
+    prefix = class_dir.relative_to(root).as_posix()
+    for rel in _files_below(class_dir):
+        yield FileEntry(f"{prefix}/{rel}", split, label, emo, problem)
 
 
 def _loose_files(folder: Path, root: Path, split: str | None) -> Iterator[FileEntry]:
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and not path.name.startswith("."):
-            yield FileEntry(path.relative_to(root).as_posix(), split, None, None, "file outside any emotion folder")
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if entry.is_file() and not entry.name.startswith("."):
+            rel = Path(entry.path).relative_to(root).as_posix()
+            yield FileEntry(rel, split, None, None, "file outside any emotion folder")
 
 
 def scan_folder(root: str | os.PathLike, with_splits: bool) -> list[FileEntry]:

@@ -100,12 +100,11 @@ _IMAGE_COLUMNS = (
 
 
 def replace_images(con: duckdb.DuckDBPyConnection, catalog: pa.Table | str | Path) -> dict[str, int]:
-    """Make images, image_pixels and quarantined_files mirror the catalog.
+    """Make images, image_pixels and quarantined_files mirror the catalog, in one transaction.
 
-    `catalog` is the image_catalog table (see catalog.py) or the path of its Parquet file. DuckDB cannot delete
-    parent and child rows of a foreign key in one transaction, so the old rows go first (children first, each
-    committed), then every new row goes in one transaction. A failed insert leaves the tables empty, never mixed;
-    re-running the asset restores them.
+    `catalog` is the image_catalog table (see catalog.py) or the path of its Parquet file. The two image tables
+    are dropped and created again rather than emptied: DuckDB cannot delete parent and child rows of a foreign
+    key in one transaction, and re-creating is several times faster than deleting indexed rows.
     """
     if isinstance(catalog, (str, Path)):
         quoted = Path(catalog).as_posix().replace("'", "''")  # a view cannot take a bound parameter
@@ -113,14 +112,16 @@ def replace_images(con: duckdb.DuckDBPyConnection, catalog: pa.Table | str | Pat
     else:
         con.register("_catalog_arrow", catalog)
         con.execute("CREATE OR REPLACE TEMP VIEW _catalog AS SELECT * FROM _catalog_arrow")
+    cols = ", ".join(_IMAGE_COLUMNS)
+    select_cols = cols.replace("id, ", "image_id AS id, ", 1)
     try:
-        for table in ("image_pixels", "quarantined_files", "images"):
-            con.execute(f"DELETE FROM {table}")
-        cols = ", ".join(_IMAGE_COLUMNS)
-        select_cols = cols.replace("id, ", "image_id AS id, ", 1)
         with transaction(con):
+            con.execute("DROP TABLE IF EXISTS image_pixels")
+            con.execute("DROP TABLE IF EXISTS images")
+            con.execute("DELETE FROM quarantined_files")
+            con.execute(sql_text("schema.sql"))
             con.execute(f"INSERT INTO images ({cols}) SELECT {select_cols} FROM _catalog WHERE status = 'ok' ORDER BY image_id")
-            con.execute("INSERT INTO image_pixels SELECT image_id, content FROM _catalog WHERE status = 'ok' ORDER BY image_id")
+            con.execute("INSERT INTO image_pixels SELECT image_id, content FROM _catalog WHERE status = 'ok'")
             con.execute(
                 "INSERT INTO quarantined_files SELECT source_id, rel_path, reason, file_size_bytes, content_hash "
                 "FROM _catalog WHERE status <> 'ok' ORDER BY source_id, rel_path"
