@@ -3,6 +3,7 @@
 - demo: materialize every asset on the generated demo data, then print where the outputs are.
 - run:  the same with the configured profile (.env / FEMO_* variables; demo when none is set).
 - ui:   start the Dagster web UI on the same instance, so the runs above are visible in it.
+- serve: the read-only HTTP API over the serving snapshot (http://127.0.0.1:8000, docs at /docs).
 - sql:  run one SQL statement against the warehouse, read-only (e.g. the study's queries in femo_pipeline/sql/study).
 """
 
@@ -69,6 +70,7 @@ def run_all(profile: str | None) -> int:
         f"  demo inputs:         {root / 'demo'}  (synthetic)\n"
         f"  Dagster instance:    {home}\n"
         "  Dagster UI:          .venv/bin/python -m femo_pipeline ui   (then open http://127.0.0.1:3000)\n"
+        "  HTTP API:            .venv/bin/python -m femo_pipeline serve   (then open http://127.0.0.1:8000)\n"
         f"  query it:            .venv/bin/python -m femo_pipeline sql \"SELECT * FROM all_images LIMIT 5\""
     )
     return 0 if result.success else 1
@@ -81,6 +83,18 @@ def run_ui(port: int, host: str) -> int:
     print(f"femo: Dagster UI on http://{host}:{port} (DAGSTER_HOME={os.environ['DAGSTER_HOME']})", flush=True)
     os.execv(sys.executable, args)
     return 0  # not reached
+
+
+def run_serve(port: int, host: str, workers: int) -> int:
+    prepare_environment(None)
+    import uvicorn
+
+    from femo_pipeline.resources import storage_from_env
+
+    os.environ.setdefault("FEMO_SERVING_DB", str(storage_from_env().serving_path))
+    print(f"femo: API on http://{host}:{port} (docs: /docs), reading {os.environ['FEMO_SERVING_DB']}", flush=True)
+    uvicorn.run("femo_pipeline.api:create_app", factory=True, host=host, port=port, workers=workers, log_level="warning")
+    return 0
 
 
 def run_sql(statement: str) -> int:
@@ -110,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     ui = sub.add_parser("ui", help="start the Dagster web UI")
     ui.add_argument("--port", type=int, default=3000)
     ui.add_argument("--host", default="127.0.0.1")
+    serve = sub.add_parser("serve", help="start the read-only HTTP API")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--workers", type=int, default=1)
     sql = sub.add_parser("sql", help="run one SQL statement on the warehouse (read-only)")
     sql.add_argument("statement")
     args = parser.parse_args(argv)
@@ -117,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_all("demo")
     if args.command == "run":
         return run_all(None)
+    if args.command == "serve":
+        return run_serve(args.port, args.host, args.workers)
     if args.command == "sql":
         return run_sql(args.statement)
     return run_ui(args.port, args.host)

@@ -4,12 +4,12 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from femo_pipeline.assets import catalog, ingest, warehouse
+from femo_pipeline.assets import catalog, ingest, serving, warehouse
 from femo_pipeline.resources import storage_from_env
 
 storage = storage_from_env()
 
-all_assets = dg.load_assets_from_modules([ingest, catalog, warehouse])
+all_assets = dg.load_assets_from_modules([ingest, catalog, warehouse, serving])
 
 # Inside one run, DuckDB users go one at a time whatever the instance's pool settings are.
 executor = dg.multiprocess_executor.configured(

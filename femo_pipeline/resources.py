@@ -65,6 +65,10 @@ class FemoStorage(dg.ConfigurableResource):
     def warehouse_path(self) -> Path:
         return self.path("warehouse", "femo.duckdb")
 
+    @property
+    def serving_path(self) -> Path:
+        return self.path("serving", "femo.duckdb")
+
     def source_plan(self, key: str) -> SourcePlan:
         """Where source `key` ('fer2013', 'kaggle', 'survey') comes from under the active profile."""
         if self.is_demo:

@@ -136,3 +136,11 @@ def test_erd_reflects_live_schema(con, tmp_path):
     assert 'images ||--o{ extra_table : "img"' in erd.to_mermaid(tables)
     png = erd.render_png(tables, tmp_path / "erd.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_pixels_are_stored_uncompressed_for_fast_single_reads(con):
+    con.execute("CHECKPOINT")
+    kinds = {c for (c,) in con.execute(
+        "SELECT DISTINCT compression FROM pragma_storage_info('image_pixels') WHERE column_name = 'pixels' "
+        "AND segment_type = 'BLOB'").fetchall()}
+    assert kinds == {"Uncompressed"}

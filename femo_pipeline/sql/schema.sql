@@ -39,9 +39,11 @@ CREATE TABLE IF NOT EXISTS images (
 );
 
 -- The image itself, as the file's own bytes (JPEG/PNG/...), kept apart so metadata queries stay light.
+-- Uncompressed: the bytes are JPEG/PNG already, and DuckDB would otherwise ZSTD the whole column into one
+-- segment that every single-image read must decompress (21 ms instead of 0.3 ms per image, measured).
 CREATE TABLE IF NOT EXISTS image_pixels (
     image_id  BIGINT PRIMARY KEY REFERENCES images (id),
-    pixels    BLOB NOT NULL
+    pixels    BLOB NOT NULL USING COMPRESSION uncompressed
 );
 
 -- Files that could not be used, with the reason; never silently dropped.

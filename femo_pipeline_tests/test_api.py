@@ -1,0 +1,274 @@
+"""The HTTP API over a warehouse built in tmp: every route, paging edges, errors, images, and fuzzing."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+
+import cv2
+import duckdb
+import numpy as np
+import pytest
+import schemathesis
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+
+from femo_pipeline import serving
+from femo_pipeline.api import MAX_PAGE_SIZE, create_app
+from femo_pipeline_tests.conftest import materialize
+from femo_pipeline_tests.test_assets import DEMO_RUN_CONFIG
+
+N_FER = 7 * 12 + 2
+N_KAGGLE = 8 * 5
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("api")
+    assert materialize(data_dir, run_config=DEMO_RUN_CONFIG).success
+    warehouse_path = data_dir / "warehouse" / "femo.duckdb"
+    with duckdb.connect(str(warehouse_path)) as con:  # FACS rows, so the faces route has something to show
+        con.execute("INSERT INTO facs_single_units VALUES (4, 'Brow Lowerer', 'Corrugator supercilii', 'au4.gif'), "
+                    "(5, 'Upper Lid Raiser', NULL, NULL), (7, 'Lid Tightener', NULL, NULL), (23, 'Lip Tightener', NULL, NULL)")
+        con.execute("INSERT INTO facs_emotions_units VALUES (0, 4), (0, 5), (0, 7), (0, 23)")
+        serving.publish_snapshot(con, warehouse_path, data_dir / "serving" / "femo.duckdb")
+    assert (data_dir / "serving" / "femo.duckdb").is_symlink()
+    return data_dir
+
+
+@pytest.fixture(scope="module")
+def client(built):
+    with TestClient(create_app(built / "serving" / "femo.duckdb")) as c:
+        yield c
+
+
+def test_sources_and_emotions(client):
+    sources = client.get("/sources").json()
+    assert [s["id"] for s in sources] == [1, 2, 3, 4] and sources[3]["source"] == "FER-2013"
+    assert client.get("/emotions").json()[7] == {"id": 7, "emotion": "Contempt"}
+
+
+def test_paging_arithmetic_at_the_edges(client):
+    total = N_FER + N_KAGGLE
+    first = client.get("/images/", params={"page_size": 50}).json()
+    assert first["total"] == total and len(first["images"]) == 50
+    assert first["previous_page"] is None
+    assert first["next_page"] == "/images/?page=2&page_size=50"
+    last_page = -(-total // 50)
+    assert first["last_page"] == f"/images/?page={last_page}&page_size=50"
+    last = client.get("/images/", params={"page": last_page, "page_size": 50}).json()
+    assert len(last["images"]) == total - 50 * (last_page - 1) and last["next_page"] is None
+    assert last["previous_page"] == f"/images/?page={last_page - 1}&page_size=50"
+    # exact multiple: no empty trailing page
+    exact = client.get("/images/emotions", params={"emotion": 7, "page_size": 5}).json()
+    assert exact["total"] == 5 and exact["next_page"] is None and exact["last_page"].endswith("page=1&page_size=5")
+    past = client.get("/images/", params={"page": last_page + 1, "page_size": 50})
+    assert past.status_code == 404 and "past the last page" in past.json()["detail"]
+    ids = [i["id"] for p in range(1, last_page + 1)
+           for i in client.get("/images/", params={"page": p, "page_size": 50}).json()["images"]]
+    assert len(ids) == len(set(ids)) == total  # pages neither overlap nor skip
+
+
+@pytest.mark.parametrize(
+    "route,params,expected",
+    [
+        ("/images/", {"page": 0}, 422),
+        ("/images/", {"page": -3}, 422),
+        ("/images/", {"page": "two"}, 422),
+        ("/images/", {"page_size": MAX_PAGE_SIZE + 1}, 422),
+        ("/images/", {"page_size": 10**12}, 422),
+        ("/images/sources", {}, 422),
+        ("/images/sources", {"source_id": 9}, 404),
+        ("/images/emotions", {"emotion": 8}, 404),
+        ("/images/emotions", {"emotion": "happy"}, 422),
+        ("/images/aspect_ratio", {"aspect_ratio": 3}, 422),
+        ("/images/colors", {"colors": 2}, 422),
+        ("/images/emotions/faces", {"face": 42}, 404),
+        ("/images/123456789", {}, 404),
+        ("/images/123456789.png", {}, 404),
+        ("/images/abc", {}, 422),
+    ],
+)
+def test_bad_parameters_get_4xx_with_message(client, route, params, expected):
+    response = client.get(route, params=params)
+    assert response.status_code == expected, response.text
+    body = response.json()
+    assert body.get("detail"), body
+
+
+def test_filters(client):
+    fer = client.get("/images/sources", params={"source_id": 4, "page_size": 200}).json()
+    assert fer["total"] == N_FER and {i["source"] for i in fer["images"]} == {"FER-2013"}
+    assert fer["last_page"] == "/images/sources?source_id=4&page=1&page_size=200"
+    assert client.get("/images/sources", params={"source_id": 1}).json()["total"] == 0
+    happy = client.get("/images/emotions", params={"emotion": 3}).json()
+    assert {i["emotion"] for i in happy["images"]} == {"Happiness"} and happy["total"] == 12 + 1 + 5
+    assert client.get("/images/aspect_ratio", params={"aspect_ratio": 1}).json()["total"] == N_FER + N_KAGGLE
+    assert client.get("/images/aspect_ratio", params={"aspect_ratio": 0}).json()["total"] == 0
+    colour = client.get("/images/colors", params={"colors": 1}).json()
+    grey = client.get("/images/colors", params={"colors": 0}).json()
+    assert colour["total"] == 8 and {i["color_space"] for i in colour["images"]} == {"RGB"}  # one tinted per class
+    assert colour["total"] + grey["total"] == N_FER + N_KAGGLE
+
+
+def test_one_image_and_its_png(client, built):
+    listed = client.get("/images/sources", params={"source_id": 4, "page_size": 1}).json()["images"][0]
+    one = client.get(f"/images/{listed['id']}").json()
+    assert one == listed and "pixels" not in one
+    png = client.get(one["png_url"])
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+    decoded = cv2.imdecode(np.frombuffer(png.content, np.uint8), cv2.IMREAD_UNCHANGED)
+    with duckdb.connect(str(built / "serving" / "femo.duckdb"), read_only=True) as con:
+        stored = con.execute("SELECT pixels FROM image_pixels WHERE image_id = ?", [one["id"]]).fetchone()[0]
+    original = cv2.imdecode(np.frombuffer(stored, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert decoded.shape == (48, 48) and np.array_equal(decoded, original)
+
+
+def test_action_units_of_an_emotion(client):
+    anger = client.get("/images/emotions/faces", params={"face": 0}).json()
+    assert anger["emotion"] == "Anger"
+    assert [u["action_unit"] for u in anger["action_units"]] == [4, 5, 7, 23]
+    assert anger["action_units"][0] == {"action_unit": 4, "description": "Brow Lowerer",
+                                        "facial_muscle": "Corrugator supercilii", "example": "au4.gif"}
+    assert client.get("/images/emotions/faces", params={"face": 6}).json()["action_units"] == []
+
+
+def test_home_page_and_openapi(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    for form in ('action="/images/sources"', 'action="/images/emotions"', 'action="/images/aspect_ratio"',
+                 'action="/images/colors"', 'action="/images/emotions/faces"'):
+        assert form in page.text
+    assert "synthetic demo data" in page.text
+    spec = client.get("/openapi.json").json()
+    assert {"/images/", "/images/{image_id}", "/images/{image_id}.png", "/images/sources", "/images/emotions",
+            "/images/aspect_ratio", "/images/colors", "/images/emotions/faces", "/sources", "/emotions"} <= set(spec["paths"])
+
+
+def test_missing_snapshot_is_a_clear_503(tmp_path):
+    with TestClient(create_app(tmp_path / "none.duckdb")) as c:
+        response = c.get("/sources")
+    assert response.status_code == 503 and "serving_snapshot" in response.json()["detail"]
+
+
+def test_api_keeps_answering_while_the_pipeline_rebuilds(built, tmp_path):
+    data_dir = tmp_path / "data"
+    shutil.copytree(built, data_dir, ignore=shutil.ignore_patterns("dagster_home"))
+    with duckdb.connect(str(data_dir / "warehouse" / "femo.duckdb")) as con:  # the old snapshot keeps these rows
+        con.execute("DELETE FROM facs_emotions_units")
+    app = create_app(data_dir / "serving" / "femo.duckdb")
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def hammer():
+        with TestClient(app) as c:
+            while not stop.is_set():
+                statuses.append(c.get("/images/", params={"page_size": 5}).status_code)
+                statuses.append(c.get("/sources").status_code)
+
+    thread = threading.Thread(target=hammer)
+    thread.start()
+    try:
+        for _ in range(2):
+            result = materialize(data_dir, selection=["images", "survey_responses", "study_query_results", "erd",
+                                                      "serving_snapshot"])
+            assert result.success
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert len(statuses) > 20 and set(statuses) == {200}
+    # the rebuilt snapshot lacks the FACS links deleted above: the API now serves the new file
+    with TestClient(app) as c:
+        assert c.get("/images/emotions/faces", params={"face": 0}).json()["action_units"] == []
+
+
+def test_fuzzed_requests_never_get_a_server_error(built):
+    """schemathesis generates requests from the OpenAPI spec, valid and invalid; none may answer 5xx."""
+    schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(built / "serving" / "femo.duckdb"))
+    failures, calls = [], 0
+    for result in schema.get_all_operations():
+        operation = result.ok()
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        def check(case):
+            nonlocal calls
+            calls += 1
+            response = case.call()
+            if response.status_code >= 500:
+                failures.append(f"{case.method} {case.formatted_path} {case.query} -> {response.status_code}")
+
+        check()
+    assert calls >= 100
+    assert failures == []
+
+
+def _chromium():
+    """Debian's chromium + chromedriver through selenium; None when either is missing (the test then skips)."""
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        return None
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+
+
+@pytest.fixture(scope="module")
+def live_server(built):
+    import socket
+
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(built / "serving" / "femo.duckdb"), host="127.0.0.1",
+                                           port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(100):
+        if server.started:
+            break
+        threading.Event().wait(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_home_page_forms_work_in_a_real_browser(live_server):
+    import json
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("chromium or chromedriver not installed (.ci/run installs Debian's packages)")
+    try:
+        browser.get(live_server + "/")
+        assert "femo" in browser.title
+        form = browser.find_element(By.ID, "by-emotion")
+        Select(form.find_element(By.NAME, "emotion")).select_by_value("5")
+        size = form.find_element(By.NAME, "page_size")
+        size.clear()
+        size.send_keys("3")
+        form.find_element(By.TAG_NAME, "button").click()
+        WebDriverWait(browser, 20).until(lambda b: "/images/emotions" in b.current_url)
+        assert browser.current_url == live_server + "/images/emotions?emotion=5&page_size=3"
+        body = json.loads(browser.find_element(By.TAG_NAME, "body").text)
+        assert len(body["images"]) == 3 and {i["emotion"] for i in body["images"]} == {"Surprise"}
+
+        browser.get(live_server + "/")
+        form = browser.find_element(By.ID, "one-image")
+        form.find_element(By.NAME, "image_id").send_keys(str(body["images"][0]["id"]))
+        form.find_element(By.TAG_NAME, "button").click()
+        WebDriverWait(browser, 20).until(lambda b: b.current_url != live_server + "/")
+        assert browser.current_url == f"{live_server}/images/{body['images'][0]['id']}"
+        assert json.loads(browser.find_element(By.TAG_NAME, "body").text)["emotion"] == "Surprise"
+    finally:
+        browser.quit()
