@@ -18,7 +18,6 @@ import http.client
 import itertools
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench._report import write_section  # noqa: E402
 from bench.ingest import machine  # noqa: E402
 
 
@@ -173,13 +173,7 @@ Closed loop: 8 connections for 5 s. Goal: p99 <= 20 ms at 200 requests/s on 2 co
     print(section)
     if args.no_write:
         return
-    doc = ROOT / "docs" / "benchmarks.md"
-    text = doc.read_text()
-    if "<!-- api:start -->" in text:
-        text = re.sub(r"<!-- api:start -->.*?<!-- api:end -->", lambda m: section, text, flags=re.S)
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    doc.write_text(text)
+    print(f"written to {write_section('api', section)}")
 
 
 if __name__ == "__main__":

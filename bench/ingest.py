@@ -13,7 +13,6 @@ import argparse
 import datetime as dt
 import os
 import platform
-import re
 import resource
 import sys
 import tempfile
@@ -25,6 +24,8 @@ sys.path.insert(0, str(ROOT))
 
 import dagster as dg  # noqa: E402
 from dagster_duckdb import DuckDBResource  # noqa: E402
+
+from bench._report import write_section  # noqa: E402
 
 from femo_pipeline.definitions import all_assets  # noqa: E402
 from femo_pipeline.resources import FemoStorage  # noqa: E402
@@ -103,15 +104,7 @@ Step times of the best run (seconds):
     print(section)
     if args.no_write:
         return
-    doc = ROOT / "docs" / "benchmarks.md"
-    text = doc.read_text() if doc.exists() else "# femo benchmarks\n\nEach section is written by the script named in its title.\n"
-    if "<!-- ingest:start -->" in text:
-        text = re.sub(r"<!-- ingest:start -->.*?<!-- ingest:end -->", lambda m: section, text, flags=re.S)
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    doc.parent.mkdir(exist_ok=True)
-    doc.write_text(text)
-    print(f"written to {doc}")
+    print(f"written to {write_section('ingest', section)}")
 
 
 if __name__ == "__main__":
