@@ -4,12 +4,23 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from femo_pipeline.assets import catalog, ingest, serving, warehouse
-from femo_pipeline.resources import storage_from_env
+from femo_pipeline.assets import catalog, ingest, serving, warehouse, web
+from femo_pipeline import web_sources
+from femo_pipeline.resources import WebSearchResource, storage_from_env
 
 storage = storage_from_env()
 
-all_assets = dg.load_assets_from_modules([ingest, catalog, warehouse, serving])
+
+def web_resources(pixabay_url: str = web_sources.PIXABAY_URL, ddg_url: str = web_sources.DDG_URL, **politeness) -> dict:
+    """The two search clients; the real endpoints unless a test passes local ones."""
+    return {
+        # Pixabay allows 100 requests per 60 s: 0.7 s apart stays under it
+        "pixabay": WebSearchResource(base_url=pixabay_url, api_key_env="PIXABAY_API_KEY",
+                                     **{"min_interval": 0.7, **politeness}),
+        "duckduckgo": WebSearchResource(base_url=ddg_url, api_key_env="RAPIDAPI_KEY", **politeness),
+    }
+
+all_assets = dg.load_assets_from_modules([ingest, web, catalog, warehouse, serving])
 
 # Inside one run, DuckDB users go one at a time whatever the instance's pool settings are.
 executor = dg.multiprocess_executor.configured(
@@ -26,6 +37,7 @@ defs = dg.Definitions(
     resources={
         "storage": storage,
         "duckdb": DuckDBResource(database=str(storage.warehouse_path)),
+        **web_resources(),
     },
     executor=executor,
 )

@@ -21,9 +21,13 @@ def write_parquet_atomic(table: pa.Table, path: str | os.PathLike) -> Path:
 
 
 def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
+    return write_bytes_atomic(text.encode(), path)
+
+
+def write_bytes_atomic(data: bytes, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
+    tmp.write_bytes(data)
     os.replace(tmp, path)
     return path

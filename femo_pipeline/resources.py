@@ -8,6 +8,8 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from femo_pipeline.webclient import PoliteClient
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 
@@ -89,3 +91,26 @@ def storage_from_env() -> FemoStorage:
         kaggle_dir=os.environ.get("FEMO_KAGGLE_DIR", ""),
         survey_csv=os.environ.get("FEMO_SURVEY_CSV", ""),
     )
+
+
+class WebSearchResource(dg.ConfigurableResource):
+    """An image-search API client: base URL, the environment variable holding its key, and politeness settings.
+
+    The key is read from the environment at run time by name (api_key_env), so it never enters run config,
+    the UI or logs, and an unset key lets the asset skip with a reason (dg.EnvVar would fail the run instead).
+    """
+
+    base_url: str = Field(description="Search endpoint (the real API by default; tests point it at a local server).")
+    api_key_env: str = Field(description="Name of the environment variable that holds the API key.")
+    timeout: float = Field(default=20.0, description="Seconds before a request times out.")
+    max_retries: int = Field(default=4, description="Retries on time-outs, connection errors, 429 and 5xx.")
+    backoff: float = Field(default=1.0, description="First retry wait in seconds; doubles each retry.")
+    max_wait: float = Field(default=60.0, description="Longest single wait, Retry-After included.")
+    min_interval: float = Field(default=1.0, description="Minimum seconds between two requests (rate limit).")
+
+    def api_key(self) -> str:
+        return os.environ.get(self.api_key_env, "")
+
+    def client(self) -> PoliteClient:
+        return PoliteClient(timeout=self.timeout, max_retries=self.max_retries, backoff=self.backoff,
+                            max_wait=self.max_wait, min_interval=self.min_interval, secrets=(self.api_key(),))

@@ -9,7 +9,7 @@ import pytest
 from dagster_duckdb import DuckDBResource
 
 from femo_pipeline import demo_data
-from femo_pipeline.definitions import all_assets
+from femo_pipeline.definitions import all_assets, web_resources
 from femo_pipeline.resources import PROJECT_ROOT, FemoStorage
 
 SHARED = PROJECT_ROOT.parent / "shared"
@@ -28,17 +28,29 @@ def demo_inputs(tmp_path_factory) -> Path:
     return root
 
 
-def resources_for(data_dir: Path, **storage_fields) -> dict:
+def resources_for(data_dir: Path, web: dict | None = None, **storage_fields) -> dict:
     storage = FemoStorage(data_dir=str(data_dir), **storage_fields)
-    return {"storage": storage, "duckdb": DuckDBResource(database=str(storage.warehouse_path))}
+    return {"storage": storage, "duckdb": DuckDBResource(database=str(storage.warehouse_path)),
+            **(web or web_resources(pixabay_url="http://127.0.0.1:9/unused", ddg_url="http://127.0.0.1:9/unused"))}
 
 
-def materialize(data_dir: Path, selection=None, run_config=None, raise_on_error: bool = True, **storage_fields):
-    """Materialize assets (all by default) in process against a data folder of the test's own."""
+def materialize(data_dir: Path, selection=None, run_config=None, raise_on_error: bool = True, web: dict | None = None,
+                **storage_fields):
+    """Materialize assets (all by default) in process against a data folder of the test's own.
+
+    Web clients point at a closed local port unless `web` gives resources; with no API key set they skip anyway.
+    """
     return dg.materialize(
         all_assets,
         selection=selection,
-        resources=resources_for(data_dir, **storage_fields),
+        resources=resources_for(data_dir, web, **storage_fields),
         run_config=run_config,
         raise_on_error=raise_on_error,
     )
+
+
+@pytest.fixture(autouse=True)
+def no_api_keys(monkeypatch):
+    """Tests never see a developer's real keys; a test that needs a key sets a fake one."""
+    for name in ("PIXABAY_API_KEY", "RAPIDAPI_KEY"):
+        monkeypatch.delenv(name, raising=False)

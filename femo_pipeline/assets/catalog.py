@@ -8,19 +8,22 @@ import dagster as dg
 from femo_pipeline import catalog
 from femo_pipeline.assets._meta import column_schema, md_table
 from femo_pipeline.assets.ingest import fer2013_images, kaggle_face_images, read_staged, staging_path
+from femo_pipeline.assets.web import duckduckgo_images, pixabay_images
 from femo_pipeline.files import write_parquet_atomic
 from femo_pipeline.resources import FemoStorage
 
-# asset name -> source key; web sources join here as they are built
-FOLDER_SOURCES = {"fer2013_images": "fer2013", "kaggle_face_images": "kaggle"}
+# staged asset name -> source key (every one stages a folders.SCHEMA table)
+STAGED_SOURCES = {"fer2013_images": "fer2013", "kaggle_face_images": "kaggle", "pixabay_images": "pixabay",
+                  "duckduckgo_images": "ddg"}
 
 
-@dg.asset(group_name="faces", kinds={"python", "duckdb", "parquet"}, deps=[fer2013_images, kaggle_face_images])
+@dg.asset(group_name="faces", kinds={"python", "duckdb", "parquet"}, deps=[fer2013_images, kaggle_face_images, pixabay_images, duckduckgo_images])
 def image_catalog(context: dg.AssetExecutionContext, storage: FemoStorage) -> dg.MaterializeResult:
     """One row per image file: source, emotion, split, size, format, colour space, hash, duplicates, status."""
     per_source = {}
-    for asset_name, key in FOLDER_SOURCES.items():
-        per_source[key] = (read_staged(storage, asset_name), storage.source_plan(key).synthetic)
+    for asset_name, key in STAGED_SOURCES.items():
+        synthetic = key in ("fer2013", "kaggle") and storage.source_plan(key).synthetic
+        per_source[key] = (read_staged(storage, asset_name), synthetic)
     try:
         table = catalog.build_catalog(per_source)
     except catalog.CatalogError as exc:

@@ -1,0 +1,152 @@
+"""Web collection assets: search hits (metadata) first, then resumable downloads, for Pixabay and DuckDuckGo."""
+
+from collections.abc import Callable
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+import dagster as dg
+from pydantic import Field
+
+from femo_pipeline import folders, web_sources
+from femo_pipeline.assets._meta import column_schema, md_table
+from femo_pipeline.assets.ingest import staging_path
+from femo_pipeline.files import write_parquet_atomic
+from femo_pipeline.resources import FemoStorage, WebSearchResource
+from femo_pipeline.vocab import EMOTIONS, emotion_id
+from femo_pipeline.webclient import WebError
+
+GROUP = "ingest"
+DEFAULT_QUERIES = {
+    "Anger": "angry face", "Disgust": "disgusted face", "Fear": "scared face", "Happiness": "happy face",
+    "Sadness": "sad face", "Surprise": "surprised face", "Neutral": "neutral face",
+}
+HITS_SCHEMA = pa.schema([
+    ("source", pa.string()), ("emotion_id", pa.int32()), ("query", pa.string()), ("remote_id", pa.string()),
+    ("image_url", pa.string()), ("page_url", pa.string()), ("width", pa.int64()), ("height", pa.int64()),
+    ("tags", pa.string()),
+])
+DOWNLOAD_SCHEMA = pa.schema([
+    ("image_url", pa.string()), ("emotion_id", pa.int32()), ("path", pa.string()), ("status", pa.string()),
+    ("reason", pa.string()), ("file_size_bytes", pa.int64()), ("content_hash", pa.string()),
+])
+
+
+class WebSearchConfig(dg.Config):
+    queries: dict[str, str] = Field(default=DEFAULT_QUERIES, description="Emotion name -> search term.")
+    per_emotion: int = Field(default=50, description="Hits to collect per emotion (pagination stops there).")
+    per_page: int = Field(default=50, description="Results per API page (Pixabay: 3-200).")
+
+
+def _skip(context, reason: str, *outputs) -> dg.MaterializeResult:
+    for table, path in outputs:
+        write_parquet_atomic(table, path)
+    context.log.warning(f"{context.asset_key.to_user_string()} skipped: {reason}")
+    return dg.MaterializeResult(metadata={"skipped": reason, "dagster/row_count": 0})
+
+
+def collect_hits(context: dg.AssetExecutionContext, config: WebSearchConfig, api: WebSearchResource,
+                 storage: FemoStorage, search: Callable) -> dg.MaterializeResult:
+    """Run the search per emotion; failures are recorded per query with the reason. Shared by both sources."""
+    name = context.asset_key.path[-1]
+    out = staging_path(storage, name)
+    key = api.api_key()
+    if not key:
+        return _skip(context, f"{api.api_key_env} is not set", (HITS_SCHEMA.empty_table(), out))
+    unknown = [e for e in config.queries if emotion_id(e) is None]
+    if unknown:
+        raise dg.Failure(description=f"queries name unknown emotions {unknown}; use {list(EMOTIONS.values())}")
+    client = api.client()
+    hits, failures = [], []
+    for emotion, query in config.queries.items():
+        try:
+            found = search(client, key, query, emotion_id(emotion), config.per_emotion, config.per_page, api.base_url)
+        except (WebError, web_sources.SearchError) as exc:
+            failures.append({"emotion": emotion, "query": query, "reason": str(exc)})
+            context.log.warning(f"{name}: query {query!r} failed: {exc}")
+            continue
+        context.log.info(f"{name}: {len(found)} hits for {query!r}")
+        hits.extend(found)
+    if failures and not hits:
+        raise dg.Failure(description=f"every query failed: {failures}")
+    table = pa.Table.from_pylist(hits, schema=HITS_SCHEMA)
+    write_parquet_atomic(table, out)
+    frame = table.to_pandas()
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(frame),
+        "dagster/column_schema": column_schema(HITS_SCHEMA),
+        "hits_per_emotion": md_table(frame.groupby("emotion_id").size().rename("hits").reset_index()),
+        "failed_queries": md_table(pd.DataFrame(failures, columns=["emotion", "query", "reason"])),
+        "retry_waits_s": round(sum(client.waits), 2),
+        "preview": md_table(frame.drop(columns=["tags"]), 10),
+    })
+
+
+def download_hits(context: dg.AssetExecutionContext, api: WebSearchResource, storage: FemoStorage,
+                  hits_asset: str, source_key: str) -> dg.MaterializeResult:
+    """Download every hit into data/raw/<source>/<emotion>/ (resumable), then inspect the folder like any source."""
+    name = context.asset_key.path[-1]
+    manifest_path = storage.path("staging", f"{name}_downloads.parquet")
+    staged = staging_path(storage, name)
+    hits = pq.read_table(staging_path(storage, hits_asset)).to_pylist()
+    folder = storage.root / "raw" / source_key
+    if not hits:
+        return _skip(context, f"no hits from {hits_asset}", (DOWNLOAD_SCHEMA.empty_table(), manifest_path),
+                     (folders.SCHEMA.empty_table(), staged))
+    client = api.client()
+    rows = []
+    for i, hit in enumerate(hits, 1):
+        emotion_folder = folder / EMOTIONS[hit["emotion_id"]].lower()
+        result = web_sources.download_image(client, hit["image_url"], emotion_folder, web_sources.safe_stem(hit["remote_id"]))
+        rows.append({**result.__dict__, "emotion_id": hit["emotion_id"]})
+        if result.status == "failed":
+            context.log.warning(f"{name}: {result.reason}")
+        if i % 25 == 0 or i == len(hits):
+            context.log.info(f"{name}: {i}/{len(hits)} processed")
+    manifest = pa.Table.from_pylist(rows, schema=DOWNLOAD_SCHEMA)
+    write_parquet_atomic(manifest, manifest_path)
+    entries = folders.scan_folder(folder, with_splits=False) if folder.exists() else []
+    table = folders.inspect_folder(folder, entries, workers=1) if entries else folders.SCHEMA.empty_table()
+    write_parquet_atomic(table, staged)
+    frame = manifest.to_pandas()
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": table.num_rows,
+        "downloads": dg.MetadataValue.json(frame["status"].value_counts().to_dict()),
+        "failures": md_table(frame[frame["status"] == "failed"][["image_url", "reason"]]),
+        "folder": dg.MetadataValue.path(str(folder)),
+    })
+
+
+def _pixabay(client, key, query, emotion, count, per_page, base_url):
+    return web_sources.pixabay_search(client, key, query, emotion, count, per_page=per_page, base_url=base_url)
+
+
+def _ddg(client, key, query, emotion, count, per_page, base_url):
+    return web_sources.ddg_search(client, key, query, emotion, count, base_url=base_url)
+
+
+@dg.asset(group_name=GROUP, kinds={"python", "parquet"})
+def pixabay_hits(context: dg.AssetExecutionContext, config: WebSearchConfig, pixabay: WebSearchResource,
+                 storage: FemoStorage) -> dg.MaterializeResult:
+    """Pixabay API search results per emotion (photo, people, safesearch): image URLs and sizes, no uploader data."""
+    return collect_hits(context, config, pixabay, storage, _pixabay)
+
+
+@dg.asset(group_name=GROUP, kinds={"python", "parquet"}, deps=[pixabay_hits])
+def pixabay_images(context: dg.AssetExecutionContext, pixabay: WebSearchResource, storage: FemoStorage) -> dg.MaterializeResult:
+    """The Pixabay hits downloaded (resumable, type from the bytes) into data/raw/pixabay/<emotion>/ and inspected."""
+    return download_hits(context, pixabay, storage, "pixabay_hits", "pixabay")
+
+
+@dg.asset(group_name=GROUP, kinds={"python", "parquet"})
+def duckduckgo_hits(context: dg.AssetExecutionContext, config: WebSearchConfig, duckduckgo: WebSearchResource,
+                    storage: FemoStorage) -> dg.MaterializeResult:
+    """DuckDuckGo image search results per emotion (RapidAPI, strict safe search): image URLs only."""
+    return collect_hits(context, config, duckduckgo, storage, _ddg)
+
+
+@dg.asset(group_name=GROUP, kinds={"python", "parquet"}, deps=[duckduckgo_hits])
+def duckduckgo_images(context: dg.AssetExecutionContext, duckduckgo: WebSearchResource, storage: FemoStorage) -> dg.MaterializeResult:
+    """The DuckDuckGo hits downloaded (resumable, type from the bytes) into data/raw/ddg/<emotion>/ and inspected."""
+    return download_hits(context, duckduckgo, storage, "duckduckgo_hits", "ddg")

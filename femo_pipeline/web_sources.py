@@ -1,0 +1,138 @@
+"""Pixabay and DuckDuckGo (RapidAPI) image search, and resumable image downloads. Pure module (no Dagster).
+
+Search results keep what the pipeline needs (ids, image and page URLs, size, tags) and drop uploader names,
+user ids and avatar URLs: no personal data is stored. Stored URLs never carry an API key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from femo_pipeline import imaging
+from femo_pipeline.files import write_bytes_atomic
+from femo_pipeline.webclient import PoliteClient, WebError
+
+PIXABAY_URL = "https://pixabay.com/api/"
+DDG_URL = "https://duckduckgo10.p.rapidapi.com/search/images"
+DDG_HOST = "duckduckgo10.p.rapidapi.com"
+
+HIT_COLUMNS = ("source", "emotion_id", "query", "remote_id", "image_url", "page_url", "width", "height", "tags")
+_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "BMP": "bmp", "WEBP": "webp", "TIFF": "tif"}
+
+
+class SearchError(ValueError):
+    """Bad search parameters or a response that is not what the API documents."""
+
+
+def _json(response) -> dict:
+    try:
+        data = response.json()
+    except ValueError:
+        raise SearchError(f"response is not JSON (content-type {response.headers.get('Content-Type')!r})") from None
+    if not isinstance(data, dict):
+        raise SearchError(f"response JSON is a {type(data).__name__}, not an object")
+    return data
+
+
+def pixabay_search(client: PoliteClient, key: str, query: str, emotion_id: int, count: int,
+                   per_page: int = 50, base_url: str = PIXABAY_URL) -> list[dict]:
+    """Up to `count` photo hits for `query`, paging through the API (image_type=photo, people, safesearch)."""
+    if not 3 <= per_page <= 200:
+        raise SearchError(f"per_page must be between 3 and 200 (Pixabay's limits), not {per_page}")
+    if count < 1:
+        raise SearchError(f"count must be positive, not {count}")
+    if not query.strip() or len(query) > 100:
+        raise SearchError(f"query must be 1-100 characters (Pixabay's limit), got {len(query)}")
+    hits: list[dict] = []
+    page = 1
+    while len(hits) < count:
+        params = {"key": key, "q": query, "image_type": "photo", "category": "people", "safesearch": "true",
+                  "per_page": per_page, "page": page}
+        try:
+            data = _json(client.get(base_url, params=params))
+        except WebError as exc:
+            if exc.status == 400 and "out of valid range" in str(exc):  # Pixabay's answer past the last page
+                break
+            raise
+        batch = data.get("hits")
+        if not isinstance(batch, list):
+            raise SearchError("Pixabay response has no 'hits' list")
+        for hit in batch:
+            if not isinstance(hit, dict) or "id" not in hit:
+                continue
+            hits.append({
+                "source": "pixabay", "emotion_id": emotion_id, "query": query, "remote_id": str(hit["id"]),
+                "image_url": hit.get("largeImageURL") or hit.get("webformatURL"), "page_url": hit.get("pageURL"),
+                "width": hit.get("imageWidth"), "height": hit.get("imageHeight"), "tags": hit.get("tags"),
+            })
+        total = int(data.get("totalHits") or 0)
+        if not batch or page * per_page >= min(total, 500):  # the API serves at most 500 hits per query
+            break
+        page += 1
+    return [h for h in hits[:count] if h["image_url"]]
+
+
+def ddg_search(client: PoliteClient, key: str, query: str, emotion_id: int, count: int,
+               base_url: str = DDG_URL, host: str = DDG_HOST) -> list[dict]:
+    """Up to `count` image results for `query` from DuckDuckGo image search on RapidAPI (one page)."""
+    if count < 1:
+        raise SearchError(f"count must be positive, not {count}")
+    headers = {"X-RapidAPI-Key": key, "X-RapidAPI-Host": host}
+    data = _json(client.get(base_url, params={"term": query, "region": "us-en", "safeSearch": "strict"}, headers=headers))
+    if data.get("status") is False or "data" not in data:
+        raise SearchError(f"DuckDuckGo API answered without data: {str(data.get('message'))[:200]}")
+    rows = data["data"]
+    if not isinstance(rows, list):
+        raise SearchError("DuckDuckGo response 'data' is not a list")
+    hits = []
+    for i, item in enumerate(rows):
+        if not isinstance(item, dict) or not item.get("image"):
+            continue
+        hits.append({
+            "source": "ddg", "emotion_id": emotion_id, "query": query, "remote_id": f"{query}#{i}",
+            "image_url": item["image"], "page_url": item.get("url"), "width": item.get("width"),
+            "height": item.get("height"), "tags": item.get("title"),
+        })
+    return hits[:count]
+
+
+@dataclass
+class DownloadResult:
+    image_url: str
+    path: str | None
+    status: str  # ok / skipped (already there) / failed
+    reason: str | None
+    file_size_bytes: int | None
+    content_hash: str | None
+
+
+def download_image(client: PoliteClient, url: str, folder: Path, stem: str, max_bytes: int = imaging.DEFAULT_MAX_BYTES) -> DownloadResult:
+    """Download one image into folder/<stem>.<ext>, the extension taken from the bytes. Resumable: a file
+    already there (any extension) is not fetched again. Non-images and broken images are not kept."""
+    folder.mkdir(parents=True, exist_ok=True)
+    existing = sorted(folder.glob(f"{stem}.*"))
+    existing = [p for p in existing if not p.name.endswith(".tmp")]
+    if existing:
+        data = existing[0].read_bytes()
+        return DownloadResult(url, str(existing[0]), "skipped", "already downloaded", len(data), imaging.content_hash(data))
+    try:
+        response = client.get(url, stream=True)
+        data = response.raw.read(max_bytes + 1, decode_content=True)
+        declared = response.headers.get("Content-Length")
+    except WebError as exc:
+        return DownloadResult(url, None, "failed", str(exc), None, None)
+    except Exception as exc:  # broken transfers surface as many exception types
+        return DownloadResult(url, None, "failed", f"transfer broke off ({type(exc).__name__})", None, None)
+    if declared and declared.isdigit() and int(declared) != len(data) and len(data) <= max_bytes:
+        return DownloadResult(url, None, "failed", f"truncated: got {len(data)} of {declared} bytes", len(data), None)
+    row = imaging.inspect_image(data, max_bytes=max_bytes)
+    if row["status"] != imaging.OK:
+        kind = response.headers.get("Content-Type", "?")
+        return DownloadResult(url, None, "failed", f"{row['reason']} (content-type {kind})", len(data), row["content_hash"])
+    path = write_bytes_atomic(data, folder / f"{stem}.{_EXTENSIONS[row['image_format']]}")
+    return DownloadResult(url, str(path), "ok", None, len(data), row["content_hash"])
+
+
+def safe_stem(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)[:80]
