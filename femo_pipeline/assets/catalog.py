@@ -20,8 +20,12 @@ STAGED_SOURCES = {"fer2013_images": "fer2013", "kaggle_face_images": "kaggle", "
 @dg.asset(group_name="faces", kinds={"python", "duckdb", "parquet"}, deps=[fer2013_images, kaggle_face_images, pixabay_images, duckduckgo_images])
 def image_catalog(context: dg.AssetExecutionContext, storage: FemoStorage) -> dg.MaterializeResult:
     """One row per image file: source, emotion, split, size, format, colour space, hash, duplicates, status."""
-    per_source = {}
+    per_source, missing = {}, []
     for asset_name, key in STAGED_SOURCES.items():
+        if not staging_path(storage, asset_name).exists():
+            missing.append(asset_name)
+            context.log.warning(f"{asset_name} was never materialized: its source is left out of the catalog")
+            continue
         synthetic = key in ("fer2013", "kaggle") and storage.source_plan(key).synthetic
         per_source[key] = (read_staged(storage, asset_name), synthetic)
     try:
@@ -52,5 +56,6 @@ def image_catalog(context: dg.AssetExecutionContext, storage: FemoStorage) -> dg
         "quarantine_reasons": md_table(reasons),
         "duplicates": dg.MetadataValue.json(dupes),
         "synthetic_sources": [k for k, (_, synth) in per_source.items() if synth],
+        "sources_never_materialized": missing,
         "catalog_file": dg.MetadataValue.path(str(out)),
     })
