@@ -114,3 +114,17 @@ class WebSearchResource(dg.ConfigurableResource):
     def client(self) -> PoliteClient:
         return PoliteClient(timeout=self.timeout, max_retries=self.max_retries, backoff=self.backoff,
                             max_wait=self.max_wait, min_interval=self.min_interval, secrets=(self.api_key(),))
+
+
+class FacsPageResource(dg.ConfigurableResource):
+    """Where the FACS article is fetched from (the live iMotions page by default) and how politely."""
+
+    url: str = Field(default="https://imotions.com/blog/learning/research-fundamentals/facial-action-coding-system/",
+                     description="Page URL; tests point it at a local server.")
+    force_fetch: bool = Field(default=False, description="Fetch the page even under the demo profile.")
+    timeout: float = Field(default=30.0, description="Seconds before the request times out.")
+    max_retries: int = Field(default=3, description="Retries on time-outs, 429 and 5xx.")
+    backoff: float = Field(default=2.0, description="First retry wait in seconds.")
+
+    def client(self) -> PoliteClient:
+        return PoliteClient(timeout=self.timeout, max_retries=self.max_retries, backoff=self.backoff, min_interval=0)

@@ -20,7 +20,7 @@ from femo_pipeline import survey
 from femo_pipeline.vocab import EMOTIONS, SOURCES
 
 # Bump when schema.sql changes in a way CREATE ... IF NOT EXISTS cannot apply: the warehouse is then rebuilt.
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 _TABLES_CHILD_FIRST = (
     "image_pixels", "quarantined_files", "images", "facs_emotions_units", "facs_single_units",
@@ -142,6 +142,37 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
+
+
+def replace_facs_units(con: duckdb.DuckDBPyConnection, units: pd.DataFrame) -> int:
+    """Upsert the action units. Referenced rows cannot be deleted in DuckDB while links point at them, so
+    units that vanished from the page are removed by replace_facs_links once no link needs them."""
+    con.register("_units", units[["action_unit", "description", "facial_muscle", "example", "action_unit_raw_label"]])
+    try:
+        con.execute(
+            "INSERT INTO facs_single_units SELECT * FROM _units ON CONFLICT (action_unit) DO UPDATE SET "
+            "description = excluded.description, facial_muscle = excluded.facial_muscle, "
+            "example = excluded.example, action_unit_raw_label = excluded.action_unit_raw_label"
+        )
+    finally:
+        con.unregister("_units")
+    return con.execute("SELECT count(*) FROM facs_single_units").fetchone()[0]
+
+
+def replace_facs_links(con: duckdb.DuckDBPyConnection, links: pd.DataFrame, keep_units: list[int]) -> int:
+    """Replace the emotion -> action-unit links, then drop action units that are neither kept nor linked."""
+    con.register("_links", links[["emotion", "action_units", "note"]])
+    try:
+        with transaction(con):
+            con.execute("DELETE FROM facs_emotions_units")
+            con.execute("INSERT INTO facs_emotions_units SELECT emotion, action_units, note FROM _links")
+    finally:
+        con.unregister("_links")
+    con.execute(
+        "DELETE FROM facs_single_units WHERE NOT list_contains(?, action_unit) "
+        "AND action_unit NOT IN (SELECT action_units FROM facs_emotions_units)", [keep_units]
+    )
+    return con.execute("SELECT count(*) FROM facs_emotions_units").fetchone()[0]
 
 
 def replace_survey(con: duckdb.DuckDBPyConnection, responses: pd.DataFrame, rejected: pd.DataFrame) -> int:

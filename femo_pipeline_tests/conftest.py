@@ -10,7 +10,7 @@ from dagster_duckdb import DuckDBResource
 
 from femo_pipeline import demo_data
 from femo_pipeline.definitions import all_assets, web_resources
-from femo_pipeline.resources import PROJECT_ROOT, FemoStorage
+from femo_pipeline.resources import PROJECT_ROOT, FacsPageResource, FemoStorage
 
 SHARED = PROJECT_ROOT.parent / "shared"
 FER2013_DIR = SHARED / "datasets" / "fer2013"
@@ -28,14 +28,16 @@ def demo_inputs(tmp_path_factory) -> Path:
     return root
 
 
-def resources_for(data_dir: Path, web: dict | None = None, **storage_fields) -> dict:
+def resources_for(data_dir: Path, web: dict | None = None, facs_url: str = "http://127.0.0.1:9/facs",
+                  **storage_fields) -> dict:
     storage = FemoStorage(data_dir=str(data_dir), **storage_fields)
     return {"storage": storage, "duckdb": DuckDBResource(database=str(storage.warehouse_path)),
+            "facs_source": FacsPageResource(url=facs_url, max_retries=0, timeout=5),
             **(web or web_resources(pixabay_url="http://127.0.0.1:9/unused", ddg_url="http://127.0.0.1:9/unused"))}
 
 
 def materialize(data_dir: Path, selection=None, run_config=None, raise_on_error: bool = True, web: dict | None = None,
-                **storage_fields):
+                facs_url: str = "http://127.0.0.1:9/facs", **storage_fields):
     """Materialize assets (all by default) in process against a data folder of the test's own.
 
     Web clients point at a closed local port unless `web` gives resources; with no API key set they skip anyway.
@@ -43,7 +45,7 @@ def materialize(data_dir: Path, selection=None, run_config=None, raise_on_error:
     return dg.materialize(
         all_assets,
         selection=selection,
-        resources=resources_for(data_dir, web, **storage_fields),
+        resources=resources_for(data_dir, web, facs_url, **storage_fields),
         run_config=run_config,
         raise_on_error=raise_on_error,
     )

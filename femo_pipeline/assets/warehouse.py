@@ -79,7 +79,11 @@ def survey_responses(context: dg.AssetExecutionContext, duckdb: DuckDBResource, 
     })
 
 
-@dg.asset(kinds={"duckdb", "sql"}, deps=[images, survey_responses], **WRITER)
+# by key: the FACS assets import from this module
+FACS_LINKS = dg.AssetKey("facs_emotion_action_units")
+
+
+@dg.asset(kinds={"duckdb", "sql"}, deps=[images, survey_responses, FACS_LINKS], **WRITER)
 def study_query_results(context: dg.AssetExecutionContext, duckdb: DuckDBResource, storage: FemoStorage) -> dg.MaterializeResult:
     """The original study's SQL (femo_pipeline/sql/study) run against the warehouse, results shown as tables."""
     metadata = {}
@@ -91,7 +95,7 @@ def study_query_results(context: dg.AssetExecutionContext, duckdb: DuckDBResourc
     return dg.MaterializeResult(metadata=metadata)
 
 
-@dg.asset(kinds={"duckdb", "mermaid"}, deps=[images, survey_responses, data_sources, emotions], **WRITER)
+@dg.asset(kinds={"duckdb", "mermaid"}, deps=[images, survey_responses, data_sources, emotions, FACS_LINKS], **WRITER)
 def erd(context: dg.AssetExecutionContext, duckdb: DuckDBResource, storage: FemoStorage) -> dg.MaterializeResult:
     """Entity-relationship diagram read from the live warehouse schema (Mermaid text and PNG)."""
     with duckdb.get_connection() as con:

@@ -61,12 +61,14 @@ CREATE TABLE IF NOT EXISTS facs_single_units (
     action_unit    INTEGER PRIMARY KEY,
     description    VARCHAR NOT NULL,
     facial_muscle  VARCHAR,
-    example        VARCHAR
+    example        VARCHAR,                      -- URL of the example gif, taken from the unit's own row
+    action_unit_raw_label VARCHAR                -- as printed, e.g. '9 (also shows slight AU4 and AU10)'
 );
 
 CREATE TABLE IF NOT EXISTS facs_emotions_units (
     emotion       INTEGER NOT NULL REFERENCES emotions (id),
     action_units  INTEGER NOT NULL REFERENCES facs_single_units (action_unit),
+    note          VARCHAR,                       -- e.g. 'on one side of the face' (contempt)
     PRIMARY KEY (emotion, action_units)
 );
 

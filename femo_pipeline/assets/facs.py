@@ -1,0 +1,75 @@
+"""FACS assets: a dated snapshot of the iMotions page, then its two tables parsed into the warehouse."""
+
+import datetime as dt
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from femo_pipeline import facs, imaging, warehouse
+from femo_pipeline.assets._meta import md_table
+from femo_pipeline.assets.warehouse import WRITER, emotions
+from femo_pipeline.files import write_parquet_atomic, write_text_atomic
+from femo_pipeline.resources import FacsPageResource, FemoStorage
+
+GROUP = "ingest"
+
+
+@dg.asset(group_name=GROUP, kinds={"html"})
+def facs_page(context: dg.AssetExecutionContext, facs_source: FacsPageResource, storage: FemoStorage) -> dg.MaterializeResult:
+    """The iMotions FACS article as a dated HTML snapshot (the shipped fixture under the demo profile)."""
+    if storage.is_demo and not facs_source.force_fetch:
+        html, origin = facs.fixture_html(), "femo fixture (demo profile)"
+    else:
+        response = facs_source.client().get(facs_source.url)
+        html, origin = response.text, facs_source.url
+    today = dt.date.today().isoformat()
+    dated = write_text_atomic(html, storage.path("raw", "facs", f"facs-{today}.html"))
+    latest = write_text_atomic(html, storage.path("raw", "facs", "facs-latest.html"))
+    context.log.info(f"FACS page from {origin}: {len(html)} characters -> {dated}")
+    return dg.MaterializeResult(metadata={
+        "origin": origin, "characters": len(html), "sha256": imaging.content_hash(html.encode()),
+        "snapshot": dg.MetadataValue.path(str(dated)), "latest": dg.MetadataValue.path(str(latest)),
+        "synthetic": storage.is_demo and not facs_source.force_fetch,
+    })
+
+
+@dg.asset(kinds={"duckdb"}, deps=[facs_page, emotions], **{**WRITER, "group_name": GROUP})
+def facs_action_units(context: dg.AssetExecutionContext, facs_source: FacsPageResource, duckdb: DuckDBResource,
+                      storage: FemoStorage) -> dg.MaterializeResult:
+    """The page's action-unit table (number, description, muscle, example gif) in facs_single_units."""
+    html = storage.path("raw", "facs", "facs-latest.html").read_text()
+    try:
+        tables = facs.parse_facs_page(html, base_url=facs_source.url)
+    except facs.FacsParseError as exc:
+        raise dg.Failure(description=f"FACS page not parsed, warehouse tables left as they were: {exc}") from exc
+    write_parquet_atomic(pa.Table.from_pandas(tables.links, preserve_index=False),
+                         storage.path("staging", "facs_links.parquet"))
+    with duckdb.get_connection() as con:
+        warehouse.ensure_schema(con)
+        count = warehouse.replace_facs_units(con, tables.units)
+    for reason in tables.skipped:
+        context.log.warning(f"FACS row skipped: {reason}")
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": count, "parsed_units": len(tables.units), "skipped_rows": tables.skipped,
+        "preview": md_table(tables.units, 40),
+    })
+
+
+@dg.asset(kinds={"duckdb"}, deps=[facs_action_units], **{**WRITER, "group_name": GROUP})
+def facs_emotion_action_units(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
+                              storage: FemoStorage) -> dg.MaterializeResult:
+    """The page's 'Emotions and Action Units' table as emotion -> action-unit links in facs_emotions_units."""
+    links = pq.read_table(storage.path("staging", "facs_links.parquet")).to_pandas()
+    with duckdb.get_connection() as con:
+        units = [r[0] for r in con.execute("SELECT action_unit FROM facs_single_units").fetchall()]
+        count = warehouse.replace_facs_links(con, links, units)
+        most = con.execute(warehouse.study_queries()["emotion_with_most_action_units"]).df()
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": count,
+        "emotions": int(links["emotion"].nunique()),
+        "links": md_table(links),
+        "emotion_with_most_action_units (study query)": md_table(most),
+    })

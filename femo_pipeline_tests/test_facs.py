@@ -1,0 +1,130 @@
+"""FACS: the parser on the fixture and on broken pages, and the assets against a local server."""
+
+from __future__ import annotations
+
+import csv
+import random
+import re
+
+import duckdb
+import pytest
+from bs4 import BeautifulSoup
+
+from femo_pipeline import facs
+from femo_pipeline_tests.conftest import SHARED, materialize
+from femo_pipeline_tests.fake_web import Answer, FakeWeb
+
+REFERENCE = SHARED / "reference" / "seed-project"
+
+
+def test_fixture_parses_into_30_units_and_7_emotions():
+    tables = facs.parse_facs_page(facs.fixture_html())
+    assert len(tables.units) == 30 and tables.skipped == []
+    assert tables.links["emotion"].nunique() == 7 and len(tables.links) == 25
+    nine = tables.units.set_index("action_unit").loc[9]
+    assert nine["action_unit_raw_label"] == "9 (also shows slight AU4 and AU10)" and nine["description"] == "Nose Wrinkler"
+    contempt = tables.links[tables.links["emotion"] == 7]
+    assert sorted(contempt["action_units"]) == [12, 14] and set(contempt["note"]) == {"on one side of the face"}
+    assert tables.units["example"].str.startswith("https://imotions.com/femo-fixture/gifs/AU").all()
+
+
+@pytest.mark.skipif(not REFERENCE.is_dir(), reason="reference facts not present")
+def test_fixture_tables_match_the_study_reference():
+    tables = facs.parse_facs_page(facs.fixture_html())
+    with open(REFERENCE / "facs_emotions_units.csv") as fh:
+        expected = sorted((int(r["emotion"]), int(r["action_units"])) for r in csv.DictReader(fh))
+    assert sorted(zip(tables.links["emotion"], tables.links["action_units"])) == expected
+    with open(REFERENCE / "facs_single_units_partial.csv") as fh:
+        reference = list(csv.DictReader(fh))
+    units = tables.units.set_index("action_unit")
+    assert sorted(units.index) == sorted(int(r["action_unit"]) for r in reference)
+    for row in reference:
+        got = units.loc[int(row["action_unit"])]
+        assert got["description"] == row["description"]
+        assert got["action_unit_raw_label"] == row["action_unit_raw_label"]
+        if "facial_muscle" not in row["truncated_cells"]:
+            assert got["facial_muscle"] == row["facial_muscle"]
+        else:
+            assert got["facial_muscle"].startswith(row["facial_muscle"].removesuffix("..."))
+
+
+def test_examples_come_from_their_own_row_whatever_the_order():
+    soup = BeautifulSoup(facs.fixture_html(), "html.parser")
+    body = soup.find_all("table")[1].find("tbody")
+    rows = body.find_all("tr")
+    random.Random(3).shuffle(rows)
+    for row in rows:
+        body.append(row.extract())
+    tables = facs.parse_facs_page(str(soup))
+    for au, url in zip(tables.units["action_unit"], tables.units["example"]):
+        assert re.search(rf"AU{au:02d}\.gif$", url), (au, url)
+
+
+def _broken(edit) -> str:
+    soup = BeautifulSoup(facs.fixture_html(), "html.parser")
+    edit(soup)
+    return str(soup)
+
+
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        (lambda s: s.find_all("table")[1].decompose(), "no action-unit table"),
+        (lambda s: s.find("th", string="Facial Muscle").replace_with(s.new_tag("th")), "no action-unit table"),
+        (lambda s: s.find_all("table")[2].decompose(), "no emotion table"),
+        (lambda s: [tr.decompose() for tr in s.find_all("table")[1].find("tbody").find_all("tr")], "no rows"),
+        (lambda s: [tr.decompose() for tr in s.find_all("table")[1].find("tbody").find_all("tr")
+                    if tr.td and tr.td.get_text().startswith("26")], r"action units \[26\]"),
+    ],
+)
+def test_changed_page_structure_is_a_clear_error(edit, message):
+    with pytest.raises(facs.FacsParseError, match=message):
+        facs.parse_facs_page(_broken(edit))
+
+
+def test_garbage_is_a_clear_error():
+    with pytest.raises(facs.FacsParseError, match="no action-unit table"):
+        facs.parse_facs_page("<html><body><p>Just a moment...</p></body></html>")
+
+
+def _tables(data_dir):
+    with duckdb.connect(str(data_dir / "warehouse" / "femo.duckdb"), read_only=True) as con:
+        return (con.execute("SELECT * FROM facs_single_units ORDER BY action_unit").fetchall(),
+                con.execute("SELECT * FROM facs_emotions_units ORDER BY ALL").fetchall())
+
+
+SELECTION = ["facs_page", "emotions", "facs_action_units", "facs_emotion_action_units"]
+
+
+def test_assets_fetch_parse_and_keep_last_good_tables(tmp_path):
+    with FakeWeb() as web:
+        web.routes["/blog/facs/"] = [Answer(200, facs.fixture_html().encode(), {"Content-Type": "text/html"})]
+        url = web.url + "/blog/facs/"
+        first = materialize(tmp_path, selection=SELECTION, facs_url=url, profile="real")
+        assert first.success
+        units, links = _tables(tmp_path)
+        assert len(units) == 30 and len(links) == 25
+        assert units[0][3] == web.url + "/femo-fixture/gifs/AU01.gif"  # resolved against the page's own URL
+        assert list((tmp_path / "raw" / "facs").glob("facs-20*.html"))
+
+        again = materialize(tmp_path, selection=SELECTION, facs_url=url, profile="real")
+        assert again.success and _tables(tmp_path) == (units, links)  # idempotent
+
+        web.routes["/blog/facs/"] = [Answer(200, b"<html><body>We moved things around</body></html>")]
+        broken = materialize(tmp_path, selection=SELECTION, facs_url=url, profile="real", raise_on_error=False)
+        assert not broken.success
+        [failure] = [e for e in broken.all_events if e.is_step_failure]
+        assert "no action-unit table" in str(failure.event_specific_data.error)
+        assert _tables(tmp_path) == (units, links)  # the last good tables stay
+
+        web.routes["/blog/facs/"] = [Answer(503, b"down")]
+        down = materialize(tmp_path, selection=["facs_page"], facs_url=url, profile="real", raise_on_error=False)
+        assert not down.success and _tables(tmp_path) == (units, links)
+
+
+def test_demo_profile_uses_the_fixture_without_network(tmp_path):
+    result = materialize(tmp_path, selection=SELECTION)  # facs_url points at a closed port
+    assert result.success
+    assert result.asset_materializations_for_node("facs_page")[0].metadata["synthetic"].value is True
+    units, links = _tables(tmp_path)
+    assert len(units) == 30 and len(links) == 25
