@@ -28,16 +28,30 @@ def demo_inputs(tmp_path_factory) -> Path:
     return root
 
 
-def resources_for(data_dir: Path, web: dict | None = None, facs_url: str = "http://127.0.0.1:9/facs",
-                  **storage_fields) -> dict:
+_FACS_SERVER: dict[str, str] = {}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def facs_server():
+    """A local server with the FACS fixture page, the default page URL for tests under the real profile."""
+    from femo_pipeline import facs
+    from femo_pipeline_tests.fake_web import Answer, FakeWeb
+
+    with FakeWeb() as web:
+        web.routes["/facs/"] = [Answer(200, facs.fixture_html().encode(), {"Content-Type": "text/html"})]
+        _FACS_SERVER["url"] = web.url + "/facs/"
+        yield web
+
+
+def resources_for(data_dir: Path, web: dict | None = None, facs_url: str | None = None, **storage_fields) -> dict:
     storage = FemoStorage(data_dir=str(data_dir), **storage_fields)
     return {"storage": storage, "duckdb": DuckDBResource(database=str(storage.warehouse_path)),
-            "facs_source": FacsPageResource(url=facs_url, max_retries=0, timeout=5),
+            "facs_source": FacsPageResource(url=facs_url or _FACS_SERVER["url"], max_retries=0, timeout=5),
             **(web or web_resources(pixabay_url="http://127.0.0.1:9/unused", ddg_url="http://127.0.0.1:9/unused"))}
 
 
 def materialize(data_dir: Path, selection=None, run_config=None, raise_on_error: bool = True, web: dict | None = None,
-                facs_url: str = "http://127.0.0.1:9/facs", **storage_fields):
+                facs_url: str | None = None, **storage_fields):
     """Materialize assets (all by default) in process against a data folder of the test's own.
 
     Web clients point at a closed local port unless `web` gives resources; with no API key set they skip anyway.

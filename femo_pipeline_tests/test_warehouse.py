@@ -97,9 +97,9 @@ def test_study_queries_run_and_agree_with_the_catalog(con, demo_catalog):
 
     # FACS tables are filled by their own asset; with rows in them the study's FACS queries answer.
     assert con.execute(queries["emotion_with_most_action_units"]).fetchall() == []
-    con.execute("INSERT INTO facs_single_units VALUES (1, 'Inner Brow Raiser', 'Frontalis', NULL), "
+    con.execute("INSERT INTO facs_single_units (action_unit, description, facial_muscle, example) VALUES (1, 'Inner Brow Raiser', 'Frontalis', NULL), "
                 "(4, 'Brow Lowerer', NULL, NULL), (15, 'Lip Corner Depressor', NULL, NULL)")
-    con.execute("INSERT INTO facs_emotions_units VALUES (4, 1), (4, 4), (4, 15), (0, 4)")
+    con.execute("INSERT INTO facs_emotions_units (emotion, action_units) VALUES (4, 1), (4, 4), (4, 15), (0, 4)")
     assert con.execute(queries["emotion_with_most_action_units"]).fetchall() == [("Sadness", 3)]
     assert [r[2] for r in con.execute(queries["action_units_of_emotion"]).fetchall()] == [4]
 

@@ -17,10 +17,14 @@ from femo_pipeline.resources import FacsPageResource, FemoStorage
 GROUP = "ingest"
 
 
+def _uses_fixture(facs_source: FacsPageResource, storage: FemoStorage) -> bool:
+    return storage.is_demo and not facs_source.force_fetch
+
+
 @dg.asset(group_name=GROUP, kinds={"html"})
 def facs_page(context: dg.AssetExecutionContext, facs_source: FacsPageResource, storage: FemoStorage) -> dg.MaterializeResult:
     """The iMotions FACS article as a dated HTML snapshot (the shipped fixture under the demo profile)."""
-    if storage.is_demo and not facs_source.force_fetch:
+    if _uses_fixture(facs_source, storage):
         html, origin = facs.fixture_html(), "femo fixture (demo profile)"
     else:
         response = facs_source.client().get(facs_source.url)
@@ -32,7 +36,7 @@ def facs_page(context: dg.AssetExecutionContext, facs_source: FacsPageResource, 
     return dg.MaterializeResult(metadata={
         "origin": origin, "characters": len(html), "sha256": imaging.content_hash(html.encode()),
         "snapshot": dg.MetadataValue.path(str(dated)), "latest": dg.MetadataValue.path(str(latest)),
-        "synthetic": storage.is_demo and not facs_source.force_fetch,
+        "synthetic": _uses_fixture(facs_source, storage),
     })
 
 
@@ -42,7 +46,9 @@ def facs_action_units(context: dg.AssetExecutionContext, facs_source: FacsPageRe
     """The page's action-unit table (number, description, muscle, example gif) in facs_single_units."""
     html = storage.path("raw", "facs", "facs-latest.html").read_text()
     try:
-        tables = facs.parse_facs_page(html, base_url=facs_source.url)
+        # the fixture stands for the live article: its relative links resolve against the article's URL
+        base_url = facs.FACS_URL if _uses_fixture(facs_source, storage) else facs_source.url
+        tables = facs.parse_facs_page(html, base_url=base_url)
     except facs.FacsParseError as exc:
         raise dg.Failure(description=f"FACS page not parsed, warehouse tables left as they were: {exc}") from exc
     write_parquet_atomic(pa.Table.from_pandas(tables.links, preserve_index=False),
