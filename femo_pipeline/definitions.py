@@ -4,7 +4,7 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from femo_pipeline.assets import catalog, facs, ingest, serving, warehouse, web
+from femo_pipeline.assets import catalog, facs, faces, ingest, serving, warehouse, web
 from femo_pipeline import web_sources
 from femo_pipeline.resources import FacsPageResource, WebSearchResource, storage_from_env
 
@@ -20,7 +20,7 @@ def web_resources(pixabay_url: str = web_sources.PIXABAY_URL, ddg_url: str = web
         "duckduckgo": WebSearchResource(base_url=ddg_url, api_key_env="RAPIDAPI_KEY", **politeness),
     }
 
-all_assets = dg.load_assets_from_modules([ingest, web, facs, catalog, warehouse, serving])
+all_assets = dg.load_assets_from_modules([ingest, web, facs, catalog, faces, warehouse, serving])
 
 # Inside one run, DuckDB users go one at a time whatever the instance's pool settings are.
 executor = dg.multiprocess_executor.configured(

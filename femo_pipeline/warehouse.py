@@ -20,10 +20,10 @@ from femo_pipeline import survey
 from femo_pipeline.vocab import EMOTIONS, SOURCES
 
 # Bump when schema.sql changes in a way CREATE ... IF NOT EXISTS cannot apply: the warehouse is then rebuilt.
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 
 _TABLES_CHILD_FIRST = (
-    "image_pixels", "quarantined_files", "images", "facs_emotions_units", "facs_single_units",
+    "face_crops", "balanced_sample", "image_pixels", "quarantined_files", "images", "facs_emotions_units", "facs_single_units",
     "survey_responses", "survey_rejected_rows", "emotions", "data_sources", "warehouse_info",
 )
 _VIEWS = ("images_pixabay", "images_ddg", "images_kaggle", "images_fer2013", "all_images", "emotions_ids")
@@ -104,7 +104,9 @@ def replace_images(con: duckdb.DuckDBPyConnection, catalog: pa.Table | str | Pat
 
     `catalog` is the image_catalog table (see catalog.py) or the path of its Parquet file. The two image tables
     are dropped and created again rather than emptied: DuckDB cannot delete parent and child rows of a foreign
-    key in one transaction, and re-creating is several times faster than deleting indexed rows.
+    key in one transaction, and re-creating is several times faster than deleting indexed rows. Tables that
+    reference images (face_crops, balanced_sample) are emptied with them; their assets, downstream of images,
+    fill them again.
     """
     if isinstance(catalog, (str, Path)):
         quoted = Path(catalog).as_posix().replace("'", "''")  # a view cannot take a bound parameter
@@ -116,8 +118,9 @@ def replace_images(con: duckdb.DuckDBPyConnection, catalog: pa.Table | str | Pat
     select_cols = cols.replace("id, ", "image_id AS id, ", 1)
     try:
         with transaction(con):
-            con.execute("DROP TABLE IF EXISTS image_pixels")
-            con.execute("DROP TABLE IF EXISTS images")
+            # every table that references images goes too (their assets run again after images)
+            for child in ("face_crops", "balanced_sample", "image_pixels", "images"):
+                con.execute(f"DROP TABLE IF EXISTS {child}")
             con.execute("DELETE FROM quarantined_files")
             con.execute(sql_text("schema.sql"))
             con.execute(f"INSERT INTO images ({cols}) SELECT {select_cols} FROM _catalog WHERE status = 'ok' ORDER BY image_id")
@@ -173,6 +176,18 @@ def replace_facs_links(con: duckdb.DuckDBPyConnection, links: pd.DataFrame, keep
         "AND action_unit NOT IN (SELECT action_units FROM facs_emotions_units)", [keep_units]
     )
     return con.execute("SELECT count(*) FROM facs_emotions_units").fetchone()[0]
+
+
+def replace_rows(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> int:
+    """Delete every row of a leaf table (nothing references it) and insert the frame's, in one transaction."""
+    con.register("_rows", frame)
+    try:
+        with transaction(con):
+            con.execute(f"DELETE FROM {table}")
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
+    finally:
+        con.unregister("_rows")
+    return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
 
 def replace_survey(con: duckdb.DuckDBPyConnection, responses: pd.DataFrame, rejected: pd.DataFrame) -> int:

@@ -56,6 +56,28 @@ CREATE TABLE IF NOT EXISTS quarantined_files (
     PRIMARY KEY (source_id, rel_path)
 );
 
+-- Face detection outcome per image of the sources that need it (web photos, Kaggle); the crop is a file.
+CREATE TABLE IF NOT EXISTS face_crops (
+    image_id     BIGINT PRIMARY KEY REFERENCES images (id),
+    status       VARCHAR NOT NULL,              -- ok / multiple_faces / no_face / unreadable
+    reason       VARCHAR,
+    n_faces      INTEGER NOT NULL,
+    box_x INTEGER, box_y INTEGER, box_w INTEGER, box_h INTEGER,   -- largest face, original pixels
+    crop_path    VARCHAR,                       -- relative to the data folder
+    crop_height  INTEGER,
+    crop_width   INTEGER
+);
+
+-- The seeded, balanced sample for modelling: N images per emotion per source, after curation.
+CREATE TABLE IF NOT EXISTS balanced_sample (
+    image_id            BIGINT PRIMARY KEY REFERENCES images (id),
+    source_id           INTEGER NOT NULL REFERENCES data_sources (id),
+    emotion_id          INTEGER NOT NULL REFERENCES emotions (id),   -- after relabelling
+    original_emotion_id INTEGER NOT NULL REFERENCES emotions (id),
+    relabelled          BOOLEAN NOT NULL,
+    seed                BIGINT NOT NULL
+);
+
 -- FACS tables (filled by the FACS scraper); declared here so the schema and its keys are whole.
 CREATE TABLE IF NOT EXISTS facs_single_units (
     action_unit    INTEGER PRIMARY KEY,

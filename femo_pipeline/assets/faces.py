@@ -1,0 +1,143 @@
+"""Face crops, curation and the balanced sample."""
+
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import duckdb as duckdb_lib
+import pandas as pd
+import pyarrow as pa
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+from pydantic import Field
+
+from femo_pipeline import faces, imaging, sampling, warehouse
+from femo_pipeline.assets._meta import md_table
+from femo_pipeline.assets.ingest import staging_path
+from femo_pipeline.assets.warehouse import WRITER, images
+from femo_pipeline.files import write_bytes_atomic, write_parquet_atomic
+from femo_pipeline.resources import PROJECT_ROOT, FemoStorage
+from femo_pipeline.vocab import EMOTIONS, SOURCES
+
+GROUP = "faces"
+FACE_WRITER = {**WRITER, "group_name": GROUP}
+
+
+class FaceCropConfig(dg.Config):
+    sources: list[str] = Field(default=["pixabay", "ddg", "kaggle"],
+                               description="Sources whose images need a face found and cropped (FER-2013 is cropped already).")
+    scale_factor: float = Field(default=1.1, description="Haar cascade scale step.")
+    min_neighbors: int = Field(default=5, description="Haar cascade neighbours needed to keep a detection.")
+    min_face: int = Field(default=30, description="Smallest face side in pixels of the original image.")
+    detect_max_side: int = Field(default=640, description="Detect on a copy shrunk to this longer side (0: full size).")
+    margin: float = Field(default=0.2, description="Margin around the face box, as a share of its size.")
+    workers: int = Field(default=0, description="Processes (0: one per CPU core).")
+
+
+def _arrow(frame: pd.DataFrame) -> pa.Table:
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def _crop_one(args):
+    data, params = args
+    return faces.face_crop(data, params)
+
+
+@dg.asset(kinds={"opencv", "duckdb"}, deps=[images], **FACE_WRITER)
+def face_crops(context: dg.AssetExecutionContext, config: FaceCropConfig, duckdb: DuckDBResource,
+               storage: FemoStorage) -> dg.MaterializeResult:
+    """Largest face of each web/Kaggle image (Haar cascade), cropped to data/faces/; no-face images kept with the reason."""
+    unknown = [s for s in config.sources if s not in SOURCES]
+    if unknown:
+        raise dg.Failure(description=f"unknown sources {unknown}; use {list(SOURCES)}")
+    params = faces.FaceParams(config.scale_factor, config.min_neighbors, config.min_face, 0.05,
+                              config.detect_max_side, config.margin)
+    catalog = duckdb_lib.connect()
+    rows = catalog.execute(
+        "SELECT image_id, source_key, emotion_id, content FROM read_parquet(?) "
+        "WHERE status = 'ok' AND list_contains(?, source_key) ORDER BY image_id",
+        [str(staging_path(storage, "image_catalog")), config.sources],
+    ).fetchall()
+    context.log.info(f"face_crops: {len(rows)} images from {config.sources}")
+    start = time.perf_counter()
+    work = [(content, params) for *_, content in rows]
+    if len(work) > 200 and (config.workers or os.cpu_count() or 1) > 1:
+        with ProcessPoolExecutor(max_workers=config.workers or None) as pool:
+            outcomes = list(pool.map(_crop_one, work, chunksize=64))
+    else:
+        outcomes = [_crop_one(w) for w in work]
+    records = []
+    for (image_id, source_key, emotion, _), outcome in zip(rows, outcomes):
+        crop_png = outcome.pop("crop_png")
+        record = {"image_id": image_id, **outcome, "crop_path": None, "crop_height": None, "crop_width": None}
+        if crop_png is not None:
+            rel = f"faces/{source_key}/{EMOTIONS[emotion].lower()}/{image_id}.png"
+            write_bytes_atomic(crop_png, storage.root / rel)
+            pixels = imaging.decode(crop_png)
+            record.update(crop_path=rel, crop_height=pixels.shape[0], crop_width=pixels.shape[1])
+        records.append(record)
+    seconds = time.perf_counter() - start
+    frame = pd.DataFrame(records, columns=["image_id", "status", "reason", "n_faces", "box_x", "box_y", "box_w",
+                                           "box_h", "crop_path", "crop_height", "crop_width"])
+    write_parquet_atomic(_arrow(frame), storage.path("staging", "face_crops.parquet"))
+    with duckdb.get_connection() as con:
+        warehouse.ensure_schema(con)
+        count = warehouse.replace_rows(con, "face_crops", frame)
+        outcome_table = con.execute(
+            "SELECT ds.source_key, f.status, count(*) AS images FROM face_crops f JOIN images i ON i.id = f.image_id "
+            "JOIN data_sources ds ON ds.id = i.source_id GROUP BY ALL ORDER BY ALL").df()
+    context.log.info(f"face_crops: {count} images in {seconds:.1f} s")
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": count,
+        "outcomes": md_table(outcome_table),
+        "faces_found": int(frame["status"].isin(["ok", "multiple_faces"]).sum()),
+        "no_face": int((frame["status"] == "no_face").sum()),
+        "seconds": round(seconds, 2),
+        "crops_folder": dg.MetadataValue.path(str(storage.root / "faces")),
+    })
+
+
+class SampleConfig(dg.Config):
+    per_class: int = Field(default=40, description="Images per emotion per source (fewer where a class has fewer).")
+    seed: int = Field(default=2013, description="Seed of the draw.")
+    sources: list[str] = Field(default=["fer2013", "kaggle", "pixabay", "ddg"], description="Sources to sample.")
+    require_face: bool = Field(default=False, description="Only images whose face_crops outcome found a face "
+                                                          "(for sources that face_crops covers).")
+    relabel_csv: str = Field(default=str(PROJECT_ROOT / "data" / "curation" / "relabel.csv"), description="Relabel list.")
+    exclude_csv: str = Field(default=str(PROJECT_ROOT / "data" / "curation" / "exclude.csv"), description="Exclude list.")
+
+
+@dg.asset(kinds={"python", "duckdb"}, deps=[images, face_crops], **FACE_WRITER)
+def balanced_sample(context: dg.AssetExecutionContext, config: SampleConfig, duckdb: DuckDBResource,
+                    storage: FemoStorage) -> dg.MaterializeResult:
+    """A seeded sample of N images per emotion per source, after the committed relabel/exclude lists."""
+    try:
+        curation = sampling.load_curation(config.relabel_csv, config.exclude_csv)
+    except sampling.CurationError as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    source_ids = [SOURCES[s].id for s in config.sources if s in SOURCES]
+    face_filter = ("AND (f.image_id IS NULL OR f.status IN ('ok', 'multiple_faces'))" if config.require_face else "")
+    with duckdb.get_connection() as con:
+        candidates = con.execute(
+            f"SELECT i.id AS image_id, i.source_id, i.emotion_id, i.content_hash FROM images i "
+            f"LEFT JOIN face_crops f ON f.image_id = i.id WHERE list_contains(?, i.source_id) {face_filter}",
+            [source_ids],
+        ).df()
+        kept, excluded, stats = sampling.apply_curation(candidates, curation)
+        sample = sampling.balanced_sample(kept, config.per_class, config.seed)
+        sample = sample.assign(seed=config.seed)[
+            ["image_id", "source_id", "emotion_id", "original_emotion_id", "relabelled", "seed"]]
+        count = warehouse.replace_rows(con, "balanced_sample", sample)
+    write_parquet_atomic(_arrow(sample), storage.path("staging", "balanced_sample.parquet"))
+    counts = sample.groupby(["source_id", "emotion_id"]).size().unstack(fill_value=0)
+    short = [f"{s}/{EMOTIONS[e]}: {n}" for (s, e), n in sample.groupby(["source_id", "emotion_id"]).size().items()
+             if n < config.per_class]
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": count,
+        "per_source_and_emotion": md_table(counts.rename(columns=EMOTIONS).reset_index()),
+        "classes_short_of_per_class": short,
+        "curation": dg.MetadataValue.json(stats),
+        "excluded": md_table(excluded[["image_id", "content_hash", "reason"]]),
+        "seed": config.seed,
+    })

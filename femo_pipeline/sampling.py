@@ -1,0 +1,103 @@
+"""Curation overrides and the seeded balanced sample. Pure module (pandas; no Dagster).
+
+Curation lists live in data/curation/ and are committed, so every run applies the same decisions:
+- relabel.csv: content_hash,new_label,note   (the image's emotion becomes new_label)
+- exclude.csv: content_hash,reason,note      (the image is left out of the sample, with the reason)
+They key on the file's sha256, so a decision follows the image wherever it is stored.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from femo_pipeline.vocab import EMOTIONS, emotion_id
+
+RELABEL_COLUMNS = ("content_hash", "new_label", "note")
+EXCLUDE_COLUMNS = ("content_hash", "reason", "note")
+
+
+class CurationError(ValueError):
+    """A curation list cannot be used as it is."""
+
+
+@dataclass
+class Curation:
+    relabel: dict[str, int] = field(default_factory=dict)  # content_hash -> emotion id
+    exclude: dict[str, str] = field(default_factory=dict)  # content_hash -> reason
+
+
+def _read(path: str | os.PathLike, columns: tuple[str, ...]) -> pd.DataFrame:
+    if not os.path.exists(path):
+        return pd.DataFrame(columns=list(columns))
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, comment="#")
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise CurationError(f"{path} is not a readable CSV: {exc}") from exc
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame(columns=list(columns))
+    missing = [c for c in columns[:2] if c not in frame.columns]
+    if missing:
+        raise CurationError(f"{path} lacks columns {missing}; expected {list(columns)}")
+    frame["content_hash"] = frame["content_hash"].str.strip().str.lower()
+    bad = frame[~frame["content_hash"].str.fullmatch(r"[0-9a-f]{64}")]
+    if len(bad):
+        raise CurationError(f"{path}: rows {list(bad.index + 2)} have no sha256 content_hash")
+    return frame
+
+
+def load_curation(relabel_csv: str | os.PathLike, exclude_csv: str | os.PathLike) -> Curation:
+    relabel = _read(relabel_csv, RELABEL_COLUMNS)
+    unknown = sorted({label for label in relabel["new_label"] if emotion_id(label) is None})
+    if unknown:
+        raise CurationError(f"{relabel_csv}: unknown labels {unknown}; use one of {list(EMOTIONS.values())}")
+    dupes = relabel["content_hash"][relabel["content_hash"].duplicated()]
+    if len(dupes):
+        raise CurationError(f"{relabel_csv}: hashes listed twice {sorted(set(dupes))[:3]}")
+    exclude = _read(exclude_csv, EXCLUDE_COLUMNS)
+    if (exclude["reason"].str.strip() == "").any():
+        raise CurationError(f"{exclude_csv}: every excluded image needs a reason")
+    return Curation(
+        relabel={h: emotion_id(label) for h, label in zip(relabel["content_hash"], relabel["new_label"])},
+        exclude=dict(zip(exclude["content_hash"], exclude["reason"].str.strip())),
+    )
+
+
+def apply_curation(images: pd.DataFrame, curation: Curation) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """(kept images with emotion_id updated and original_emotion_id/relabelled added, excluded rows with reason,
+    stats incl. list entries that matched no image)."""
+    frame = images.copy()
+    frame["original_emotion_id"] = frame["emotion_id"]
+    new = frame["content_hash"].map(curation.relabel)
+    frame["relabelled"] = new.notna() & (new != frame["emotion_id"])
+    frame["emotion_id"] = new.fillna(frame["emotion_id"]).astype(int)
+    reasons = frame["content_hash"].map(curation.exclude)
+    excluded = frame[reasons.notna()].assign(reason=reasons[reasons.notna()])
+    kept = frame[reasons.isna()]
+    hashes = set(frame["content_hash"])
+    stats = {
+        "relabelled_images": int(frame["relabelled"].sum()),
+        "excluded_images": len(excluded),
+        "relabel_entries_unmatched": sorted(set(curation.relabel) - hashes),
+        "exclude_entries_unmatched": sorted(set(curation.exclude) - hashes),
+    }
+    return kept, excluded, stats
+
+
+def balanced_sample(images: pd.DataFrame, per_class: int, seed: int, group_by=("source_id", "emotion_id")) -> pd.DataFrame:
+    """Up to `per_class` images per group, chosen with a seeded generator; the same input rows in any order
+    give the same sample."""
+    if per_class < 1:
+        raise ValueError(f"per_class must be positive, not {per_class}")
+    ordered = images.sort_values("image_id").reset_index(drop=True)
+    rng = np.random.default_rng(seed)
+    picks = []
+    for _, group in ordered.groupby(list(group_by), sort=True):
+        take = min(per_class, len(group))
+        picks.append(group.iloc[np.sort(rng.choice(len(group), size=take, replace=False))])
+    if not picks:
+        return ordered.iloc[0:0]
+    return pd.concat(picks).sort_values(list(group_by) + ["image_id"]).reset_index(drop=True)
