@@ -6,6 +6,7 @@ user ids and avatar URLs: no personal data is stored. Stored URLs never carry an
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,11 +87,13 @@ def ddg_search(client: PoliteClient, key: str, query: str, emotion_id: int, coun
     if not isinstance(rows, list):
         raise SearchError("DuckDuckGo response 'data' is not a list")
     hits = []
-    for i, item in enumerate(rows):
+    for item in rows:
         if not isinstance(item, dict) or not item.get("image"):
             continue
         hits.append({
-            "source": "ddg", "emotion_id": emotion_id, "query": query, "remote_id": f"{query}#{i}",
+            # results carry no id: name the file by its URL, so a resumed download finds the same file again
+            "source": "ddg", "emotion_id": emotion_id, "query": query,
+            "remote_id": hashlib.sha256(item["image"].encode()).hexdigest()[:20],
             "image_url": item["image"], "page_url": item.get("url"), "width": item.get("width"),
             "height": item.get("height"), "tags": item.get("title"),
         })
