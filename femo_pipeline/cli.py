@@ -61,6 +61,10 @@ def run_all(profile: str | None) -> int:
     failed = [e.step_key for e in result.all_events if e.is_step_failure]
     done = [e for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"]
     print(f"femo: {len(done)} asset materializations, {len(failed)} failed steps {failed or ''}")
+    checks = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    not_passed = [f"{c.check_name} ({c.severity.value})" for c in checks if not c.passed]
+    print(f"femo: {len(checks)} asset checks, {len(checks) - len(not_passed)} passed"
+          + (f"; not passed: {', '.join(not_passed)}" if not_passed else ""))
     root = storage.root.resolve()
     print(
         "\nWhere to look:\n"

@@ -4,9 +4,9 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from femo_pipeline.assets import catalog, facs, faces, ingest, serving, warehouse, web
+from femo_pipeline.assets import catalog, checks, eda, facs, faces, ingest, serving, warehouse, web
 from femo_pipeline import web_sources
-from femo_pipeline.resources import FacsPageResource, WebSearchResource, storage_from_env
+from femo_pipeline.resources import FacsPageResource, QualityThresholds, WebSearchResource, storage_from_env
 
 storage = storage_from_env()
 
@@ -20,7 +20,8 @@ def web_resources(pixabay_url: str = web_sources.PIXABAY_URL, ddg_url: str = web
         "duckduckgo": WebSearchResource(base_url=ddg_url, api_key_env="RAPIDAPI_KEY", **politeness),
     }
 
-all_assets = dg.load_assets_from_modules([ingest, web, facs, catalog, faces, warehouse, serving])
+all_assets = dg.load_assets_from_modules([ingest, web, facs, catalog, faces, warehouse, eda, serving])
+all_checks = dg.load_asset_checks_from_modules([checks])
 
 # Inside one run, DuckDB users go one at a time whatever the instance's pool settings are.
 executor = dg.multiprocess_executor.configured(
@@ -33,11 +34,13 @@ femo_all_job = dg.define_asset_job(
 
 defs = dg.Definitions(
     assets=all_assets,
+    asset_checks=all_checks,
     jobs=[femo_all_job],
     resources={
         "storage": storage,
         "duckdb": DuckDBResource(database=str(storage.warehouse_path)),
         "facs_source": FacsPageResource(),
+        "quality_thresholds": QualityThresholds(),
         **web_resources(),
     },
     executor=executor,

@@ -128,3 +128,10 @@ class FacsPageResource(dg.ConfigurableResource):
 
     def client(self) -> PoliteClient:
         return PoliteClient(timeout=self.timeout, max_retries=self.max_retries, backoff=self.backoff, min_interval=0)
+
+
+class QualityThresholds(dg.ConfigurableResource):
+    """Limits of the soft (WARN) asset checks."""
+
+    max_imbalance_ratio: float = Field(default=10.0, description="Largest over smallest class, per source.")
+    max_quarantine_share: float = Field(default=0.05, description="Share of files that may be quarantined.")

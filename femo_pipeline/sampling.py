@@ -87,6 +87,20 @@ def apply_curation(images: pd.DataFrame, curation: Curation) -> tuple[pd.DataFra
     return kept, excluded, stats
 
 
+def drop_duplicates(images: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One image per content hash (the lowest id); bytes that carry different labels are left out altogether,
+    since their label cannot be trusted. Returns (kept, dropped with a reason)."""
+    labels = images.groupby("content_hash")["emotion_id"].nunique()
+    conflicting = images["content_hash"].map(labels) > 1
+    ordered = images.sort_values("image_id")
+    copy = ordered.duplicated("content_hash", keep="first").reindex(images.index)
+    reason = pd.Series(None, index=images.index, dtype=object)
+    reason[copy] = "byte-identical copy of another image"
+    reason[conflicting] = "same bytes carry different labels"
+    dropped = images[reason.notna()].assign(reason=reason[reason.notna()])
+    return images[reason.isna()], dropped
+
+
 def balanced_sample(images: pd.DataFrame, per_class: int, seed: int, group_by=("source_id", "emotion_id")) -> pd.DataFrame:
     """Up to `per_class` images per group, chosen with a seeded generator; the same input rows in any order
     give the same sample."""

@@ -9,8 +9,8 @@ import pytest
 from dagster_duckdb import DuckDBResource
 
 from femo_pipeline import demo_data
-from femo_pipeline.definitions import all_assets, web_resources
-from femo_pipeline.resources import PROJECT_ROOT, FacsPageResource, FemoStorage
+from femo_pipeline.definitions import all_assets, all_checks, web_resources
+from femo_pipeline.resources import PROJECT_ROOT, FacsPageResource, FemoStorage, QualityThresholds
 
 SHARED = PROJECT_ROOT.parent / "shared"
 FER2013_DIR = SHARED / "datasets" / "fer2013"
@@ -47,6 +47,7 @@ def resources_for(data_dir: Path, web: dict | None = None, facs_url: str | None 
     storage = FemoStorage(data_dir=str(data_dir), **storage_fields)
     return {"storage": storage, "duckdb": DuckDBResource(database=str(storage.warehouse_path)),
             "facs_source": FacsPageResource(url=facs_url or _FACS_SERVER["url"], max_retries=0, timeout=5),
+            "quality_thresholds": QualityThresholds(),
             **(web or web_resources(pixabay_url="http://127.0.0.1:9/unused", ddg_url="http://127.0.0.1:9/unused"))}
 
 
@@ -57,7 +58,7 @@ def materialize(data_dir: Path, selection=None, run_config=None, raise_on_error:
     Web clients point at a closed local port unless `web` gives resources; with no API key set they skip anyway.
     """
     return dg.materialize(
-        all_assets,
+        [*all_assets, *all_checks],
         selection=selection,
         resources=resources_for(data_dir, web, facs_url, **storage_fields),
         run_config=run_config,

@@ -125,6 +125,8 @@ def balanced_sample(context: dg.AssetExecutionContext, config: SampleConfig, duc
             [source_ids],
         ).df()
         kept, excluded, stats = sampling.apply_curation(candidates, curation)
+        kept, duplicates = sampling.drop_duplicates(kept)
+        stats["left_out_as_duplicates"] = duplicates["reason"].value_counts().to_dict()
         sample = sampling.balanced_sample(kept, config.per_class, config.seed)
         sample = sample.assign(seed=config.seed)[
             ["image_id", "source_id", "emotion_id", "original_emotion_id", "relabelled", "seed"]]
