@@ -136,8 +136,10 @@ def test_face_and_sample_assets(tmp_path):
         if path:
             assert (data_dir / path).exists()
     meta = result.asset_materializations_for_node("balanced_sample")[0].metadata
-    # default per_class (40) exceeds every demo class: the whole demo set (86 FER + 40 Kaggle) is drawn
-    assert meta["dagster/row_count"].value == 7 * 12 + 2 + 40 and meta["classes_short_of_per_class"].value
+    # default per_class (40) exceeds every demo class: the whole demo set (86 FER + 40 Kaggle) is drawn, less
+    # the three copies of the demo's duplicated image, which carry two labels and are left out
+    assert meta["dagster/row_count"].value == 7 * 12 + 2 + 40 - 3 and meta["classes_short_of_per_class"].value
+    assert meta["curation"].value["left_out_as_duplicates"] == {"same bytes carry different labels": 3}
 
     r, e = _lists(tmp_path, f"content_hash,new_label,note\n{some[0]},Contempt,test\n",
                   f"content_hash,reason,note\n{conflict[0]},label conflict,test\n")

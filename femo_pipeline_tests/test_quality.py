@@ -70,7 +70,7 @@ def test_sample_rules(con):
     con.execute("UPDATE images SET content_hash = 'same' WHERE id IN (0, 1)")
     assert quality.sample_duplicates(con) == (False, {"duplicate_hash_groups": 1})
     con.execute("DELETE FROM balanced_sample")
-    assert quality.sample_coverage(con)[0] is False
+    assert quality.sample_coverage(con) == (True, {"sources": [], "missing_source_emotion": [], "empty_sample": True})
 
 
 def _checks(result) -> dict:
