@@ -1,11 +1,17 @@
-"""The femo code location: every asset, resource and job (loaded by workspace.yaml and `dg`)."""
-
+"""The femo code location: every asset, check, resource, job, schedule and sensor (workspace.yaml and `dg`)."""
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from femo_pipeline.assets import catalog, checks, eda, facs, faces, ingest, serving, warehouse, web
 from femo_pipeline import web_sources
+from femo_pipeline.assets import catalog, checks, eda, facs, faces, ingest, serving, warehouse, web
+from femo_pipeline.automation import (
+    femo_all_job,
+    folder_ingest_job,
+    raw_folder_sensor,
+    web_refresh_job,
+    web_refresh_schedule,
+)
 from femo_pipeline.resources import FacsPageResource, QualityThresholds, WebSearchResource, storage_from_env
 
 storage = storage_from_env()
@@ -20,6 +26,7 @@ def web_resources(pixabay_url: str = web_sources.PIXABAY_URL, ddg_url: str = web
         "duckduckgo": WebSearchResource(base_url=ddg_url, api_key_env="RAPIDAPI_KEY", **politeness),
     }
 
+
 all_assets = dg.load_assets_from_modules([ingest, web, facs, catalog, faces, warehouse, eda, serving])
 all_checks = dg.load_asset_checks_from_modules([checks])
 
@@ -28,14 +35,13 @@ executor = dg.multiprocess_executor.configured(
     {"tag_concurrency_limits": [{"key": "femo/writer", "value": "duckdb", "limit": 1}]}
 )
 
-femo_all_job = dg.define_asset_job(
-    "femo_all", selection=dg.AssetSelection.all(), description="Materialize every femo asset."
-)
 
 defs = dg.Definitions(
     assets=all_assets,
     asset_checks=all_checks,
-    jobs=[femo_all_job],
+    jobs=[femo_all_job, web_refresh_job, folder_ingest_job],
+    schedules=[web_refresh_schedule],
+    sensors=[raw_folder_sensor],
     resources={
         "storage": storage,
         "duckdb": DuckDBResource(database=str(storage.warehouse_path)),

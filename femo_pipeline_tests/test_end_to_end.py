@@ -26,7 +26,7 @@ CORE_ASSETS = {"demo_source_files", "fer2013_images", "kaggle_face_images", "eve
 
 def _env(data_dir) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FEMO_", "DAGSTER_"))}
-    env.update(FEMO_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
+    env.update(FEMO_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1", FEMO_SENSOR_INTERVAL="5")
     return env
 
 
@@ -46,7 +46,9 @@ def _graphql(port: int, query: str) -> dict:
 
 
 @pytest.mark.slow
-def test_demo_command_then_web_ui_shows_every_asset_materialized(tmp_path):
+def test_demo_command_then_web_ui_and_daemon(tmp_path):
+    """The README's demo command; then `dagster dev` (web UI and daemon): every asset shows a materialization,
+    and a file dropped into a raw folder makes the sensor start a run that ingests it."""
     data_dir = tmp_path / "data"
     done = subprocess.run([sys.executable, "-m", "femo_pipeline", "demo"], cwd=PROJECT_ROOT, env=_env(data_dir),
                           capture_output=True, text=True, timeout=600)
@@ -82,6 +84,19 @@ def test_demo_command_then_web_ui_shows_every_asset_materialized(tmp_path):
         assert set(nodes) == ALL_ASSETS and CORE_ASSETS <= ALL_ASSETS
         assert {"ingest", "faces", "warehouse", "serving"} <= {n["groupName"] for n in nodes.values()}
         assert all(n["assetMaterializations"] for n in nodes.values()), "every asset shows a materialization"
+
+        anger = data_dir / "demo" / "kaggle" / "anger"
+        (anger / "dropped_0001.png").write_bytes((anger / "anger_0002.png").read_bytes())
+        status = None
+        while time.monotonic() < deadline + 240 and status not in ("SUCCESS", "FAILURE", "CANCELED"):
+            time.sleep(3)
+            runs = _graphql(port, '{ runsOrError(filter: {tags: [{key: "dagster/sensor_name", value: "raw_folder_sensor"}]})'
+                                  ' { ... on Runs { results { runId status } } } }')["data"]["runsOrError"]["results"]
+            status = runs[0]["status"] if runs else None
+        assert status == "SUCCESS", status
+        assert len(runs) == 1
+        with duckdb.connect(str(data_dir / "warehouse" / "femo.duckdb"), read_only=True) as con:
+            assert con.execute("SELECT count(*) FROM images WHERE rel_path = 'anger/dropped_0001.png'").fetchone()[0] == 1
     finally:
         os.killpg(ui.pid, signal.SIGINT)
         try:

@@ -1,5 +1,6 @@
 """Web collection assets: search hits (metadata) first, then resumable downloads, for Pixabay and DuckDuckGo."""
 
+import time
 from collections.abc import Callable
 
 import pandas as pd
@@ -96,6 +97,7 @@ def download_hits(context: dg.AssetExecutionContext, api: WebSearchResource, sto
                      (folders.SCHEMA.empty_table(), staged))
     client = api.client()
     rows = []
+    start = time.perf_counter()
     for i, hit in enumerate(hits, 1):
         emotion_folder = folder / EMOTIONS[hit["emotion_id"]].lower()
         result = web_sources.download_image(client, hit["image_url"], emotion_folder, web_sources.safe_stem(hit["remote_id"]))
@@ -103,7 +105,7 @@ def download_hits(context: dg.AssetExecutionContext, api: WebSearchResource, sto
         if result.status == "failed":
             context.log.warning(f"{name}: {result.reason}")
         if i % 25 == 0 or i == len(hits):
-            context.log.info(f"{name}: {i}/{len(hits)} processed")
+            context.log.info(f"{name}: {i}/{len(hits)} processed ({i / (time.perf_counter() - start):.1f}/s)")
     manifest = pa.Table.from_pylist(rows, schema=DOWNLOAD_SCHEMA)
     write_parquet_atomic(manifest, manifest_path)
     entries = folders.scan_folder(folder, with_splits=False) if folder.exists() else []
@@ -115,6 +117,7 @@ def download_hits(context: dg.AssetExecutionContext, api: WebSearchResource, sto
         "downloads": dg.MetadataValue.json(frame["status"].value_counts().to_dict()),
         "failures": md_table(frame[frame["status"] == "failed"][["image_url", "reason"]]),
         "folder": dg.MetadataValue.path(str(folder)),
+        "seconds": round(time.perf_counter() - start, 2),
     })
 
 

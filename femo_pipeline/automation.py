@@ -1,0 +1,73 @@
+"""Jobs, the daily web refresh schedule, and the sensor for files dropped into the raw image folders."""
+
+import hashlib
+import os
+
+import pyarrow.parquet as pq
+
+import dagster as dg
+
+from femo_pipeline import folders
+from femo_pipeline.assets.ingest import fer2013_images, kaggle_face_images, staging_path
+from femo_pipeline.assets.facs import facs_page
+from femo_pipeline.assets.web import duckduckgo_hits, pixabay_hits
+from femo_pipeline.resources import FemoStorage
+
+femo_all_job = dg.define_asset_job(
+    "femo_all", selection=dg.AssetSelection.all(), description="Materialize every femo asset."
+)
+web_refresh_job = dg.define_asset_job(
+    "web_refresh",
+    selection=dg.AssetSelection.assets(pixabay_hits, duckduckgo_hits, facs_page).downstream(),
+    description="Search and download the web sources and re-scrape the FACS page, then everything downstream.",
+)
+folder_ingest_job = dg.define_asset_job(
+    "folder_ingest",
+    selection=dg.AssetSelection.assets(fer2013_images, kaggle_face_images).downstream(),
+    description="Re-read the FER-2013 and Kaggle folders, then everything downstream.",
+)
+
+web_refresh_schedule = dg.ScheduleDefinition(
+    name="web_refresh_daily",
+    job=web_refresh_job,
+    cron_schedule=os.environ.get("FEMO_REFRESH_CRON", "0 3 * * *"),
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Daily refresh of the web sources (FEMO_REFRESH_CRON, UTC; default 03:00).",
+)
+
+# staged asset name -> source key of the folder sources the sensor watches
+WATCHED = {"fer2013_images": ("fer2013", True), "kaggle_face_images": ("kaggle", False)}
+
+
+def folder_changes(storage: FemoStorage) -> dict[str, dict[str, int]]:
+    """Per watched source, files in its folder that its staged table lacks (added) or has no more (removed)."""
+    changes = {}
+    for asset_name, (key, with_splits) in WATCHED.items():
+        plan = storage.source_plan(key)
+        if plan.path is None or not plan.path.is_dir():
+            continue
+        try:
+            on_disk = {e.rel_path for e in folders.scan_folder(plan.path, with_splits)}
+        except folders.FolderLayoutError:
+            continue  # the ingest asset reports a wrong layout; the sensor only looks for changes
+        staged_path = staging_path(storage, asset_name)
+        staged = set(pq.read_table(staged_path, columns=["rel_path"]).column(0).to_pylist()) if staged_path.exists() else set()
+        added, removed = on_disk - staged, staged - on_disk
+        if added or removed:
+            digest = hashlib.sha256("\n".join(sorted(added) + ["--"] + sorted(removed)).encode()).hexdigest()[:16]
+            changes[key] = {"added": len(added), "removed": len(removed), "digest": digest}
+    return changes
+
+
+@dg.sensor(job=folder_ingest_job, minimum_interval_seconds=int(os.environ.get("FEMO_SENSOR_INTERVAL", "30")),
+           default_status=dg.DefaultSensorStatus.RUNNING)
+def raw_folder_sensor(context: dg.SensorEvaluationContext, storage: FemoStorage) -> dg.SensorResult:
+    """Starts folder_ingest when image files appear in (or vanish from) the FER-2013 or Kaggle folder."""
+    changes = folder_changes(storage)
+    if not changes:
+        return dg.SensorResult(skip_reason="no new or removed files in the watched folders")
+    run_key = "-".join(f"{k}:{v['digest']}" for k, v in sorted(changes.items()))
+    summary = ", ".join(f"{k}: +{v['added']} -{v['removed']}" for k, v in sorted(changes.items()))
+    context.log.info(f"raw folders changed ({summary})")
+    return dg.SensorResult(run_requests=[dg.RunRequest(run_key=run_key, tags={"femo/changes": summary})])
