@@ -1,5 +1,7 @@
 """The femo code location: every asset, check, resource, job, schedule and sensor (workspace.yaml and `dg`)."""
 
+import os
+
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
@@ -45,7 +47,7 @@ defs = dg.Definitions(
     resources={
         "storage": storage,
         "duckdb": DuckDBResource(database=str(storage.warehouse_path)),
-        "facs_source": FacsPageResource(),
+        "facs_source": FacsPageResource(**({"url": os.environ["FEMO_FACS_URL"]} if os.environ.get("FEMO_FACS_URL") else {})),
         "quality_thresholds": QualityThresholds(),
         **web_resources(),
     },

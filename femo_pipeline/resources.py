@@ -120,7 +120,7 @@ class FacsPageResource(dg.ConfigurableResource):
     """Where the FACS article is fetched from (the live iMotions page by default) and how politely."""
 
     url: str = Field(default="https://imotions.com/blog/learning/research-fundamentals/facial-action-coding-system/",
-                     description="Page URL; tests point it at a local server.")
+                     description="Page URL (FEMO_FACS_URL); 'fixture' uses the copy shipped with femo (offline).")
     force_fetch: bool = Field(default=False, description="Fetch the page even under the demo profile.")
     timeout: float = Field(default=30.0, description="Seconds before the request times out.")
     max_retries: int = Field(default=3, description="Retries on time-outs, 429 and 5xx.")

@@ -118,13 +118,23 @@ def test_assets_fetch_parse_and_keep_last_good_tables(tmp_path):
         assert _tables(tmp_path) == (units, links)  # the last good tables stay
 
         web.routes["/blog/facs/"] = [Answer(503, b"down")]
-        down = materialize(tmp_path, selection=["facs_page"], facs_url=url, profile="real", raise_on_error=False)
-        assert not down.success and _tables(tmp_path) == (units, links)
+        down = materialize(tmp_path, selection=SELECTION, facs_url=url, profile="real", raise_on_error=False)
+        assert not down.success  # the last snapshot is the broken page above: it still fails to parse
+        assert _tables(tmp_path) == (units, links)
+        page = down.asset_materializations_for_node("facs_page")[0].metadata
+        assert page["stale"].value is True and "HTTP 503" in page["fetch_error"].value
+
+    # no earlier snapshot and no page: a clear failure that says how to work offline
+    fresh = materialize(tmp_path / "fresh", selection=["facs_page"], facs_url=url, profile="real", raise_on_error=False)
+    [failure] = [e for e in fresh.all_events if e.is_step_failure]
+    assert "FEMO_FACS_URL=fixture" in str(failure.event_specific_data.error)
+    fixture = materialize(tmp_path / "fixture", selection=SELECTION, facs_url="fixture", profile="real")
+    assert fixture.success and len(_tables(tmp_path / "fixture")[0]) == 30
 
 
 def test_demo_profile_uses_the_fixture_without_network(tmp_path):
     result = materialize(tmp_path, selection=SELECTION)  # facs_url points at a closed port
     assert result.success
-    assert result.asset_materializations_for_node("facs_page")[0].metadata["synthetic"].value is True
+    assert result.asset_materializations_for_node("facs_page")[0].metadata["fixture"].value is True
     units, links = _tables(tmp_path)
     assert len(units) == 30 and len(links) == 25

@@ -13,30 +13,40 @@ from femo_pipeline.assets._meta import md_table
 from femo_pipeline.assets.warehouse import WRITER, emotions
 from femo_pipeline.files import write_parquet_atomic, write_text_atomic
 from femo_pipeline.resources import FacsPageResource, FemoStorage
+from femo_pipeline.webclient import WebError
 
 GROUP = "ingest"
 
 
 def _uses_fixture(facs_source: FacsPageResource, storage: FemoStorage) -> bool:
-    return storage.is_demo and not facs_source.force_fetch
+    return facs_source.url == "fixture" or (storage.is_demo and not facs_source.force_fetch)
 
 
 @dg.asset(group_name=GROUP, kinds={"html"})
 def facs_page(context: dg.AssetExecutionContext, facs_source: FacsPageResource, storage: FemoStorage) -> dg.MaterializeResult:
     """The iMotions FACS article as a dated HTML snapshot (the shipped fixture under the demo profile)."""
+    latest_path = storage.path("raw", "facs", "facs-latest.html")
     if _uses_fixture(facs_source, storage):
-        html, origin = facs.fixture_html(), "femo fixture (demo profile)"
+        html, origin = facs.fixture_html(), "femo fixture"
     else:
-        response = facs_source.client().get(facs_source.url)
-        html, origin = response.text, facs_source.url
+        try:
+            html, origin = facs_source.client().get(facs_source.url).text, facs_source.url
+        except WebError as exc:
+            if not latest_path.exists():
+                raise dg.Failure(description=f"FACS page not fetched and no earlier snapshot to fall back on: {exc}. "
+                                             "Offline, set FEMO_FACS_URL=fixture to use the shipped copy.") from exc
+            context.log.warning(f"FACS page not fetched ({exc}); keeping the last snapshot {latest_path}")
+            return dg.MaterializeResult(metadata={"stale": True, "fetch_error": str(exc),
+                                                  "latest": dg.MetadataValue.path(str(latest_path))})
     today = dt.date.today().isoformat()
     dated = write_text_atomic(html, storage.path("raw", "facs", f"facs-{today}.html"))
-    latest = write_text_atomic(html, storage.path("raw", "facs", "facs-latest.html"))
+    latest = write_text_atomic(html, latest_path)
     context.log.info(f"FACS page from {origin}: {len(html)} characters -> {dated}")
     return dg.MaterializeResult(metadata={
         "origin": origin, "characters": len(html), "sha256": imaging.content_hash(html.encode()),
         "snapshot": dg.MetadataValue.path(str(dated)), "latest": dg.MetadataValue.path(str(latest)),
-        "synthetic": _uses_fixture(facs_source, storage),
+        "fixture": _uses_fixture(facs_source, storage),
+        "stale": False,
     })
 
 
