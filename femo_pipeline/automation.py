@@ -27,13 +27,13 @@ folder_ingest_job = dg.define_asset_job(
     description="Re-read the FER-2013 and Kaggle folders, then everything downstream.",
 )
 
-web_refresh_schedule = dg.ScheduleDefinition(
+# Each tick pulls that day's partition of the web hits, then refreshes everything downstream.
+web_refresh_schedule = dg.build_schedule_from_partitioned_job(
+    web_refresh_job,
     name="web_refresh_daily",
-    job=web_refresh_job,
-    cron_schedule=os.environ.get("FEMO_REFRESH_CRON", "0 3 * * *"),
-    execution_timezone="UTC",
+    hour_of_day=int(os.environ.get("FEMO_REFRESH_HOUR", "3")),
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Daily refresh of the web sources (FEMO_REFRESH_CRON, UTC; default 03:00).",
+    description="Daily refresh of the web sources (at FEMO_REFRESH_HOUR, UTC; default 3).",
 )
 
 # staged asset name -> source key of the folder sources the sensor watches

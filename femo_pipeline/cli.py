@@ -44,6 +44,12 @@ def prepare_environment(profile: str | None) -> Path:
     return home
 
 
+def today_partition() -> str:
+    import datetime as dt
+
+    return dt.datetime.now(dt.timezone.utc).date().isoformat()
+
+
 def run_all(profile: str | None) -> int:
     home = prepare_environment(profile)
     import dagster as dg
@@ -55,6 +61,7 @@ def run_all(profile: str | None) -> int:
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(
             instance=instance,
+            partition_key=today_partition(),  # the web hits are partitioned by day of pull
             raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import dagster as dg
@@ -29,6 +30,17 @@ def demo_inputs(tmp_path_factory) -> Path:
 
 
 _FACS_SERVER: dict[str, str] = {}
+PARTITIONED = {"pixabay_hits", "duckduckgo_hits"}
+TODAY = dt.datetime.now(dt.timezone.utc).date().isoformat()
+
+
+def _selects_partitioned(selection) -> bool:
+    """Whether a materialize selection holds a day-partitioned asset (then it needs a partition key)."""
+    if selection is None:
+        return True
+    if isinstance(selection, dg.AssetSelection):
+        return any(k.path[-1] in PARTITIONED for k in selection.resolve(all_assets))
+    return any(str(s) in PARTITIONED for s in selection)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -60,6 +72,7 @@ def materialize(data_dir: Path, selection=None, run_config=None, raise_on_error:
     return dg.materialize(
         [*all_assets, *all_checks],
         selection=selection,
+        partition_key=TODAY if _selects_partitioned(selection) else None,
         resources=resources_for(data_dir, web, facs_url, **storage_fields),
         run_config=run_config,
         raise_on_error=raise_on_error,

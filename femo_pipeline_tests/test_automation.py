@@ -47,12 +47,13 @@ def test_sensor_skips_unconfigured_real_profile(tmp_path):
     assert not _evaluate(tmp_path, profile="real").run_requests
 
 
-def test_schedule_targets_the_web_refresh_job():
-    assert web_refresh_schedule.cron_schedule == "0 3 * * *"
+def test_schedule_pulls_each_day_partition_of_the_web_refresh_job():
+    schedule = defs.resolve_schedule_def(web_refresh_schedule.name)
+    assert schedule.cron_schedule == "0 3 * * *" and schedule.job_name == "web_refresh"
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     context = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2026, 11, 25, 3, 0, tzinfo=dt.timezone.utc))
-    assert len(list(web_refresh_schedule.evaluate_tick(context).run_requests)) == 1
-    assert web_refresh_schedule.job_name == "web_refresh"
-    assert web_refresh_schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    [request] = list(schedule.evaluate_tick(context).run_requests)
+    assert request.partition_key == "2026-11-25"  # the day of the pull (partitions end one day ahead)
 
 
 def test_jobs_select_the_right_assets():

@@ -255,3 +255,25 @@ def test_web_assets_skip_without_keys(tmp_path):
     assert result.success
     assert result.asset_materializations_for_node("pixabay_hits")[0].metadata["skipped"].value == "PIXABAY_API_KEY is not set"
     assert result.asset_materializations_for_node("pixabay_images")[0].metadata["skipped"].value == "no hits from pixabay_hits"
+
+
+def test_hits_are_kept_per_day_and_downloads_take_every_day(web, tmp_path, monkeypatch):
+    import dagster as dg
+
+    from femo_pipeline.definitions import all_assets
+    from femo_pipeline_tests.conftest import resources_for
+
+    _serve_pixabay(web)
+    monkeypatch.setenv("PIXABAY_API_KEY", KEY)
+    resources = resources_for(tmp_path, web_resources(pixabay_url=web.url + "/api/", ddg_url=web.url + "/ddg",
+                                                      backoff=0.01, max_retries=0, min_interval=0), profile="real")
+    for day, query in (("2026-11-20", {"Anger": "angry face"}), ("2026-11-21", {"Happiness": "happy face"})):
+        config = {"ops": {"pixabay_hits": {"config": {"queries": query, "per_emotion": 2}}}}
+        assert dg.materialize(all_assets, selection=["pixabay_hits"], partition_key=day, resources=resources,
+                              run_config=config).success
+    assert sorted(p.name for p in (tmp_path / "staging" / "pixabay_hits").iterdir()) == ["2026-11-20.parquet",
+                                                                                      "2026-11-21.parquet"]
+    result = dg.materialize(all_assets, selection=["pixabay_images"], resources=resources)
+    meta = result.asset_materializations_for_node("pixabay_images")[0].metadata
+    assert meta["hits_all_days"].value == 4 and meta["downloads"].value == {"ok": 4}
+    assert sorted(p.name for p in (tmp_path / "raw" / "pixabay").rglob("*.png")) == ["0.png", "1.png", "300.png", "301.png"]

@@ -34,6 +34,26 @@ DOWNLOAD_SCHEMA = pa.schema([
 ])
 
 
+# One partition per day of pulls: each day's search results are kept apart, and a backfill re-runs one day.
+WEB_PARTITIONS = dg.DailyPartitionsDefinition(start_date="2026-11-01", end_offset=1, timezone="UTC")
+
+
+def hits_path(storage: FemoStorage, asset_name: str, day: str):
+    return storage.path("staging", asset_name, f"{day}.parquet")
+
+
+def read_all_hits(storage: FemoStorage, asset_name: str) -> list[dict]:
+    """Hits of every day pulled so far, newest first, one per image (the newest pull of it wins)."""
+    folder = storage.root / "staging" / asset_name
+    rows, seen = [], set()
+    for path in sorted(folder.glob("*.parquet"), reverse=True):
+        for hit in pq.read_table(path).to_pylist():
+            if hit["remote_id"] not in seen:
+                seen.add(hit["remote_id"])
+                rows.append(hit)
+    return rows
+
+
 class WebSearchConfig(dg.Config):
     queries: dict[str, str] = Field(default=DEFAULT_QUERIES, description="Emotion name -> search term.")
     per_emotion: int = Field(default=50, description="Hits to collect per emotion (pagination stops there).")
@@ -51,7 +71,7 @@ def collect_hits(context: dg.AssetExecutionContext, config: WebSearchConfig, api
                  storage: FemoStorage, search: Callable) -> dg.MaterializeResult:
     """Run the search per emotion; failures are recorded per query with the reason. Shared by both sources."""
     name = context.asset_key.path[-1]
-    out = staging_path(storage, name)
+    out = hits_path(storage, name, context.partition_key)
     key = api.api_key()
     if not key:
         return _skip(context, f"{api.api_key_env} is not set", (HITS_SCHEMA.empty_table(), out))
@@ -86,11 +106,11 @@ def collect_hits(context: dg.AssetExecutionContext, config: WebSearchConfig, api
 
 def download_hits(context: dg.AssetExecutionContext, api: WebSearchResource, storage: FemoStorage,
                   hits_asset: str, source_key: str) -> dg.MaterializeResult:
-    """Download every hit into data/raw/<source>/<emotion>/ (resumable), then inspect the folder like any source."""
+    """Download the hits of every day into data/raw/<source>/<emotion>/ (resumable), then inspect the folder."""
     name = context.asset_key.path[-1]
     manifest_path = storage.path("staging", f"{name}_downloads.parquet")
     staged = staging_path(storage, name)
-    hits = pq.read_table(staging_path(storage, hits_asset)).to_pylist()
+    hits = read_all_hits(storage, hits_asset)
     folder = storage.root / "raw" / source_key
     if not hits:
         return _skip(context, f"no hits from {hits_asset}", (DOWNLOAD_SCHEMA.empty_table(), manifest_path),
@@ -114,6 +134,7 @@ def download_hits(context: dg.AssetExecutionContext, api: WebSearchResource, sto
     frame = manifest.to_pandas()
     return dg.MaterializeResult(metadata={
         "dagster/row_count": table.num_rows,
+        "hits_all_days": len(hits),
         "downloads": dg.MetadataValue.json(frame["status"].value_counts().to_dict()),
         "failures": md_table(frame[frame["status"] == "failed"][["image_url", "reason"]]),
         "folder": dg.MetadataValue.path(str(folder)),
@@ -129,10 +150,10 @@ def _ddg(client, key, query, emotion, count, per_page, base_url):
     return web_sources.ddg_search(client, key, query, emotion, count, base_url=base_url)
 
 
-@dg.asset(group_name=GROUP, kinds={"python", "parquet"})
+@dg.asset(group_name=GROUP, kinds={"python", "parquet"}, partitions_def=WEB_PARTITIONS)
 def pixabay_hits(context: dg.AssetExecutionContext, config: WebSearchConfig, pixabay: WebSearchResource,
                  storage: FemoStorage) -> dg.MaterializeResult:
-    """Pixabay API search results per emotion (photo, people, safesearch): image URLs and sizes, no uploader data."""
+    """Pixabay API search results per emotion and day (photo, people, safesearch): image URLs and sizes, no uploader data."""
     return collect_hits(context, config, pixabay, storage, _pixabay)
 
 
@@ -142,10 +163,10 @@ def pixabay_images(context: dg.AssetExecutionContext, pixabay: WebSearchResource
     return download_hits(context, pixabay, storage, "pixabay_hits", "pixabay")
 
 
-@dg.asset(group_name=GROUP, kinds={"python", "parquet"})
+@dg.asset(group_name=GROUP, kinds={"python", "parquet"}, partitions_def=WEB_PARTITIONS)
 def duckduckgo_hits(context: dg.AssetExecutionContext, config: WebSearchConfig, duckduckgo: WebSearchResource,
                     storage: FemoStorage) -> dg.MaterializeResult:
-    """DuckDuckGo image search results per emotion (RapidAPI, strict safe search): image URLs only."""
+    """DuckDuckGo image search results per emotion and day (RapidAPI, strict safe search): image URLs only."""
     return collect_hits(context, config, duckduckgo, storage, _ddg)
 
 
