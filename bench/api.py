@@ -141,7 +141,7 @@ def main() -> None:
                 raise SystemExit("server did not start")
             image_id = first["images"][0]["id"]
             scenarios = {"page of 50 (`/images/?page=2&page_size=50`)": "/images/?page=2&page_size=50",
-                         f"one PNG (`/images/{{id}}.png`, 48x48 JPEG transcoded)": f"/images/{image_id}.png"}
+                         "one PNG (`/images/{id}.png`, 48x48 JPEG transcoded)": f"/images/{image_id}.png"}
             rows = []
             for name, path in scenarios.items():
                 warm = http.client.HTTPConnection("127.0.0.1", port, timeout=10)

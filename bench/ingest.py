@@ -26,7 +26,6 @@ import dagster as dg  # noqa: E402
 from dagster_duckdb import DuckDBResource  # noqa: E402
 
 from bench._report import write_section  # noqa: E402
-
 from femo_pipeline.definitions import all_assets  # noqa: E402
 from femo_pipeline.resources import FemoStorage  # noqa: E402
 

@@ -3,13 +3,12 @@
 import hashlib
 import os
 
+import dagster as dg
 import pyarrow.parquet as pq
 
-import dagster as dg
-
 from femo_pipeline import folders
-from femo_pipeline.assets.ingest import fer2013_images, kaggle_face_images, staging_path
 from femo_pipeline.assets.facs import facs_page
+from femo_pipeline.assets.ingest import fer2013_images, kaggle_face_images, staging_path
 from femo_pipeline.assets.web import duckduckgo_hits, pixabay_hits
 from femo_pipeline.resources import FemoStorage
 

@@ -6,7 +6,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from femo_pipeline import web_sources
-from femo_pipeline.assets import catalog, checks, eda, facs, faces, ingest, serving, warehouse, web
+from femo_pipeline.assets import catalog, checks, eda, faces, facs, ingest, serving, warehouse, web
 from femo_pipeline.automation import (
     femo_all_job,
     folder_ingest_job,

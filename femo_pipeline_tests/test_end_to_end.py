@@ -14,10 +14,9 @@ import urllib.request
 import duckdb
 import pytest
 
+from femo_pipeline.definitions import defs
 from femo_pipeline.resources import PROJECT_ROOT
 from femo_pipeline_tests.conftest import FER2013_DIR, materialize, requires_fer2013
-
-from femo_pipeline.definitions import defs
 
 ALL_ASSETS = {k.path[-1] for k in defs.resolve_asset_graph().get_all_asset_keys()}
 CORE_ASSETS = {"demo_source_files", "fer2013_images", "kaggle_face_images", "everyday_emotions_survey",

@@ -1,9 +1,8 @@
 """The image catalog: every image file of every source, described and checked."""
 
 
-import duckdb
-
 import dagster as dg
+import duckdb
 
 from femo_pipeline import catalog
 from femo_pipeline.assets._meta import column_schema, md_table

@@ -1,8 +1,7 @@
 """Asset checks: blocking where bad data must stop the run, WARN where an expectation is soft."""
 
-import duckdb as duckdb_lib
-
 import dagster as dg
+import duckdb as duckdb_lib
 from dagster_duckdb import DuckDBResource
 
 from femo_pipeline import quality

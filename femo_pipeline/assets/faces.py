@@ -4,11 +4,10 @@ import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 
+import dagster as dg
 import duckdb as duckdb_lib
 import pandas as pd
 import pyarrow as pa
-
-import dagster as dg
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 

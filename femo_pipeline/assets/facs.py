@@ -2,10 +2,9 @@
 
 import datetime as dt
 
+import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from femo_pipeline import facs, imaging, warehouse

@@ -1,9 +1,8 @@
 """Warehouse assets: DuckDB tables with keys, the study's views and queries, and the ERD."""
 
 
-import pyarrow.parquet as pq
-
 import dagster as dg
+import pyarrow.parquet as pq
 from dagster_duckdb import DuckDBResource
 
 from femo_pipeline import erd as erd_lib

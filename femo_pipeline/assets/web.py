@@ -3,11 +3,10 @@
 import time
 from collections.abc import Callable
 
+import dagster as dg
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-import dagster as dg
 from pydantic import Field
 
 from femo_pipeline import folders, web_sources
