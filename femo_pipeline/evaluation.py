@@ -56,3 +56,28 @@ def bootstrap_ci(statistic: Callable[[np.ndarray], float], n_items: int, n_boot:
     values = np.array([statistic(rng.integers(0, n_items, n_items)) for _ in range(n_boot)])
     tail = (1 - level) / 2 * 100
     return float(np.nanpercentile(values, tail)), float(np.nanpercentile(values, 100 - tail))
+
+
+def score(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[int], n_boot: int = 1000,
+          seed: int = 0) -> dict:
+    """Accuracy with a bootstrap 95 % interval, macro-F1, per-class recall and the confusion matrix."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    correct = (y_true == y_pred).astype(float)
+    ci = bootstrap_ci(lambda idx: correct[idx].mean(), len(correct), n_boot, seed) if len(correct) else (np.nan, np.nan)
+    return {
+        "images": int(len(y_true)),
+        "accuracy": accuracy(y_true, y_pred),
+        "accuracy_ci95": [float(ci[0]), float(ci[1])],
+        "macro_f1": macro_f1(y_true, y_pred, classes),
+        "per_class_recall": {int(k): v for k, v in per_class_recall(y_true, y_pred, classes).items()},
+        "confusion_matrix": confusion_matrix(y_true, y_pred, classes).tolist(),
+    }
+
+
+def verdict(model_ci: Sequence[float], human_ci: Sequence[float]) -> str:
+    """'better' / 'worse' when the 95 % intervals do not overlap, else 'on par'."""
+    if model_ci[0] > human_ci[1]:
+        return "better"
+    if model_ci[1] < human_ci[0]:
+        return "worse"
+    return "on par"
