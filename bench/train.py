@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--fer2013", default=str(ROOT.parent / "shared" / "datasets" / "fer2013"))
     parser.add_argument("--votes", default=str(ROOT.parent / "shared" / "datasets" / "ferplus" / "ferplus_votes_by_file.csv"))
     parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--max-minutes", type=float, default=0, help="training time budget (stops after that epoch)")
     parser.add_argument("--data-dir", default="")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--reuse", action="store_true", help="report on an earlier run in --data-dir, no training")
@@ -50,7 +51,7 @@ def main() -> None:
                  "facs_source": FacsPageResource(url="fixture"), "quality_thresholds": QualityThresholds(),
                  **web_resources()}
     votes_config = {"config": {"votes_csv": args.votes}}
-    run_config = {"ops": {"emotion_model": {"config": {"epochs": args.epochs}},
+    run_config = {"ops": {"emotion_model": {"config": {"epochs": args.epochs, "max_minutes": args.max_minutes}},
                           "human_baseline": votes_config, "benchmark_report": votes_config},
                   "loggers": {"console": {"config": {"log_level": "INFO"}}}}
     start = time.perf_counter()
@@ -99,7 +100,8 @@ def main() -> None:
 
 Measured {dt.date.today().isoformat()} on {machine()}, Keras {train['backend']} backend on the CPU (no GPU was
 lent to this session). {train['train_images']:,} FER-2013 Training images ({train['validation_images']:,} more held
-out for validation), {train['epochs']} epochs, batch {train['batch_size_used']}, {train['parameters']:,} parameters.
+out for validation), {train.get('epochs_run', train['epochs'])} epochs run of {train['epochs']} planned
+(time budget {train.get('max_minutes') or 'none'} min), batch {train['batch_size_used']}, {train['parameters']:,} parameters.
 
 | measure | value |
 | --- | --- |

@@ -29,6 +29,7 @@ class TrainConfig:
     learning_rate: float = 1e-3
     augment: bool = True  # flip, small affine (shift, rotation, zoom), random erasing
     class_weighting: bool = True
+    max_minutes: float = 0  # stop after the epoch that passes this training time (0: no limit)
 
 
 def keras_module():
@@ -114,13 +115,21 @@ def train(x: np.ndarray, y: np.ndarray, config: TrainConfig,
             log(f"epoch {epoch + 1}/{config.epochs}: loss {logs.get('loss', float('nan')):.3f} "
                 f"acc {logs.get('accuracy', float('nan')):.3f} val_acc {logs.get('val_accuracy', float('nan')):.3f}")
 
-    callbacks = [Progress(), keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=3, min_lr=1e-5)]
     start = time.perf_counter()
+
+    class Budget(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if config.max_minutes and time.perf_counter() - start > config.max_minutes * 60:
+                log(f"time budget of {config.max_minutes:g} min reached after epoch {epoch + 1}")
+                self.model.stop_training = True
+
+    callbacks = [Progress(), Budget(),
+                 keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=3, min_lr=1e-5)]
     history = model.fit(x[tr], y[tr], validation_data=(x[va], y[va]) if len(va) else None, epochs=config.epochs,
                         batch_size=batch, class_weight=weights, callbacks=callbacks, verbose=0)
     seconds = time.perf_counter() - start
-    facts = {"batch_size_used": batch, "train_images": int(len(tr)), "validation_images": int(len(va)), "seconds": round(seconds, 1),
-             "train_images_per_second": round(len(tr) * config.epochs / seconds, 1),
+    facts = {"epochs_run": len(history.history.get("loss", [])), "batch_size_used": batch, "train_images": int(len(tr)), "validation_images": int(len(va)), "seconds": round(seconds, 1),
+             "train_images_per_second": round(len(tr) * len(history.history.get("loss", [])) / seconds, 1),
              "backend": keras.backend.backend(), "parameters": int(model.count_params())}
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     return model, hist, facts

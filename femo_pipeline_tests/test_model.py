@@ -32,7 +32,7 @@ def test_tiny_training_run_saves_a_model_that_reloads_identically(tmp_path):
     assert set(history) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert all(len(v) == 2 for v in history.values())
     assert facts["train_images"] + facts["validation_images"] == len(x) and facts["validation_images"] == 7
-    assert facts["batch_size_used"] == 16 and facts["parameters"] == net.count_params()
+    assert facts["batch_size_used"] == 16 and facts["parameters"] == net.count_params() and facts["epochs_run"] == 2
     probs = model.predict(net, x[:10])
     assert probs.shape == (10, 7) and np.allclose(probs.sum(axis=1), 1, atol=1e-4)
     path = model.save(net, tmp_path, history, config, facts)
@@ -40,6 +40,12 @@ def test_tiny_training_run_saves_a_model_that_reloads_identically(tmp_path):
     assert np.array_equal(probs, again)
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["epochs"] == 2 and saved["width"] == 8 and "seconds" in saved
+
+
+def test_time_budget_stops_training_after_the_epoch_that_passes_it():
+    x, y = _faces(4)
+    _, history, facts = model.train(x, y, model.TrainConfig(epochs=50, width=8, max_minutes=1e-6), log=lambda _: None)
+    assert facts["epochs_run"] == 1 and len(history["loss"]) == 1
 
 
 def test_split_weights_and_batch_size():

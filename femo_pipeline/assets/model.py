@@ -89,6 +89,7 @@ class ModelConfig(dg.Config):
     augment: bool = Field(default=True, description="Flip, small affine and random erasing while training.")
     class_weighting: bool = Field(default=True, description="Weight classes by inverse frequency.")
     max_train_images: int = Field(default=0, description="Use at most this many training images (0: all).")
+    max_minutes: float = Field(default=0, description="Stop after the epoch that passes this training time (0: none).")
 
 
 @dg.asset(group_name="model", kinds={"keras"}, deps=["images"], pool="duckdb")
@@ -342,7 +343,7 @@ def benchmark_report(context: dg.AssetExecutionContext, config: HumanBaselineCon
         matched = preds.merge(votes, left_on="rel_path", right_on="path", suffixes=("", "_votes"))
     datasets = []
     if len(matched):
-        human_label, human_nine = _human_rows(matched, config.n_boot, config.seed)
+        human_label, _ = _human_rows(matched, config.n_boot, config.seed)
         pred_cols = matched[[c for c in matched.columns if c.startswith("pred_")]]
         datasets.append(_dataset(
             "FER-2013 test images, FER-2013 labels",
@@ -350,6 +351,7 @@ def benchmark_report(context: dg.AssetExecutionContext, config: HumanBaselineCon
             matched["emotion_id"].to_numpy(), pred_cols, human_label, config.n_boot, config.seed))
         plural = hb.plurality(matched)
         keep = (plural >= 0) & (plural < 7)
+        _, human_nine = _human_rows(matched[keep].reset_index(drop=True), config.n_boot, config.seed)
         datasets.append(_dataset(
             "FER-2013 test images, FER+ plurality labels",
             f"The {int(keep.sum())} of them whose FER+ plurality is one of the seven FER-2013 emotions; humans: one "
