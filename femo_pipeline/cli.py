@@ -77,6 +77,8 @@ def run_all(profile: str | None) -> int:
         "\nWhere to look:\n"
         f"  warehouse (DuckDB):  {storage.warehouse_path.resolve()}\n"
         f"  ERD:                 {root / 'warehouse' / 'erd.png'}  (Mermaid: erd.mmd)\n"
+        f"  benchmark report:    {root / 'reports' / 'benchmark.md'}  (also .html, .json)\n"
+        f"  plots:               {root / 'plots'}\n"
         f"  staged tables:       {root / 'staging'}\n"
         f"  demo inputs:         {root / 'demo'}  (synthetic)\n"
         f"  Dagster instance:    {home}\n"
