@@ -40,6 +40,16 @@ def _with_source_columns(table: pa.Table, source_key: str, synthetic: bool) -> p
     )
 
 
+def _hash_groups(relation: str) -> str:
+    """SQL: per content hash of the usable images of `relation`, the number of files (n), whether train and test
+    share it (cross_split), and whether its files carry different emotions (label_conflict)."""
+    return f"""
+        SELECT content_hash, count(*) AS n,
+               bool_or(split = 'train') AND bool_or(split = 'test') AS cross_split,
+               count(DISTINCT emotion_id) > 1 AS label_conflict
+        FROM {relation} WHERE status = 'ok' GROUP BY content_hash"""
+
+
 def build_catalog(per_source: dict[str, tuple[pa.Table, bool]]) -> pa.Table:
     """Union the per-source tables ({source_key: (inspection table, synthetic)}) and flag duplicates.
 
@@ -61,13 +71,7 @@ def build_catalog(per_source: dict[str, tuple[pa.Table, bool]]) -> pa.Table:
     cols = ", ".join(f"u.{c}" for c in CATALOG_COLUMNS if not c.startswith("duplicate_"))
     result = con.sql(
         f"""
-        WITH groups AS (
-            SELECT content_hash,
-                   count(*) AS n,
-                   bool_or(split = 'train') AND bool_or(split = 'test') AS cross_split,
-                   count(DISTINCT emotion_id) > 1 AS label_conflict
-            FROM u WHERE status = 'ok' GROUP BY content_hash
-        )
+        WITH groups AS ({_hash_groups("u")})
         SELECT {cols},
                CASE WHEN u.status = 'ok' THEN g.n ELSE 0 END::INTEGER AS duplicate_count,
                coalesce(u.status = 'ok' AND g.cross_split, FALSE) AS duplicate_cross_split,
@@ -84,17 +88,12 @@ def duplicate_summary(con: duckdb.DuckDBPyConnection, relation: str = "catalog")
     row = con.execute(
         f"""
         WITH ok AS (SELECT * FROM {relation} WHERE status = 'ok'),
-        g AS (
-            SELECT content_hash, count(*) AS n,
-                   bool_or(split = 'train') AND bool_or(split = 'test') AS cross_split,
-                   count(DISTINCT emotion_id) > 1 AS conflict
-            FROM ok GROUP BY content_hash HAVING count(*) > 1
-        )
+        g AS (SELECT * FROM ({_hash_groups(relation)}) WHERE n > 1)
         SELECT
             (SELECT count(*) FROM g),
             (SELECT coalesce(sum(n), 0) FROM g),
             (SELECT count(*) FROM g WHERE cross_split),
-            (SELECT count(*) FROM g WHERE conflict),
+            (SELECT count(*) FROM g WHERE label_conflict),
             (SELECT count(*) FROM ok WHERE split = 'test' AND content_hash IN
                 (SELECT content_hash FROM ok WHERE split = 'train'))
         """
