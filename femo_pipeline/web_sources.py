@@ -7,6 +7,7 @@ user ids and avatar URLs: no personal data is stored. Stored URLs never carry an
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,28 +111,63 @@ class DownloadResult:
     content_hash: str | None
 
 
-def download_image(client: PoliteClient, url: str, folder: Path, stem: str, max_bytes: int = imaging.DEFAULT_MAX_BYTES) -> DownloadResult:
+def _read_body(response, max_bytes: int, deadline_at: float, deadline: float) -> tuple[bytes, int]:
+    """The decoded body (at most max_bytes + 1 bytes) and the number of bytes that came over the wire.
+
+    Reads one socket read at a time, so a server that drips bytes is stopped at the total deadline (give or
+    take one read timeout) instead of stalling the download for as long as it keeps sending."""
+    raw = response.raw
+    chunks, size = [], 0
+    while size <= max_bytes:
+        if time.monotonic() > deadline_at:
+            raise DownloadDeadline(f"deadline passed: not complete after {deadline:g} s ({raw.tell()} bytes received)")
+        chunk = raw.read1(65536, decode_content=True)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks), raw.tell()
+
+
+class DownloadDeadline(RuntimeError):
+    """A download ran past its total deadline."""
+
+
+def download_image(client: PoliteClient, url: str, folder: Path, stem: str, max_bytes: int = imaging.DEFAULT_MAX_BYTES,
+                   deadline: float | None = None) -> DownloadResult:
     """Download one image into folder/<stem>.<ext>, the extension taken from the bytes. Resumable: a file
-    already there (any extension) is not fetched again. Non-images and broken images are not kept."""
+    already there (any extension) is not fetched again. Non-images and broken images are not kept.
+
+    `deadline` (default: the client's download_deadline) bounds the whole download in seconds; Content-Length
+    is compared with the bytes that came over the wire (before any gzip decoding), and the response is always
+    closed, whatever happens."""
     folder.mkdir(parents=True, exist_ok=True)
     existing = sorted(folder.glob(f"{stem}.*"))
     existing = [p for p in existing if not p.name.endswith(".tmp")]
     if existing:
         data = existing[0].read_bytes()
         return DownloadResult(url, str(existing[0]), "skipped", "already downloaded", len(data), imaging.content_hash(data))
+    deadline = client.download_deadline if deadline is None else deadline
+    deadline_at = time.monotonic() + deadline
+    response = None
     try:
         response = client.get(url, stream=True)
-        data = response.raw.read(max_bytes + 1, decode_content=True)
+        data, wire_bytes = _read_body(response, max_bytes, deadline_at, deadline)
         declared = response.headers.get("Content-Length")
+        kind = response.headers.get("Content-Type", "?")
     except WebError as exc:
+        return DownloadResult(url, None, "failed", str(exc), None, None)
+    except DownloadDeadline as exc:
         return DownloadResult(url, None, "failed", str(exc), None, None)
     except Exception as exc:  # broken transfers surface as many exception types
         return DownloadResult(url, None, "failed", f"transfer broke off ({type(exc).__name__})", None, None)
-    if declared and declared.isdigit() and int(declared) != len(data) and len(data) <= max_bytes:
-        return DownloadResult(url, None, "failed", f"truncated: got {len(data)} of {declared} bytes", len(data), None)
+    finally:
+        if response is not None:
+            response.close()
+    if declared and declared.isdigit() and int(declared) != wire_bytes and len(data) <= max_bytes:
+        return DownloadResult(url, None, "failed", f"truncated: got {wire_bytes} of {declared} bytes", len(data), None)
     row = imaging.inspect_image(data, max_bytes=max_bytes)
     if row["status"] != imaging.OK:
-        kind = response.headers.get("Content-Type", "?")
         return DownloadResult(url, None, "failed", f"{row['reason']} (content-type {kind})", len(data), row["content_hash"])
     path = write_bytes_atomic(data, folder / f"{stem}.{_EXTENSIONS[row['image_format']]}")
     return DownloadResult(url, str(path), "ok", None, len(data), row["content_hash"])

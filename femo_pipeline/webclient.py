@@ -2,7 +2,9 @@
 
 Timeouts, retries with exponential backoff on connection errors, time-outs, 429 and 5xx (honouring Retry-After),
 a minimum interval between requests, a User-Agent, and error messages that never contain a secret: every
-message built here passes through `redact`, which masks the values the client was told are secret.
+message built here passes through `redact`, which masks the values the client was told are secret. Secrets also
+stay on the host they were meant for: a redirect to another host drops secret headers and query parameters
+(requests itself strips only Authorization), and the client's repr masks them.
 """
 
 from __future__ import annotations
@@ -13,12 +15,16 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 
 USER_AGENT = "femo-pipeline/0.1 (+https://github.com/; research pipeline; polite client)"
 RETRY_STATUSES = {429, 500, 502, 503, 504}
+# headers that carry credentials; dropped on a redirect to another host (besides any header holding a secret value)
+SECRET_HEADERS = ("Authorization", "Proxy-Authorization", "X-RapidAPI-Key", "X-Api-Key", "Api-Key")
+SECRET_PARAMS = ("key", "api_key", "apikey", "access_token", "token")
 
 
 class WebError(RuntimeError):
@@ -56,6 +62,32 @@ for _name in ("urllib3.connectionpool", "urllib3.util.retry", "requests"):
     logging.getLogger(_name).addFilter(_FILTER)
 
 
+class SecretKeepingSession(requests.Session):
+    """A requests Session that keeps secrets on their host: on a redirect to another host (or to plain http
+    from https) it drops the secret headers and query parameters, not only Authorization as requests does."""
+
+    def __init__(self, secrets: Iterable[str] = ()):
+        super().__init__()
+        self.secrets = tuple(s for s in secrets if s)
+
+    def _is_secret(self, value: str) -> bool:
+        return any(secret in value for secret in self.secrets)
+
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
+        super().rebuild_auth(prepared_request, response)
+        if not self.should_strip_auth(response.request.url, prepared_request.url):
+            return
+        secret_names = {h.lower() for h in SECRET_HEADERS}
+        for name in list(prepared_request.headers):
+            if name.lower() in secret_names or self._is_secret(str(prepared_request.headers[name])):
+                del prepared_request.headers[name]
+        parts = urlsplit(prepared_request.url)
+        if parts.query:
+            kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                    if k.lower() not in SECRET_PARAMS and not self._is_secret(v)]
+            prepared_request.url = urlunsplit(parts._replace(query=urlencode(kept)))
+
+
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date); None when absent or unreadable."""
     if not value:
@@ -72,6 +104,9 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
 
 @dataclass
 class PoliteClient:
+    """GET with pacing and retries. `secrets` are masked in messages, logs and repr, and never follow a redirect
+    to another host."""
+
     timeout: float = 20.0
     max_retries: int = 4
     backoff: float = 1.0  # first wait; doubles each retry, with jitter
@@ -79,14 +114,30 @@ class PoliteClient:
     min_interval: float = 1.0  # at least this long between the starts of two requests
     user_agent: str = USER_AGENT
     secrets: tuple[str, ...] = ()
+    download_deadline: float = 60.0  # total seconds one download may take, however slowly the bytes drip in
     sleep: Callable[[float], None] = time.sleep
-    session: requests.Session = field(default_factory=requests.Session)
+    session: requests.Session | None = None  # default: a SecretKeepingSession for `secrets`
     waits: list[float] = field(default_factory=list)  # every wait taken, for logs and tests
 
     def __post_init__(self) -> None:
         _FILTER.secrets.update(s for s in self.secrets if s)
+        if self.session is None:
+            self.session = SecretKeepingSession(self.secrets)
         self._lock = threading.Lock()
         self._last_start = 0.0
+
+    def __repr__(self) -> str:
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "secrets":
+                value = tuple("***" for _ in value)
+            elif f.name in ("session", "sleep"):
+                value = type(value).__name__
+            shown.append(f"{f.name}={value!r}")
+        return redact(f"{type(self).__name__}({', '.join(shown)})", self.secrets)
+
+    __str__ = __repr__
 
     def _pace(self) -> None:
         with self._lock:
@@ -117,7 +168,12 @@ class PoliteClient:
             else:
                 if response.status_code < 400:
                     return response
-                body = redact(response.text[:200], self.secrets).strip().replace("\n", " ")
+                try:  # an error page: keep its start for the message, and give the connection back
+                    body = redact(response.text[:200], self.secrets).strip().replace("\n", " ")
+                except requests.RequestException:
+                    body = ""
+                finally:
+                    response.close()
                 last = f"HTTP {response.status_code}" + (f": {body}" if body else "")
                 if response.status_code not in RETRY_STATUSES:
                     raise WebError(f"GET {safe_url} failed: {last}", response.status_code)

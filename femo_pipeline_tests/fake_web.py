@@ -16,6 +16,7 @@ class Answer:
     headers: dict = field(default_factory=dict)
     delay: float = 0.0
     content_length: int | None = None  # to announce more bytes than are sent (truncated transfer)
+    drip: float = 0.0  # seconds between body bytes, sent one at a time (a slow-drip server)
 
 
 @dataclass
@@ -58,7 +59,13 @@ class FakeWeb:
                     length = answer.content_length if answer.content_length is not None else len(answer.body)
                     self.send_header("Content-Length", str(length))
                     self.end_headers()
-                    self.wfile.write(answer.body)
+                    if answer.drip:
+                        for i in range(len(answer.body)):
+                            self.wfile.write(answer.body[i:i + 1])
+                            self.wfile.flush()
+                            time.sleep(answer.drip)
+                    else:
+                        self.wfile.write(answer.body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
                 if answer.content_length is not None:

@@ -59,6 +59,11 @@ class WebSearchConfig(dg.Config):
     per_page: int = Field(default=50, description="Results per API page (Pixabay: 3-200).")
 
 
+class WebDownloadConfig(dg.Config):
+    deadline_s: float = Field(default=60.0, description="Total seconds one image download may take (a server that "
+                              "drips bytes is cut off there; the per-read timeout alone would not stop it).")
+
+
 def _skip(context, reason: str, *outputs) -> dg.MaterializeResult:
     for table, path in outputs:
         write_parquet_atomic(table, path)
@@ -103,8 +108,8 @@ def collect_hits(context: dg.AssetExecutionContext, config: WebSearchConfig, api
     })
 
 
-def download_hits(context: dg.AssetExecutionContext, api: WebSearchResource, storage: FemoStorage,
-                  hits_asset: str, source_key: str) -> dg.MaterializeResult:
+def download_hits(context: dg.AssetExecutionContext, config: WebDownloadConfig, api: WebSearchResource,
+                  storage: FemoStorage, hits_asset: str, source_key: str) -> dg.MaterializeResult:
     """Download the hits of every day into data/raw/<source>/<emotion>/ (resumable), then inspect the folder."""
     name = context.asset_key.path[-1]
     manifest_path = storage.path("staging", f"{name}_downloads.parquet")
@@ -119,7 +124,8 @@ def download_hits(context: dg.AssetExecutionContext, api: WebSearchResource, sto
     start = time.perf_counter()
     for i, hit in enumerate(hits, 1):
         emotion_folder = folder / EMOTIONS[hit["emotion_id"]].lower()
-        result = web_sources.download_image(client, hit["image_url"], emotion_folder, web_sources.safe_stem(hit["remote_id"]))
+        result = web_sources.download_image(client, hit["image_url"], emotion_folder, web_sources.safe_stem(hit["remote_id"]),
+                                            deadline=config.deadline_s)
         rows.append({**result.__dict__, "emotion_id": hit["emotion_id"]})
         if result.status == "failed":
             context.log.warning(f"{name}: {result.reason}")
@@ -157,9 +163,10 @@ def pixabay_hits(context: dg.AssetExecutionContext, config: WebSearchConfig, pix
 
 
 @dg.asset(group_name=GROUP, kinds={"python", "parquet"}, deps=[pixabay_hits])
-def pixabay_images(context: dg.AssetExecutionContext, pixabay: WebSearchResource, storage: FemoStorage) -> dg.MaterializeResult:
+def pixabay_images(context: dg.AssetExecutionContext, config: WebDownloadConfig, pixabay: WebSearchResource,
+                   storage: FemoStorage) -> dg.MaterializeResult:
     """The Pixabay hits downloaded (resumable, type from the bytes) into data/raw/pixabay/<emotion>/ and inspected."""
-    return download_hits(context, pixabay, storage, "pixabay_hits", "pixabay")
+    return download_hits(context, config, pixabay, storage, "pixabay_hits", "pixabay")
 
 
 @dg.asset(group_name=GROUP, kinds={"python", "parquet"}, partitions_def=WEB_PARTITIONS)
@@ -170,6 +177,7 @@ def duckduckgo_hits(context: dg.AssetExecutionContext, config: WebSearchConfig, 
 
 
 @dg.asset(group_name=GROUP, kinds={"python", "parquet"}, deps=[duckduckgo_hits])
-def duckduckgo_images(context: dg.AssetExecutionContext, duckduckgo: WebSearchResource, storage: FemoStorage) -> dg.MaterializeResult:
+def duckduckgo_images(context: dg.AssetExecutionContext, config: WebDownloadConfig, duckduckgo: WebSearchResource,
+                      storage: FemoStorage) -> dg.MaterializeResult:
     """The DuckDuckGo hits downloaded (resumable, type from the bytes) into data/raw/ddg/<emotion>/ and inspected."""
-    return download_hits(context, duckduckgo, storage, "duckduckgo_hits", "ddg")
+    return download_hits(context, config, duckduckgo, storage, "duckduckgo_hits", "ddg")
