@@ -117,9 +117,12 @@ def test_assets_fetch_parse_and_keep_last_good_tables(tmp_path):
         assert "no action-unit table" in str(failure.event_specific_data.error)
         assert _tables(tmp_path) == (units, links)  # the last good tables stay
 
+        latest = tmp_path / "raw" / "facs" / "facs-latest.html"
+        assert latest.read_text() == facs.fixture_html()  # a page that does not parse never becomes the snapshot
+
         web.routes["/blog/facs/"] = [Answer(503, b"down")]
-        down = materialize(tmp_path, selection=SELECTION, facs_url=url, profile="real", raise_on_error=False)
-        assert not down.success  # the last snapshot is the broken page above: it still fails to parse
+        down = materialize(tmp_path, selection=SELECTION, facs_url=url, profile="real")
+        assert down.success  # the outage falls back on the last good page, not on the broken one
         assert _tables(tmp_path) == (units, links)
         page = down.asset_materializations_for_node("facs_page")[0].metadata
         assert page["stale"].value is True and "HTTP 503" in page["fetch_error"].value
@@ -138,3 +141,39 @@ def test_demo_profile_uses_the_fixture_without_network(tmp_path):
     assert result.asset_materializations_for_node("facs_page")[0].metadata["fixture"].value is True
     units, links = _tables(tmp_path)
     assert len(units) == 30 and len(links) == 25
+
+
+def _without(edit) -> str:
+    soup = BeautifulSoup(facs.fixture_html(), "html.parser")
+    edit(soup)
+    return str(soup)
+
+
+def _drop_row(table_index: int, first_cell: str):
+    def edit(soup):
+        for tr in soup.find_all("table")[table_index].find_all("tr"):
+            if tr.td and tr.td.get_text(" ", strip=True).startswith(first_cell):
+                tr.decompose()
+    return edit
+
+
+def test_warehouse_tables_equal_the_last_good_parse(tmp_path):
+    """Units and links that vanish from the page vanish from the warehouse; changed rows are updated."""
+    def edit(soup):
+        _drop_row(1, "10")(soup)  # an action unit no emotion uses
+        _drop_row(2, "Contempt")(soup)  # an emotion row: its links (12, 14) go, the units stay on the page
+        soup.find("td", string="Nose Wrinkler").string = "Nose Wrinkler (edited)"
+
+    smaller = _without(edit)
+    expected = facs.parse_facs_page(smaller, base_url="http://x/")
+    assert 10 not in set(expected.units["action_unit"]) and 7 not in set(expected.links["emotion"])
+    with FakeWeb() as web:
+        url = web.url + "/blog/facs/"
+        web.routes["/blog/facs/"] = [Answer(200, facs.fixture_html().encode(), {"Content-Type": "text/html"})]
+        assert materialize(tmp_path, selection=SELECTION, facs_url=url, profile="real").success
+        web.routes["/blog/facs/"] = [Answer(200, smaller.encode(), {"Content-Type": "text/html"})]
+        assert materialize(tmp_path, selection=SELECTION, facs_url=url, profile="real").success
+    units, links = _tables(tmp_path)
+    assert [u[0] for u in units] == sorted(expected.units["action_unit"])
+    assert dict((u[0], u[1]) for u in units)[9] == "Nose Wrinkler (edited)"
+    assert sorted((e, a) for e, a, _ in links) == sorted(zip(expected.links["emotion"], expected.links["action_units"]))

@@ -21,9 +21,14 @@ def _uses_fixture(facs_source: FacsPageResource, storage: FemoStorage) -> bool:
     return facs_source.url == "fixture" or (storage.is_demo and not facs_source.force_fetch)
 
 
+def _base_url(facs_source: FacsPageResource, storage: FemoStorage) -> str:
+    # the fixture stands for the live article: its relative links resolve against the article's URL
+    return facs.FACS_URL if _uses_fixture(facs_source, storage) else facs_source.url
+
+
 @dg.asset(group_name=GROUP, kinds={"html"})
 def facs_page(context: dg.AssetExecutionContext, facs_source: FacsPageResource, storage: FemoStorage) -> dg.MaterializeResult:
-    """The iMotions FACS article as a dated HTML snapshot (the shipped fixture under the demo profile)."""
+    """The iMotions FACS article as a dated HTML snapshot (the shipped fixture under the demo profile); only a page that parses becomes the latest."""
     latest_path = storage.path("raw", "facs", "facs-latest.html")
     if _uses_fixture(facs_source, storage):
         html, origin = facs.fixture_html(), "femo fixture"
@@ -38,6 +43,12 @@ def facs_page(context: dg.AssetExecutionContext, facs_source: FacsPageResource, 
             return dg.MaterializeResult(metadata={"stale": True, "fetch_error": str(exc),
                                                   "latest": dg.MetadataValue.path(str(latest_path))})
     today = dt.date.today().isoformat()
+    try:  # parse before keeping: a 200 that is not the article (a captcha, a redesign) must not replace the last good page
+        tables = facs.parse_facs_page(html, base_url=_base_url(facs_source, storage))
+    except facs.FacsParseError as exc:
+        rejected = write_text_atomic(html, storage.path("raw", "facs", "rejected", f"facs-{today}.html"))
+        raise dg.Failure(description=f"FACS page not parsed, last good snapshot and warehouse tables left as they "
+                                     f"were: {exc}", metadata={"rejected": dg.MetadataValue.path(str(rejected))}) from exc
     dated = write_text_atomic(html, storage.path("raw", "facs", f"facs-{today}.html"))
     latest = write_text_atomic(html, latest_path)
     context.log.info(f"FACS page from {origin}: {len(html)} characters -> {dated}")
@@ -45,6 +56,7 @@ def facs_page(context: dg.AssetExecutionContext, facs_source: FacsPageResource, 
         "origin": origin, "characters": len(html), "sha256": imaging.content_hash(html.encode()),
         "snapshot": dg.MetadataValue.path(str(dated)), "latest": dg.MetadataValue.path(str(latest)),
         "fixture": _uses_fixture(facs_source, storage),
+        "parsed_units": len(tables.units), "parsed_links": len(tables.links),
         "stale": False,
     })
 
@@ -55,13 +67,13 @@ def facs_action_units(context: dg.AssetExecutionContext, facs_source: FacsPageRe
     """The page's action-unit table (number, description, muscle, example gif) in facs_single_units."""
     html = storage.path("raw", "facs", "facs-latest.html").read_text()
     try:
-        # the fixture stands for the live article: its relative links resolve against the article's URL
-        base_url = facs.FACS_URL if _uses_fixture(facs_source, storage) else facs_source.url
-        tables = facs.parse_facs_page(html, base_url=base_url)
+        tables = facs.parse_facs_page(html, base_url=_base_url(facs_source, storage))
     except facs.FacsParseError as exc:
         raise dg.Failure(description=f"FACS page not parsed, warehouse tables left as they were: {exc}") from exc
     write_parquet_atomic(pa.Table.from_pandas(tables.links, preserve_index=False),
                          storage.path("staging", "facs_links.parquet"))
+    write_parquet_atomic(pa.table({"action_unit": [int(u) for u in tables.units["action_unit"]]}),
+                         storage.path("staging", "facs_units.parquet"))
     with duckdb.get_connection() as con:
         warehouse.ensure_schema(con)
         count = warehouse.replace_facs_units(con, tables.units)
@@ -76,10 +88,12 @@ def facs_action_units(context: dg.AssetExecutionContext, facs_source: FacsPageRe
 @dg.asset(kinds={"duckdb"}, deps=[facs_action_units], **{**WRITER, "group_name": GROUP})
 def facs_emotion_action_units(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
                               storage: FemoStorage) -> dg.MaterializeResult:
-    """The page's 'Emotions and Action Units' table as emotion -> action-unit links in facs_emotions_units."""
+    """The page's 'Emotions and Action Units' table as emotion -> action-unit links in facs_emotions_units; units gone from the page are removed."""
     links = pq.read_table(storage.path("staging", "facs_links.parquet")).to_pandas()
+    # the units of the same parse: units that vanished from the page are deleted once the new links no longer
+    # need them, so both tables equal the last good parse (DuckDB refuses to delete a referenced unit earlier)
+    units = pq.read_table(storage.path("staging", "facs_units.parquet")).column("action_unit").to_pylist()
     with duckdb.get_connection() as con:
-        units = [r[0] for r in con.execute("SELECT action_unit FROM facs_single_units").fetchall()]
         count = warehouse.replace_facs_links(con, links, units)
         most = con.execute(warehouse.study_queries()["emotion_with_most_action_units"]).df()
     return dg.MaterializeResult(metadata={
