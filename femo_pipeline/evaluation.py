@@ -1,4 +1,4 @@
-"""Classification metrics with bootstrap confidence intervals. Pure module (numpy; no Dagster).
+"""Classification metrics with bootstrap confidence intervals. Pure module (numpy, scikit-learn; no Dagster).
 
 Labels are integer class ids; every function takes the list of classes to report on, so a class that never
 occurs still gets its row (recall NaN where it has no true examples).
@@ -6,47 +6,52 @@ occurs still gets its row (recall NaN where it has no true examples).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from sklearn import metrics
+
+
+def _arrays(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if y_true.shape != y_pred.shape:
+        raise ValueError("y_true and y_pred differ in length")
+    return y_true, y_pred
 
 
 def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[int]) -> np.ndarray:
     """Rows: true class, columns: predicted class, in the order of `classes`; other predictions are ignored."""
-    index = {c: i for i, c in enumerate(classes)}
-    matrix = np.zeros((len(classes), len(classes)), dtype=np.int64)
-    for t, p in zip(y_true, y_pred):
-        if t in index and p in index:
-            matrix[index[t], index[p]] += 1
-    return matrix
+    y_true, y_pred = _arrays(y_true, y_pred)
+    if not np.isin(y_true, classes).any():  # sklearn refuses a matrix without any listed true class
+        return np.zeros((len(classes), len(classes)), dtype=np.int64)
+    with warnings.catch_warnings():  # "a single label was found": labels= already fixes the shape
+        warnings.simplefilter("ignore", UserWarning)
+        return metrics.confusion_matrix(y_true, y_pred, labels=list(classes)).astype(np.int64)
 
 
 def accuracy(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    return float((y_true == y_pred).mean()) if len(y_true) else float("nan")
+    y_true, y_pred = _arrays(y_true, y_pred)
+    return float(metrics.accuracy_score(y_true, y_pred)) if len(y_true) else float("nan")
 
 
 def per_class_recall(y_true, y_pred, classes: Sequence[int]) -> dict[int, float]:
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    out = {}
-    for c in classes:
-        mask = y_true == c
-        out[c] = float((y_pred[mask] == c).mean()) if mask.any() else float("nan")
-    return out
+    """Recall of each class (NaN where it has no true example); a prediction outside `classes` is a miss."""
+    y_true, y_pred = _arrays(y_true, y_pred)
+    if not len(y_true):
+        return {c: float("nan") for c in classes}
+    recall = metrics.recall_score(y_true, y_pred, labels=list(classes), average=None, zero_division=np.nan)
+    return {c: float(r) for c, r in zip(classes, recall)}
 
 
 def macro_f1(y_true, y_pred, classes: Sequence[int]) -> float:
     """Mean over `classes` of F1 (a class with no true and no predicted example is left out of the mean)."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    scores = []
-    for c in classes:
-        tp = int(((y_true == c) & (y_pred == c)).sum())
-        fp = int(((y_true != c) & (y_pred == c)).sum())
-        fn = int(((y_true == c) & (y_pred != c)).sum())
-        if tp + fp + fn == 0:
-            continue
-        scores.append(2 * tp / (2 * tp + fp + fn))
-    return float(np.mean(scores)) if scores else float("nan")
+    y_true, y_pred = _arrays(y_true, y_pred)
+    if not len(y_true):
+        return float("nan")
+    with warnings.catch_warnings():  # all classes undefined -> NaN, which is the answer we want
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(metrics.f1_score(y_true, y_pred, labels=list(classes), average="macro", zero_division=np.nan))
 
 
 def bootstrap_ci(statistic: Callable[[np.ndarray], float], n_items: int, n_boot: int = 1000, seed: int = 0,
@@ -75,7 +80,11 @@ def score(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[int], 
 
 
 def verdict(model_ci: Sequence[float], human_ci: Sequence[float]) -> str:
-    """'better' / 'worse' when the 95 % intervals do not overlap, else 'on par'."""
+    """'better' / 'worse' when the 95 % intervals do not overlap, else 'on par'.
+
+    Overlap is not a test: readers scored on the same images are compared with femo_pipeline.fair.compare
+    (paired bootstrap of the difference); this stays for the older report rows.
+    """
     if model_ci[0] > human_ci[1]:
         return "better"
     if model_ci[1] < human_ci[0]:

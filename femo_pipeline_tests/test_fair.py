@@ -280,3 +280,19 @@ def test_real_ferplus_votes_sanity():
     c = fair.compare(seven, "fer2013_label", n_boot=2000)
     assert time.perf_counter() - start < 3          # ~0.3 s measured for 7,143 images x 2,000 resamples
     assert c["verdict"] == "worse" and -14 < c["ci_low_pp"] < c["difference_pp"] < c["ci_high_pp"] < -9
+
+
+def test_evaluation_metrics_on_sklearn_keep_their_edge_cases():
+    from femo_pipeline import evaluation
+
+    # a prediction outside `classes` is ignored by the matrix and is a miss for recall
+    assert evaluation.confusion_matrix([0, 0, 1], [0, 9, 1], [0, 1]).tolist() == [[1, 0], [0, 1]]
+    assert evaluation.per_class_recall([0, 0, 1], [0, 9, 1], [0, 1]) == {0: 0.5, 1: 1.0}
+    # no listed true class at all, a single label, empty input
+    assert evaluation.confusion_matrix([5, 5], [0, 1], [0, 1]).tolist() == [[0, 0], [0, 0]]
+    assert evaluation.confusion_matrix([1, 1], [1, 1], [0, 1]).tolist() == [[0, 0], [0, 2]]
+    assert np.isnan(evaluation.accuracy([], [])) and np.isnan(evaluation.macro_f1([], [], [0]))
+    assert np.isnan(evaluation.per_class_recall([], [], [0])[0])
+    # a class with neither true nor predicted examples is left out of macro-F1; all of them -> NaN
+    assert evaluation.macro_f1([0, 0], [0, 0], [0, 1]) == 1.0
+    assert np.isnan(evaluation.macro_f1([2], [2], [0, 1]))
