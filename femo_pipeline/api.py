@@ -2,17 +2,23 @@
 
 The study's Flask routes, with their bugs fixed: pages start at 1 and links never point past the last page,
 page_size is capped, unknown ids and bad parameters answer 4xx with a message, and every query is
-parameterised. Lists carry metadata; pixels come as PNG from /images/{id}.png.
+parameterised. Lists carry metadata; pixels come as PNG from /images/{id}.png (at most `max_png_side` pixels
+on the long side, encoded once per snapshot and image and kept in a small LRU cache). Integers outside signed
+64 bits answer 422, no answer names a file path or SQL, and HEAD works wherever GET does.
 
 Start: `python -m femo_pipeline serve` (reads FEMO_SERVING_DB, default data/serving/femo.duckdb).
 """
 
 from __future__ import annotations
 
+import contextlib
 import html
+import logging
 import math
 import os
 import threading
+from collections import OrderedDict
+from collections.abc import Iterator
 from enum import IntEnum
 from pathlib import Path
 from urllib.parse import urlencode
@@ -27,41 +33,172 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # ids are BIGINT: anything outside is refused before SQL sees it
+MAX_PAGE = INT64_MAX // MAX_PAGE_SIZE  # keeps (page - 1) * page_size a valid OFFSET
+DEFAULT_MAX_PNG_SIDE = 1024
+PNG_CACHE_ENTRIES = 64
+PNG_CACHE_BYTES = 64 * 2**20
+NO_SNAPSHOT = "no serving snapshot available: materialize serving_snapshot first"
+log = logging.getLogger("femo_pipeline.api")
+
+
+class _Snapshot:
+    """One open read-only connection and the number of requests using it."""
+
+    def __init__(self, real: str, key: tuple[str, int]):
+        self.key = key
+        self.con = duckdb.connect(real, read_only=True)
+        self.users = 0
+        self.retired = False
 
 
 class SnapshotReader:
     """Read-only connection to the serving snapshot, reopened when a new snapshot is published.
 
-    `path` is the link that serving.publish_snapshot switches atomically (a plain file works too).
+    `path` is the link that serving.publish_snapshot switches atomically (a plain file works too). Connections
+    are reference counted: when a newer snapshot appears the old connection is retired and closed as soon as
+    the last request using it finishes, so only the current snapshot stays open.
     """
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._con: duckdb.DuckDBPyConnection | None = None
-        self._current: tuple[str, int] | None = None
+        self._snapshot: _Snapshot | None = None
+        self._retired: list[_Snapshot] = []
 
-    def cursor(self) -> duckdb.DuckDBPyConnection:
+    def _acquire(self) -> _Snapshot:
         real = os.path.realpath(self.path)
         try:
-            current = (real, os.stat(real).st_mtime_ns)
+            key = (real, os.stat(real).st_mtime_ns)
         except FileNotFoundError:
-            raise HTTPException(503, f"no serving snapshot at {self.path}: materialize serving_snapshot first") from None
+            log.warning("no serving snapshot at %s", self.path)
+            raise HTTPException(503, NO_SNAPSHOT) from None
         with self._lock:
-            if current != self._current or self._con is None:
-                # connections already handed out keep reading the old copy until they finish
-                self._con = duckdb.connect(real, read_only=True)
-                self._current = current
-            return self._con.cursor()
+            if self._snapshot is None or self._snapshot.key != key:
+                try:
+                    fresh = _Snapshot(real, key)
+                except duckdb.Error as exc:
+                    log.warning("serving snapshot %s not readable: %s", real, exc)
+                    raise HTTPException(503, NO_SNAPSHOT) from None
+                if self._snapshot is not None:
+                    self._retire(self._snapshot)
+                self._snapshot = fresh
+            self._snapshot.users += 1
+            return self._snapshot
+
+    def _retire(self, snapshot: _Snapshot) -> None:  # under the lock
+        snapshot.retired = True
+        if snapshot.users == 0:
+            snapshot.con.close()
+        else:
+            self._retired.append(snapshot)
+
+    def _release(self, snapshot: _Snapshot) -> None:
+        with self._lock:
+            snapshot.users -= 1
+            if snapshot.retired and snapshot.users == 0:
+                snapshot.con.close()
+                self._retired.remove(snapshot)
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor on the current snapshot; the snapshot stays open until the block ends."""
+        snapshot = self._acquire()
+        try:
+            cur = snapshot.con.cursor()
+            try:
+                yield cur
+            finally:
+                cur.close()
+        finally:
+            self._release(snapshot)
+
+    def key(self) -> tuple[str, int] | None:
+        """Which snapshot file is being served (path, mtime), for caches."""
+        with self._lock:
+            return self._snapshot.key if self._snapshot else None
+
+    def open_connections(self) -> int:
+        with self._lock:
+            return (self._snapshot is not None) + len(self._retired)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._snapshot is not None:
+                self._retire(self._snapshot)
+                self._snapshot = None
 
     def query(self, sql: str, params: list | None = None) -> list[dict]:
-        cur = self.cursor()
-        try:
+        with self.connection() as cur:
             result = cur.execute(sql, params or [])
             names = [d[0] for d in result.description]
             return [dict(zip(names, row)) for row in result.fetchall()]
-        finally:
-            cur.close()
+
+
+class HeadAsGet:
+    """ASGI middleware: HEAD is answered like GET on every route, with the same headers and no body."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_headers_only(message):
+            if message["type"] == "http.response.body":
+                if message.get("more_body"):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, send_headers_only)
+
+
+class PngCache:
+    """A small LRU of encoded PNGs keyed by (snapshot, image id), bounded in entries and bytes."""
+
+    def __init__(self, entries: int = PNG_CACHE_ENTRIES, max_bytes: int = PNG_CACHE_BYTES):
+        self.entries, self.max_bytes = entries, max_bytes
+        self._items: OrderedDict = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key) -> bytes | None:
+        with self._lock:
+            data = self._items.get(key)
+            if data is not None:
+                self._items.move_to_end(key)
+            return data
+
+    def put(self, key, data: bytes) -> None:
+        if len(data) > self.max_bytes:
+            return
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = data
+            self._bytes += len(data)
+            while len(self._items) > self.entries or self._bytes > self.max_bytes:
+                _, old = self._items.popitem(last=False)
+                self._bytes -= len(old)
+
+
+def png_for_serving(data: bytes, image_format: str, width: int | None, height: int | None, max_side: int) -> bytes | None:
+    """The stored bytes as a PNG at most max_side pixels on its long side; None when they cannot be decoded."""
+    if image_format == "PNG" and width and height and max(width, height) <= max_side:
+        return bytes(data)  # already what is served: no decoding at all
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if pixels is None:
+        return None
+    h, w = pixels.shape[:2]
+    if max(h, w) > max_side:
+        scale = max_side / max(h, w)
+        pixels = cv2.resize(pixels, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    elif image_format == "PNG":
+        return bytes(data)
+    return cv2.imencode(".png", pixels)[1].tobytes()
 
 
 class AspectRatio(IntEnum):
@@ -87,7 +224,7 @@ JOIN data_sources ds ON ds.id = i.source_id
 JOIN emotions e ON e.id = i.emotion_id
 """
 
-PageQ = Query(1, ge=1, description="Page number, from 1.")
+PageQ = Query(1, ge=1, le=MAX_PAGE, description="Page number, from 1.")
 PageSizeQ = Query(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description=f"Items per page, at most {MAX_PAGE_SIZE}.")
 
 
@@ -97,9 +234,21 @@ def _with_links(item: dict) -> dict:
     return item
 
 
-def create_app(snapshot_path: str | os.PathLike | None = None) -> FastAPI:
+def _id_query(description: str):
+    return Query(..., ge=INT64_MIN, le=INT64_MAX, description=description)
+
+
+ImageIdPath = PathParam(..., ge=INT64_MIN, le=INT64_MAX, description="Image id (a signed 64-bit integer)")
+
+
+def create_app(snapshot_path: str | os.PathLike | None = None, max_png_side: int | None = None) -> FastAPI:
+    """The API over the snapshot link at snapshot_path (FEMO_SERVING_DB); PNGs capped at max_png_side pixels
+    on the long side (FEMO_MAX_PNG_SIDE, default 1024)."""
     path = snapshot_path or os.environ.get("FEMO_SERVING_DB") or Path(__file__).resolve().parents[1] / "data" / "serving" / "femo.duckdb"
+    max_png_side = int(max_png_side or os.environ.get("FEMO_MAX_PNG_SIDE") or DEFAULT_MAX_PNG_SIDE)
     reader = SnapshotReader(path)
+    png_cache = PngCache()
+    encoding = threading.BoundedSemaphore(2)  # decoding a large image is CPU and memory heavy: two at a time
     app = FastAPI(
         title="femo API",
         version="1.0",
@@ -107,6 +256,8 @@ def create_app(snapshot_path: str | os.PathLike | None = None) -> FastAPI:
         "and the FACS action units of each emotion.",
     )
     app.state.reader = reader
+    app.state.png_cache = png_cache
+    app.add_middleware(HeadAsGet)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_parameters(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -143,7 +294,7 @@ def create_app(snapshot_path: str | os.PathLike | None = None) -> FastAPI:
 
     @app.get("/images/sources", summary="Images of one source")
     def images_of_source(
-        source_id: int = Query(..., description="Source id (see /sources): 1 Pixabay, 2 DuckDuckGo, 3 Kaggle, 4 FER-2013."),
+        source_id: int = _id_query("Source id (see /sources): 1 Pixabay, 2 DuckDuckGo, 3 Kaggle, 4 FER-2013."),
         page: int = PageQ, page_size: int = PageSizeQ,
     ) -> dict:
         if not reader.query("SELECT 1 FROM data_sources WHERE id = ?", [source_id]):
@@ -152,7 +303,7 @@ def create_app(snapshot_path: str | os.PathLike | None = None) -> FastAPI:
 
     @app.get("/images/emotions", summary="Images of one emotion")
     def images_of_emotion(
-        emotion: int = Query(..., description="Emotion id (see /emotions): 0 Anger ... 7 Contempt."),
+        emotion: int = _id_query("Emotion id (see /emotions): 0 Anger ... 7 Contempt."),
         page: int = PageQ, page_size: int = PageSizeQ,
     ) -> dict:
         if not reader.query("SELECT 1 FROM emotions WHERE id = ?", [emotion]):
@@ -170,7 +321,7 @@ def create_app(snapshot_path: str | os.PathLike | None = None) -> FastAPI:
                      {"colors": int(colors)})
 
     @app.get("/images/emotions/faces", summary="FACS action units of one emotion")
-    def action_units(face: int = Query(..., description="Emotion id (see /emotions).")) -> dict:
+    def action_units(face: int = _id_query("Emotion id (see /emotions).")) -> dict:
         found = reader.query("SELECT id, emotion FROM emotions WHERE id = ?", [face])
         if not found:
             raise HTTPException(404, f"no emotion with id {face}; see /emotions")
@@ -182,21 +333,23 @@ def create_app(snapshot_path: str | os.PathLike | None = None) -> FastAPI:
 
     @app.get("/images/{image_id}.png", summary="The image itself, as PNG",
              responses={200: {"content": {"image/png": {}}}}, response_class=Response)
-    def image_png(image_id: int = PathParam(..., description="Image id")) -> Response:
-        rows = reader.query("SELECT p.pixels, i.image_format FROM image_pixels p JOIN images i ON i.id = p.image_id "
-                            "WHERE p.image_id = ?", [image_id])
-        if not rows:
-            raise HTTPException(404, f"no image with id {image_id}")
-        data, fmt = rows[0]["pixels"], rows[0]["image_format"]
-        if fmt != "PNG":
-            pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-            if pixels is None:
+    def image_png(image_id: int = ImageIdPath) -> Response:
+        cached = png_cache.get((reader.key(), image_id))
+        if cached is None:
+            rows = reader.query("SELECT p.pixels, i.image_format, i.width, i.height FROM image_pixels p "
+                                "JOIN images i ON i.id = p.image_id WHERE p.image_id = ?", [image_id])
+            if not rows:
+                raise HTTPException(404, f"no image with id {image_id}")
+            row = rows[0]
+            with encoding:
+                cached = png_for_serving(row["pixels"], row["image_format"], row["width"], row["height"], max_png_side)
+            if cached is None:
                 raise HTTPException(404, f"image {image_id} cannot be decoded")
-            data = cv2.imencode(".png", pixels)[1].tobytes()
-        return Response(content=bytes(data), media_type="image/png", headers={"Cache-Control": "max-age=3600"})
+            png_cache.put((reader.key(), image_id), cached)
+        return Response(content=cached, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
 
     @app.get("/images/{image_id}", summary="One image's metadata, by its stable id")
-    def image(image_id: int = PathParam(..., description="Image id")) -> dict:
+    def image(image_id: int = ImageIdPath) -> dict:
         rows = reader.query(f"{_SELECT} WHERE i.id = ?", [image_id])
         if not rows:
             raise HTTPException(404, f"no image with id {image_id}")

@@ -12,6 +12,7 @@ import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from femo_pipeline import serving
 from femo_pipeline.api import MAX_PAGE_SIZE, create_app
@@ -181,24 +182,69 @@ def test_api_keeps_answering_while_the_pipeline_rebuilds(built, tmp_path):
         assert c.get("/images/emotions/faces", params={"face": 0}).json()["action_units"] == []
 
 
+def _integer_parameters(spec: dict) -> set[str]:
+    """Names of the parameters whose schema is an integer (directly or through a $ref)."""
+    names = set()
+    for ops in spec["paths"].values():
+        for op in ops.values():
+            for param in op.get("parameters", []):
+                schema = param["schema"]
+                if "$ref" in schema:
+                    schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+                if schema.get("type") == "integer":
+                    names.add(param["name"])
+    return names
+
+
+def _huge_integers():
+    return st.sampled_from(HUGE + [2**64, -(2**127), 2**63 - 1, -(2**63)]) | st.integers(min_value=2**63) \
+        | st.integers(max_value=-(2**63) - 1)
+
+
 def test_fuzzed_requests_never_get_a_server_error(built):
-    """schemathesis generates requests from the OpenAPI spec, valid and invalid; none may answer 5xx."""
-    schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(built / "serving" / "femo.duckdb"))
-    failures, calls = [], 0
+    """schemathesis generates requests from the OpenAPI spec, valid and invalid; none may answer 5xx, and no
+    answer may name an internal path or SQL. A second pass puts huge integers (past 64 and 128 bits) into
+    every integer parameter, where the schema's own bounds would keep schemathesis."""
+    app = create_app(built / "serving" / "femo.duckdb")
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    integers = _integer_parameters(app.openapi())
+    assert {"image_id", "source_id", "emotion", "face", "page", "page_size"} <= integers
+    failures, calls, huge_calls = [], 0, 0
     for result in schema.get_all_operations():
         operation = result.ok()
+
+        def call(case):
+            response = case.call()
+            if response.status_code >= 500:
+                failures.append(f"{case.method} {case.formatted_path} {case.query} -> {response.status_code}")
+            for word in INTERNAL + (str(built),):
+                if word in response.text and case.formatted_path not in ("/docs", "/openapi.json"):
+                    failures.append(f"{case.method} {case.formatted_path} {case.query}: body names {word!r}")
 
         @given(case=operation.as_strategy())
         @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         def check(case):
             nonlocal calls
             calls += 1
-            response = case.call()
-            if response.status_code >= 500:
-                failures.append(f"{case.method} {case.formatted_path} {case.query} -> {response.status_code}")
+            call(case)
+
+        @given(case=operation.as_strategy(), number=_huge_integers(), data=st.data())
+        @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        def check_huge(case, number, data):
+            nonlocal huge_calls
+            targets = [(case.path_parameters, k) for k in (case.path_parameters or {}) if k in integers]
+            targets += [(case.query, k) for k in (case.query or {}) if k in integers]
+            if not targets:
+                return
+            for container, key in targets:
+                if data.draw(st.booleans(), label=key) or len(targets) == 1:
+                    container[key] = number
+            huge_calls += 1
+            call(case)
 
         check()
-    assert calls >= 100
+        check_huge()
+    assert calls >= 100 and huge_calls >= 50
     assert failures == []
 
 
@@ -271,3 +317,158 @@ def test_home_page_forms_work_in_a_real_browser(live_server):
         assert json.loads(browser.find_element(By.TAG_NAME, "body").text)["emotion"] == "Surprise"
     finally:
         browser.quit()
+
+
+# --- hardening (issue 9): huge integers, no internal paths, HEAD, one open snapshot, bounded PNG work ---
+
+HUGE = [2**127, 2**63, -(2**63) - 1, 10**40]
+INTERNAL = ("/tmp", "/work", "/home", ".duckdb", "SELECT", "FROM ", "femo_pipeline", "Traceback")
+
+
+def _no_internals(text: str, *extra: str) -> None:
+    for word in INTERNAL + extra:
+        assert word not in text, (word, text)
+
+
+@pytest.mark.parametrize("number", HUGE)
+@pytest.mark.parametrize("route,params", [
+    ("/images/{n}", {}), ("/images/{n}.png", {}), ("/images/sources", {"source_id": "{n}"}),
+    ("/images/emotions", {"emotion": "{n}"}), ("/images/emotions/faces", {"face": "{n}"}),
+    ("/images/", {"page": "{n}"}), ("/images/sources", {"source_id": 4, "page": "{n}"}),
+    ("/images/aspect_ratio", {"aspect_ratio": "{n}"}), ("/images/colors", {"colors": "{n}"}),
+])
+def test_huge_integers_get_4xx_with_message(client, built, route, params, number):
+    response = client.get(route.format(n=number), params={k: str(v).format(n=number) for k, v in params.items()})
+    assert response.status_code in (404, 422), response.text
+    assert response.json().get("detail")
+    _no_internals(response.text, str(built))
+
+
+def test_ids_at_the_edges_of_64_bits_are_plain_404(client):
+    for n in (2**63 - 1, -(2**63)):
+        assert client.get(f"/images/{n}").status_code == 404
+        assert client.get(f"/images/{n}.png").status_code == 404
+
+
+def test_error_bodies_name_no_internal_path_or_sql(client, built, tmp_path):
+    bad = [("GET", "/images/", {"page": 0}), ("GET", "/images/", {"page": 10**6}), ("GET", "/images/abc", {}),
+           ("GET", "/images/99999999.png", {}), ("GET", "/images/sources", {"source_id": 9}),
+           ("GET", "/nowhere", {}), ("POST", "/images/", {}), ("GET", "/images/colors", {"colors": "x"})]
+    for method, route, params in bad:
+        response = client.request(method, route, params=params)
+        assert 400 <= response.status_code < 500, (route, response.status_code)
+        _no_internals(response.text, str(built))
+    missing = tmp_path / "secret-place" / "none.duckdb"
+    with TestClient(create_app(missing)) as c:
+        for route in ("/sources", "/", "/images/", "/images/1.png", "/images/1"):
+            response = c.get(route)
+            assert response.status_code == 503 and "serving_snapshot" in response.json()["detail"]
+            _no_internals(response.text, str(tmp_path), "secret-place")
+
+
+def _get_routes(client) -> list[str]:
+    image_id = client.get("/images/", params={"page_size": 1}).json()["images"][0]["id"]
+    return ["/", "/docs", "/openapi.json", "/sources", "/emotions", "/images/", "/images/?page=2&page_size=5",
+            "/images/sources?source_id=4", "/images/emotions?emotion=3", "/images/aspect_ratio?aspect_ratio=1",
+            "/images/colors?colors=0", "/images/emotions/faces?face=0", f"/images/{image_id}",
+            f"/images/{image_id}.png", "/images/999999999", "/images/?page=0"]
+
+
+def test_head_works_on_every_get_route(client):
+    routes = _get_routes(client)
+    spec_paths = {p for p, ops in client.get("/openapi.json").json()["paths"].items() if "get" in ops}
+    covered = {r.split("?")[0] for r in routes}
+    image_id = routes[12].rsplit("/", 1)[1]
+    assert {p.replace("{image_id}", image_id) for p in spec_paths} <= covered
+    for route in routes:
+        get, head = client.get(route), client.head(route)
+        assert head.status_code == get.status_code, route
+        assert head.content == b"", route
+        assert head.headers.get("content-type") == get.headers.get("content-type"), route
+        assert head.headers.get("content-length") == get.headers.get("content-length"), route
+
+
+def _open_snapshot_files(under) -> list[str]:
+    import os
+
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(str(under)) and "snapshots" in target and not target.endswith(".wal"):
+            found.append(target)
+    return found
+
+
+def _private_warehouse(built, tmp_path):
+    data_dir = tmp_path / "data"
+    shutil.copytree(built, data_dir, ignore=shutil.ignore_patterns("dagster_home", "snapshots", "femo.duckdb"),
+                    dirs_exist_ok=True)
+    (data_dir / "warehouse").mkdir(exist_ok=True)
+    shutil.copyfile(built / "warehouse" / "femo.duckdb", data_dir / "warehouse" / "femo.duckdb")
+    warehouse = data_dir / "warehouse" / "femo.duckdb"
+    target = data_dir / "serving" / "femo.duckdb"
+    target.parent.mkdir(exist_ok=True)
+    return warehouse, target
+
+
+def test_republishing_leaves_one_open_snapshot_connection(built, tmp_path):
+    from femo_pipeline.api import SnapshotReader
+
+    warehouse, target = _private_warehouse(built, tmp_path)
+    with duckdb.connect(str(warehouse)) as con:
+        serving.publish_snapshot(con, warehouse, target)
+        reader = SnapshotReader(target)
+        held = []
+        for _ in range(6):
+            with reader.connection() as cur:
+                assert cur.execute("SELECT count(*) FROM images").fetchone()[0] > 0
+                held.append(reader._snapshot.con)  # a stray reference (a traceback, a debugger) must not keep it open
+            serving.publish_snapshot(con, warehouse, target)
+        # a request in flight on the old snapshot keeps a working connection while a new one is published
+        with reader.connection() as in_flight:
+            serving.publish_snapshot(con, warehouse, target)
+            assert reader.query("SELECT count(*) AS n FROM emotions")[0]["n"] == 8  # opens the newest
+            assert in_flight.execute("SELECT count(*) FROM emotions").fetchone()[0] == 8  # old one still works
+            assert reader.open_connections() == 2
+        assert reader.open_connections() == 1
+        assert reader.query("SELECT count(*) AS n FROM emotions")[0]["n"] == 8
+    for old in held:
+        with pytest.raises(duckdb.ConnectionException):
+            old.execute("SELECT 1")
+    assert len(_open_snapshot_files(tmp_path)) == 1, _open_snapshot_files(tmp_path)
+    reader.close()
+    assert _open_snapshot_files(tmp_path) == []
+
+
+def test_png_is_capped_and_cached(built, tmp_path, monkeypatch):
+    import femo_pipeline.api as api
+
+    warehouse, target = _private_warehouse(built, tmp_path)
+    big = np.random.default_rng(0).integers(0, 255, (1500, 3000, 3), dtype=np.uint8)
+    jpeg = cv2.imencode(".jpg", big)[1].tobytes()
+    png_bytes = cv2.imencode(".png", big[:, :1200])[1].tobytes()
+    with duckdb.connect(str(warehouse)) as con:
+        ids = [r[0] for r in con.execute("SELECT id FROM images ORDER BY id LIMIT 2").fetchall()]
+        con.execute("UPDATE image_pixels SET pixels = ? WHERE image_id = ?", [jpeg, ids[0]])
+        con.execute("UPDATE image_pixels SET pixels = ? WHERE image_id = ?", [png_bytes, ids[1]])
+        con.execute("UPDATE images SET image_format = 'JPEG', width = 3000, height = 1500 WHERE id = ?", [ids[0]])
+        con.execute("UPDATE images SET image_format = 'PNG', width = 1200, height = 1500 WHERE id = ?", [ids[1]])
+        serving.publish_snapshot(con, warehouse, target)
+    encodes = []
+    real_encode = cv2.imencode
+    monkeypatch.setattr(api.cv2, "imencode", lambda *a, **k: encodes.append(1) or real_encode(*a, **k))
+    with TestClient(create_app(target)) as c:
+        for _ in range(3):
+            response = c.get(f"/images/{ids[0]}.png")
+            assert response.status_code == 200
+            shown = cv2.imdecode(np.frombuffer(response.content, np.uint8), cv2.IMREAD_UNCHANGED)
+            assert shown.shape[:2] == (512, 1024)
+        assert len(encodes) == 1  # encoded once, then served from the cache
+        tall = cv2.imdecode(np.frombuffer(c.get(f"/images/{ids[1]}.png").content, np.uint8), cv2.IMREAD_UNCHANGED)
+        assert tall.shape[:2] == (1024, 819)  # a PNG over the cap is shrunk too
+    with TestClient(create_app(target, max_png_side=4000)) as c:
+        full = cv2.imdecode(np.frombuffer(c.get(f"/images/{ids[0]}.png").content, np.uint8), cv2.IMREAD_UNCHANGED)
+        assert full.shape[:2] == (1500, 3000)
