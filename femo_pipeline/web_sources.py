@@ -151,7 +151,7 @@ def download_image(client: PoliteClient, url: str, folder: Path, stem: str, max_
     deadline_at = time.monotonic() + deadline
     response = None
     try:
-        response = client.get(url, stream=True)
+        response = client.get(url, stream=True, deadline_at=deadline_at)
         data, wire_bytes = _read_body(response, max_bytes, deadline_at, deadline)
         declared = response.headers.get("Content-Length")
         kind = response.headers.get("Content-Type", "?")

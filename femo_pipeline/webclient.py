@@ -151,18 +151,29 @@ class PoliteClient:
         self.waits.append(seconds)
         self.sleep(seconds)
 
-    def get(self, url: str, params: dict | None = None, headers: dict | None = None, stream: bool = False) -> requests.Response:
-        """GET with retries. Returns a 2xx response; raises WebError (message redacted) otherwise."""
+    def get(self, url: str, params: dict | None = None, headers: dict | None = None, stream: bool = False,
+            deadline_at: float | None = None) -> requests.Response:
+        """GET with retries. Returns a 2xx response; raises WebError (message redacted) otherwise.
+
+        deadline_at (a time.monotonic() value) bounds every attempt and wait: no request starts, and no read
+        waits, past it."""
         all_headers = {"User-Agent": self.user_agent, **(headers or {})}
         # the full URL (query included) for messages, with every secret masked
         safe_url = redact(requests.Request("GET", url, params=params).prepare().url or url, self.secrets)
         last = "no attempt made"
+
+        def past_deadline(extra: float = 0.0) -> bool:
+            return deadline_at is not None and time.monotonic() + extra >= deadline_at
+
         for attempt in range(self.max_retries + 1):
             self._pace()
+            if past_deadline():
+                raise WebError(f"GET {safe_url} failed: deadline passed after {attempt} attempts (last: {last})")
+            timeout = self.timeout if deadline_at is None else min(self.timeout, deadline_at - time.monotonic())
             try:
-                response = self.session.get(url, params=params, headers=all_headers, timeout=self.timeout, stream=stream)
+                response = self.session.get(url, params=params, headers=all_headers, timeout=timeout, stream=stream)
             except requests.Timeout:
-                last = f"timed out after {self.timeout:g} s"
+                last = f"timed out after {timeout:g} s"
             except requests.ConnectionError as exc:
                 last = f"connection failed ({type(exc).__name__})"
             else:
@@ -180,8 +191,14 @@ class PoliteClient:
                 if attempt < self.max_retries:
                     wait = retry_after_seconds(response.headers.get("Retry-After"))
                     if wait is not None:
+                        if past_deadline(min(wait, self.max_wait)):
+                            raise WebError(f"GET {safe_url} failed: deadline passed after {attempt + 1} attempts "
+                                           f"(last: {last})", response.status_code)
                         self._wait(wait)
                         continue
             if attempt < self.max_retries:
-                self._wait(self.backoff * 2**attempt * (1 + random.random() * 0.25))
+                wait = self.backoff * 2**attempt * (1 + random.random() * 0.25)
+                if past_deadline(min(wait, self.max_wait)):
+                    raise WebError(f"GET {safe_url} failed: deadline passed after {attempt + 1} attempts (last: {last})")
+                self._wait(wait)
         raise WebError(f"GET {safe_url} failed after {self.max_retries + 1} attempts: {last}")

@@ -119,3 +119,45 @@ def test_streamed_responses_are_always_closed(web, tmp_path, route, answer, max_
     kwargs = {"max_bytes": max_bytes} if max_bytes else {}
     web_sources.download_image(c, web.url + route, tmp_path, "x", deadline=0.5, **kwargs)
     assert responses and all(r.raw.closed for r in responses)
+
+
+def test_deadline_also_bounds_slow_headers_and_retries(web, tmp_path):
+    web.routes["/stall.png"] = [Answer(200, png(3), {"Content-Type": "image/png"}, delay=1.5)]
+    c, _ = client(max_retries=3, timeout=5, backoff=0.01)
+    start = time.monotonic()
+    result = web_sources.download_image(c, web.url + "/stall.png", tmp_path, "s", deadline=0.5)
+    assert result.status == "failed" and "deadline" in result.reason, result.reason
+    assert time.monotonic() - start < 1.4
+    web.routes["/busy.png"] = [Answer(503, b"busy", {"Retry-After": "30"})]
+    c, slept = client(max_retries=3)
+    result = web_sources.download_image(c, web.url + "/busy.png", tmp_path, "b", deadline=5)
+    assert result.status == "failed" and "deadline" in result.reason and slept == []
+    assert len(web.hits("/busy.png")) == 1
+
+
+def test_download_deadline_is_asset_config(web, tmp_path, monkeypatch):
+    import json
+
+    from femo_pipeline.definitions import web_resources
+    from femo_pipeline_tests.conftest import materialize
+
+    def answer(request):
+        if request.path == "/api/":
+            hits = [{"id": i, "largeImageURL": f"{web.url}/img/{i}.png", "pageURL": "p", "imageWidth": 64,
+                     "imageHeight": 64, "tags": "face"} for i in range(2)]
+            return Answer(200, json.dumps({"totalHits": 2, "hits": hits}).encode(), {"Content-Type": "application/json"})
+        if request.path == "/img/0.png":
+            return Answer(200, png(0), {"Content-Type": "image/png"}, drip=0.2)
+        return Answer(200, png(1), {"Content-Type": "image/png"})
+
+    web.dynamic = answer
+    monkeypatch.setenv("PIXABAY_API_KEY", KEY)
+    resources = web_resources(pixabay_url=web.url + "/api/", ddg_url=web.url + "/ddg", backoff=0.01,
+                              max_retries=0, min_interval=0)
+    config = {"ops": {"pixabay_hits": {"config": {"queries": {"Anger": "angry face"}, "per_emotion": 2}},
+                      "pixabay_images": {"config": {"deadline_s": 0.5}}}}
+    result = materialize(tmp_path, selection=["pixabay_hits", "pixabay_images"], run_config=config, web=resources,
+                         profile="real")
+    meta = result.asset_materializations_for_node("pixabay_images")[0].metadata
+    assert meta["downloads"].value == {"ok": 1, "failed": 1}
+    assert "deadline" in meta["failures"].value
