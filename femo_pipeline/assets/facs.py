@@ -28,7 +28,7 @@ def _base_url(facs_source: FacsPageResource, storage: FemoStorage) -> str:
 
 @dg.asset(group_name=GROUP, kinds={"html"})
 def facs_page(context: dg.AssetExecutionContext, facs_source: FacsPageResource, storage: FemoStorage) -> dg.MaterializeResult:
-    """The iMotions FACS article as a dated HTML snapshot (the shipped fixture under the demo profile); only a page that parses becomes the latest."""
+    """The iMotions FACS article as a dated HTML snapshot (fixture under demo); only a page that parses becomes latest."""
     latest_path = storage.path("raw", "facs", "facs-latest.html")
     if _uses_fixture(facs_source, storage):
         html, origin = facs.fixture_html(), "femo fixture"
@@ -88,7 +88,7 @@ def facs_action_units(context: dg.AssetExecutionContext, facs_source: FacsPageRe
 @dg.asset(kinds={"duckdb"}, deps=[facs_action_units], **{**WRITER, "group_name": GROUP})
 def facs_emotion_action_units(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
                               storage: FemoStorage) -> dg.MaterializeResult:
-    """The page's 'Emotions and Action Units' table as emotion -> action-unit links in facs_emotions_units; units gone from the page are removed."""
+    """The page's emotion -> action-unit links in facs_emotions_units; units gone from the page are removed."""
     links = pq.read_table(storage.path("staging", "facs_links.parquet")).to_pandas()
     # the units of the same parse: units that vanished from the page are deleted once the new links no longer
     # need them, so both tables equal the last good parse (DuckDB refuses to delete a referenced unit earlier)
