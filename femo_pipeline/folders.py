@@ -4,16 +4,22 @@ Layouts:
 - with splits (FER-2013): <root>/<split>/<emotion>/<file>, split in {train, test}
 - without splits (Kaggle random images): <root>/<emotion>/<file>
 
-Pure module (no Dagster). A wrong folder is a clear FolderLayoutError; a file in a folder that names no
-known emotion, or outside any emotion folder, becomes a quarantined row with the reason.
+Pure module (no Dagster). A wrong folder is a clear FolderLayoutError. Every other entry of the tree gets an
+outcome row: a usable file, or a quarantined one with the reason (a file in a folder that names no known
+emotion, or outside any emotion folder; a hidden entry; a link that leads out of the source root, dangles or
+loops; a FIFO, socket or device; a folder that cannot be read). The scan never leaves the resolved source root
+and never opens anything but regular files inside it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import errno
 import os
+import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,11 +40,13 @@ class FolderLayoutError(ValueError):
 
 @dataclass(frozen=True)
 class FileEntry:
-    rel_path: str
+    rel_path: str  # '/'-separated, valid UTF-8: bytes of a name that are not UTF-8 shown as \\xNN escapes
     split: str | None
     label_raw: str | None
     emotion_id: int | None
     problem: str | None  # set when the file's place in the tree already disqualifies it
+    fs_path: str | None = None  # where to read it: a path inside the resolved root (None: root/rel_path)
+    openable: bool = True  # False: the scan decided already (link out of the root, FIFO, ...); never opened
 
 
 def _usage(name: str) -> str | None:
@@ -46,66 +54,206 @@ def _usage(name: str) -> str | None:
     return prefix if prefix in _USAGE_PREFIXES else None
 
 
-def _files_below(folder: Path) -> Iterator[str]:
-    """Paths (relative to folder, '/'-separated, sorted) of the non-hidden files below folder.
-
-    os.walk reads directory entries without a stat call per file: several times faster than Path.rglob here.
-    """
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        rel_dir = os.path.relpath(dirpath, folder)
-        for name in sorted(filenames):
-            if not name.startswith("."):
-                yield name if rel_dir == "." else f"{rel_dir}/{name}".replace(os.sep, "/")
+def shown_name(name: str) -> str:
+    """A file name as valid UTF-8 text: bytes that are not UTF-8 (surrogate-escaped by os) become \\xNN escapes."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
-def _class_dir_entries(class_dir: Path, root: Path, split: str | None) -> Iterator[FileEntry]:
-    label = class_dir.name
-    emo = emotion_id(label)
-    problem = None if emo is not None else f"folder '{label}' names no known emotion"
-    prefix = class_dir.relative_to(root).as_posix()
-    for rel in _files_below(class_dir):
-        yield FileEntry(f"{prefix}/{rel}", split, label, emo, problem)
+_KINDS = ((stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
+          (stat.S_ISBLK, "block device"))
 
 
-def _loose_files(folder: Path, root: Path, split: str | None) -> Iterator[FileEntry]:
-    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-        if entry.is_file() and not entry.name.startswith("."):
-            rel = Path(entry.path).relative_to(root).as_posix()
-            yield FileEntry(rel, split, None, None, "file outside any emotion folder")
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "special file")
+
+
+@dataclass(frozen=True)
+class _Place:
+    """What an entry of a folder is, by where the folder sits in the layout."""
+
+    role: str  # 'root_splits' | 'top' (root without splits, or a split folder) | 'class' | 'other'
+    split: str | None = None
+    label: str | None = None
+    emotion: int | None = None
+    problem: str | None = None
+
+
+class _Scanner:
+    def __init__(self, root: Path):
+        self.real_root = os.path.realpath(root)
+        self._prefix = self.real_root.rstrip(os.sep) + os.sep
+        self.entries: list[FileEntry] = []
+        self.read_dirs: set[tuple[int, int]] = set()  # (device, inode) of every folder listed
+        self.linked_dirs: list[tuple[str, str, str, _Place]] = []  # links to folders, followed after the tree
+
+    def inside(self, real: str) -> bool:
+        return real == self.real_root or real.startswith(self._prefix)
+
+    def outcome(self, rel: str, place: _Place, reason: str) -> None:
+        self.entries.append(FileEntry(rel, place.split, place.label, place.emotion, reason, None, openable=False))
+
+    def listing(self, real_dir: str) -> list[os.DirEntry]:
+        with os.scandir(real_dir) as it:
+            return sorted(it, key=lambda e: e.name)
+
+    def folder(self, real_dir: str, rel_dir: str, place: _Place) -> None:
+        """Give every entry of a folder (real path, inside the root) its outcome, recursively."""
+        try:
+            st = os.stat(real_dir)
+            self.read_dirs.add((st.st_dev, st.st_ino))
+            children = self.listing(real_dir)
+        except OSError as exc:
+            self.outcome(rel_dir, place, f"unreadable folder: {exc.strerror or type(exc).__name__}")
+            return
+        for child in children:
+            self.child(real_dir, rel_dir, child, place)
+
+    def child(self, real_dir: str, rel_dir: str, entry: os.DirEntry, place: _Place) -> None:
+        name = shown_name(entry.name)
+        rel = f"{rel_dir}/{name}" if rel_dir else name
+        path = os.path.join(real_dir, entry.name)
+        try:
+            is_link = entry.is_symlink()
+            is_dir = not is_link and entry.is_dir(follow_symlinks=False)
+            is_file = not is_link and entry.is_file(follow_symlinks=False)
+            mode = None if (is_link or is_dir or is_file) else entry.stat(follow_symlinks=False).st_mode
+        except OSError as exc:
+            self.outcome(rel, self.file_place(place, name), f"unreadable entry: {exc.strerror or type(exc).__name__}")
+            return
+        target = path
+        if is_link:
+            try:
+                target = os.path.realpath(path, strict=True)
+            except FileNotFoundError:
+                self.outcome(rel, self.file_place(place, name), "dangling symbolic link")
+                return
+            except (OSError, RuntimeError) as exc:
+                reason = "symlink loop" if getattr(exc, "errno", errno.ELOOP) == errno.ELOOP else (
+                    f"unreadable symbolic link: {exc.strerror or type(exc).__name__}")
+                self.outcome(rel, self.file_place(place, name), reason)
+                return
+            if not self.inside(target):
+                self.outcome(rel, self.file_place(place, name), "outside the source root (symbolic link), not read")
+                return
+            try:
+                st = os.stat(target)
+            except OSError as exc:
+                self.outcome(rel, self.file_place(place, name), f"unreadable entry: {exc.strerror or type(exc).__name__}")
+                return
+            is_dir, is_file = stat.S_ISDIR(st.st_mode), stat.S_ISREG(st.st_mode)
+            mode = None if (is_dir or is_file) else st.st_mode
+        if entry.name.startswith("."):
+            self.outcome(rel, self.file_place(place, name), "hidden folder, not read" if is_dir else "hidden file, not read")
+        elif is_dir:
+            sub = self.dir_place(place, entry.name, name)
+            if sub is None:
+                return
+            if is_link:
+                self.linked_dirs.append((target, rel, real_dir, sub))
+            else:
+                self.folder(target, rel, sub)
+        elif is_file:
+            p = self.file_place(place, name)
+            self.entries.append(FileEntry(rel, p.split, p.label, p.emotion, p.problem, target))
+        else:
+            self.outcome(rel, self.file_place(place, name), f"not a regular file ({_kind(mode)}), not read")
+
+    @staticmethod
+    def file_place(place: _Place, name: str) -> _Place:
+        """The place of a file (or any non-folder entry) directly inside a folder of `place`."""
+        if place.role in ("class", "other"):
+            return place
+        return _Place("file", place.split, problem="file outside any emotion folder")
+
+    @staticmethod
+    def dir_place(place: _Place, raw_name: str, name: str) -> _Place | None:
+        if place.role == "root_splits":
+            if raw_name in SPLITS:
+                return _Place("top", split=raw_name)
+            return _Place("other", problem=f"folder '{name}' is not a split (expected train or test)")
+        if place.role == "top":
+            emo = emotion_id(raw_name)
+            problem = None if emo is not None else f"folder '{name}' names no known emotion"
+            return _Place("class", place.split, name, emo, problem)
+        return place  # folders inside an emotion folder keep its label
+
+    def follow_links(self) -> None:
+        """Links to folders inside the root: a folder already read (or containing the link) is not read again."""
+        while self.linked_dirs:
+            target, rel, link_dir, place = self.linked_dirs.pop(0)
+            try:
+                st = os.stat(target)
+            except OSError as exc:
+                self.outcome(rel, place, f"unreadable folder: {exc.strerror or type(exc).__name__}")
+                continue
+            if link_dir == target or link_dir.startswith(target.rstrip(os.sep) + os.sep):
+                self.outcome(rel, place, "symlink loop: links to a folder that contains it")
+            elif (st.st_dev, st.st_ino) in self.read_dirs:
+                shown = shown_name(os.path.relpath(target, self.real_root)).replace(os.sep, "/")
+                self.outcome(rel, place, f"link to a folder already read ('{shown}'), not read twice")
+            else:
+                self.folder(target, rel, place)
+
+
+def _top_dirs(scanner: _Scanner) -> list[tuple[str, str, str, bool]]:
+    """(raw name, shown name, real path, is a link) of the folders directly in the root."""
+    out = []
+    for entry in scanner.listing(scanner.real_root):
+        with contextlib.suppress(OSError):
+            if entry.name.startswith("."):
+                continue
+            real = os.path.realpath(entry.path) if entry.is_symlink() else entry.path
+            if scanner.inside(real) and os.path.isdir(real):
+                out.append((entry.name, shown_name(entry.name), real, entry.is_symlink()))
+    return out
+
+
+def _unique(entries: list[FileEntry]) -> list[FileEntry]:
+    """Sorted by rel_path; a shown name equal to another (only possible through escapes) gets a suffix."""
+    seen: set[str] = set()
+    out = []
+    for entry in sorted(entries, key=lambda e: e.rel_path):
+        rel, n = entry.rel_path, 1
+        while rel in seen:
+            n += 1
+            rel = f"{entry.rel_path} (#{n}: name not valid UTF-8)"
+        seen.add(rel)
+        out.append(entry if rel == entry.rel_path else dataclasses.replace(entry, rel_path=rel))
+    return out
 
 
 def scan_folder(root: str | os.PathLike, with_splits: bool) -> list[FileEntry]:
-    """List every file of a labelled folder tree with its split and emotion. Hidden files are ignored."""
+    """List every entry of a labelled folder tree with its split, emotion and, where it cannot be used, the reason."""
     root = Path(root)
     if not root.exists():
         raise FolderLayoutError(f"folder does not exist: {root}")
     if not root.is_dir():
         raise FolderLayoutError(f"not a folder: {root}")
-    entries: list[FileEntry] = []
+    scanner = _Scanner(root)
+    try:
+        tops = _top_dirs(scanner)
+    except OSError as exc:
+        raise FolderLayoutError(f"cannot read folder {root}: {exc.strerror or exc}") from exc
     if with_splits:
-        split_dirs = [root / s for s in SPLITS if (root / s).is_dir()]
-        if not split_dirs:
-            found = sorted(p.name for p in root.iterdir() if p.is_dir())
+        if not any(raw in SPLITS for raw, *_ in tops):
             raise FolderLayoutError(
-                f"{root} has no 'train' or 'test' folder (expected <root>/<train|test>/<emotion>/*.jpg); found {found}"
+                f"{root} has no 'train' or 'test' folder (expected <root>/<train|test>/<emotion>/*.jpg); "
+                f"found {[shown for _, shown, *_ in tops]}"
             )
-        entries.extend(_loose_files(root, root, None))
-        for split_dir in split_dirs:
-            entries.extend(_loose_files(split_dir, root, split_dir.name))
-            for class_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
-                entries.extend(_class_dir_entries(class_dir, root, split_dir.name))
+        scanner.folder(scanner.real_root, "", _Place("root_splits"))
     else:
-        class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-        if not any(emotion_id(p.name) is not None for p in class_dirs):
+        if not any(emotion_id(raw) is not None for raw, *_ in tops):
             raise FolderLayoutError(
                 f"{root} has no emotion folders (expected <root>/<emotion>/*.png, e.g. anger/, happiness/); "
-                f"found {[p.name for p in class_dirs]}"
+                f"found {[shown for _, shown, *_ in tops]}"
             )
-        entries.extend(_loose_files(root, root, None))
-        for class_dir in class_dirs:
-            entries.extend(_class_dir_entries(class_dir, root, None))
-    return entries
+        scanner.folder(scanner.real_root, "", _Place("top"))
+    scanner.follow_links()
+    return _unique(scanner.entries)
 
 
 SCHEMA = pa.schema(
@@ -129,22 +277,56 @@ SCHEMA = pa.schema(
 )
 
 
-def _inspect_chunk(args: tuple[str, list[FileEntry], int, int]) -> pa.Table:
-    root, entries, max_pixels, max_bytes = args
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def read_regular_file(path: str, max_bytes: int) -> tuple[bytes | None, int | None, str | None]:
+    """(bytes, size, problem) of a regular file; never blocks on a FIFO nor follows a final symbolic link.
+
+    The file is opened non-blocking without following links, then checked with fstat: anything but a regular
+    file (swapped in since the scan) is refused unread; a file over max_bytes is described by its size only.
+    """
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return None, None, "symbolic link appeared since the scan, not followed"
+        return None, None, f"unreadable file: {exc.strerror or type(exc).__name__}"
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None, None, f"not a regular file ({_kind(st.st_mode)}), not read"
+        if st.st_size > max_bytes:
+            return None, st.st_size, f"file too large: {st.st_size} bytes > limit {max_bytes}"
+        chunks, size = [], 0
+        while size <= max_bytes:
+            chunk = os.read(fd, max_bytes + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks), None, None
+    except OSError as exc:
+        return None, None, f"unreadable file: {exc.strerror or type(exc).__name__}"
+    finally:
+        os.close(fd)
+
+
+def _inspect_chunk(args: tuple[str, list[FileEntry], int, int, int]) -> pa.Table:
+    root, entries, max_pixels, max_bytes, min_side = args
     rows = []
     for entry in entries:
-        try:
-            with open(os.path.join(root, entry.rel_path), "rb") as fh:
-                data = fh.read(max_bytes + 1)
-        except OSError as exc:
-            data, read_error = b"", f"unreadable file: {exc.strerror or type(exc).__name__}"
+        data = size = problem = None
+        if entry.openable:
+            path = entry.fs_path or os.path.join(root, entry.rel_path)
+            data, size, problem = read_regular_file(path, max_bytes)
+        if data is None:  # never opened, or refused: described by its reason only
+            row = dict.fromkeys(imaging.INSPECTION_FIELDS)
+            row.update(file_size_bytes=size, status=imaging.QUARANTINED, reason=problem or entry.problem)
         else:
-            read_error = None
-        row = imaging.inspect_image(data, max_pixels=max_pixels, max_bytes=max_bytes)
-        if read_error:
-            row.update(status=imaging.QUARANTINED, reason=read_error)
-        elif entry.problem and row["status"] == imaging.OK:
-            row.update(status=imaging.QUARANTINED, reason=entry.problem)
+            row = imaging.inspect_image(data, max_pixels=max_pixels, max_bytes=max_bytes, min_side=min_side)
+            if entry.problem and row["status"] == imaging.OK:
+                row.update(status=imaging.QUARANTINED, reason=entry.problem)
         row.update(
             rel_path=entry.rel_path,
             split=entry.split,
@@ -167,11 +349,13 @@ def inspect_folder(
     max_bytes: int = imaging.DEFAULT_MAX_BYTES,
     progress: Callable[[int, int, float], None] | None = None,
     chunk_size: int = 2000,
+    min_side: int = imaging.DEFAULT_MIN_SIDE,
 ) -> pa.Table:
     """Read and inspect every entry, in parallel processes; returns an Arrow table with SCHEMA (bytes included)."""
     workers = workers or os.cpu_count() or 1
     chunks = [
-        (str(root), entries[i : i + chunk_size], max_pixels, max_bytes) for i in range(0, len(entries), chunk_size)
+        (str(root), entries[i : i + chunk_size], max_pixels, max_bytes, min_side)
+        for i in range(0, len(entries), chunk_size)
     ]
     parts_done: list[pa.Table] = []
     done = 0

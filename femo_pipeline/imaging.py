@@ -6,8 +6,13 @@ reason, never an exception, so one bad file never stops an ingest.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import os
+import re
+import tempfile
+import threading
 import warnings
 
 import cv2
@@ -19,6 +24,7 @@ QUARANTINED = "quarantined"
 
 DEFAULT_MAX_PIXELS = 40_000_000  # larger images are treated as decompression bombs
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+DEFAULT_MIN_SIDE = 16  # smaller images (e.g. 1x1) carry no face; FER-2013 is 48x48
 
 # Magic numbers of the formats we accept, checked on the bytes (never trust the file name).
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (
@@ -75,7 +81,77 @@ def decode(data: bytes) -> np.ndarray | None:
     return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
 
 
-def inspect_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES) -> dict:
+# libjpeg's warnings that mean the data is damaged: it goes on decoding (grey or smeared blocks) and only prints
+# them on stderr, so OpenCV and Pillow both return pixels. They are caught on the stderr file descriptor.
+_LIBJPEG_CORRUPT = re.compile(
+    rb"^(Corrupt JPEG data[^\n]*|Premature end of JPEG file|Invalid SOS parameters[^\n]*"
+    rb"|Inconsistent progression sequence[^\n]*)$", re.MULTILINE
+)
+
+
+class _StderrCapture:
+    """Runs a call with file descriptor 2 pointed at a temporary file of this process and returns what was written.
+
+    A lock keeps threads of one process from interleaving; each process (workers are forked) has its own file.
+    Lines that are not libjpeg's are written back to the real stderr afterwards.
+    """
+
+    def __init__(self) -> None:
+        self._reset()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self.lock = threading.Lock()
+        self._file = None
+
+    def run(self, fn, *args):
+        with self.lock:
+            try:
+                if self._file is None:
+                    self._file = tempfile.TemporaryFile()
+                fd = self._file.fileno()
+                saved = os.dup(2)
+            except OSError:  # no stderr to borrow: decode without the check
+                return fn(*args), b""
+            try:
+                os.dup2(fd, 2)
+                try:
+                    result = fn(*args)
+                finally:
+                    os.dup2(saved, 2)
+            finally:
+                os.close(saved)
+            size = os.lseek(fd, 0, os.SEEK_END)
+            if not size:
+                return result, b""
+            os.lseek(fd, 0, os.SEEK_SET)
+            text = os.read(fd, size)
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+        return result, text
+
+
+_STDERR = _StderrCapture()
+
+
+def decode_checked(data: bytes, fmt: str | None = None) -> tuple[np.ndarray | None, str | None]:
+    """Decode like decode(); for JPEG also return libjpeg's corruption warning, if it printed one."""
+    if (fmt or sniff_format(data)) != "JPEG":
+        return decode(data), None
+    pixels, printed = _STDERR.run(decode, data)
+    found = _LIBJPEG_CORRUPT.search(printed)
+    other = _LIBJPEG_CORRUPT.sub(b"", printed).strip()
+    if other:  # someone else's output caught in passing: hand it back
+        with contextlib.suppress(OSError):
+            os.write(2, other + b"\n")
+    return pixels, found.group(1).decode("ascii", "replace") if found else None
+
+
+def inspect_image(
+    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES,
+    min_side: int = DEFAULT_MIN_SIDE,
+) -> dict:
     """Describe one image file's bytes. Returns a dict with INSPECTION_FIELDS; status 'ok' or 'quarantined'."""
     row = dict.fromkeys(INSPECTION_FIELDS)
     row["file_size_bytes"] = len(data)
@@ -106,10 +182,14 @@ def inspect_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: 
         return bad(f"invalid size {width}x{height}")
     if width * height > max_pixels:
         return bad(f"decompression bomb: {width}x{height} = {width * height} pixels > limit {max_pixels}")
+    if min(width, height) < min_side:
+        return bad(f"too small: {width}x{height} px, the shorter side is under {min_side} px")
     problem = _truncation_problem(data, fmt)
     if problem:
         return bad(problem)
-    pixels = decode(data)
+    pixels, corrupt = decode_checked(data, fmt)
+    if corrupt:
+        return bad(f"corrupt JPEG: {corrupt}")
     if pixels is None:
         # OpenCV cannot read GIF/WEBP builds everywhere: fall back to Pillow before giving up.
         try:

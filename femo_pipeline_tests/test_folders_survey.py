@@ -13,7 +13,7 @@ from femo_pipeline import folders, survey
 
 
 def _png(seed: int) -> bytes:
-    img = np.random.default_rng(seed).integers(0, 255, (10, 12), dtype=np.uint8)
+    img = np.random.default_rng(seed).integers(0, 255, (20, 24), dtype=np.uint8)
     return cv2.imencode(".png", img)[1].tobytes()
 
 
@@ -33,7 +33,9 @@ def kaggle_tree(tmp_path):
 def test_kaggle_layout_maps_classes_and_flags_misplaced_files(kaggle_tree):
     entries = {e.rel_path: e for e in folders.scan_folder(kaggle_tree, with_splits=False)}
     assert set(entries) == {"anger/anger_1.png", "happiness/happiness_1.png", "neutrality/neutrality_1.png",
-                            "contempt/contempt_1.png", "others/x.png", "loose.png"}  # hidden file ignored
+                            "contempt/contempt_1.png", "others/x.png", "loose.png", "anger/.DS_Store"}
+    # a hidden file is not read, but it has its outcome row like every entry
+    assert entries["anger/.DS_Store"].problem == "hidden file, not read" and not entries["anger/.DS_Store"].openable
     assert entries["happiness/happiness_1.png"].emotion_id == 3
     assert entries["neutrality/neutrality_1.png"].emotion_id == 6
     assert entries["contempt/contempt_1.png"].emotion_id == 7

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 
@@ -11,6 +12,7 @@ import pytest
 
 from femo_pipeline import imaging
 from femo_pipeline.vocab import EMOTIONS, emotion_id
+from femo_pipeline_tests.conftest import FER2013_DIR, requires_fer2013
 
 
 def encode(img: np.ndarray, ext: str = ".png") -> bytes:
@@ -106,3 +108,51 @@ def test_aspect_ratio():
     assert imaging.aspect_ratio(48, 48) == 1.0
     assert imaging.aspect_ratio(640, 480) == pytest.approx(1.3333)
     assert imaging.aspect_ratio(None, 10) is None
+
+
+def _jpeg_with(cut: bool) -> bytes:
+    img = cv2.GaussianBlur(np.random.default_rng(3).integers(0, 255, (96, 96), dtype=np.uint8), (5, 5), 0)
+    data = encode(img, ".jpg")
+    mid = (data.index(b"\xff\xda") + len(data)) // 2
+    if cut:  # part of the entropy-coded data missing: libjpeg warns "premature end of data segment"
+        return data[:mid] + data[mid + 100 :]
+    junk = bytes(np.random.default_rng(0).integers(0, 255, 64, dtype=np.uint8))
+    return data[:mid] + junk + data[mid + 64 :]  # garbage in the middle: "extraneous bytes before marker"
+
+
+@pytest.mark.parametrize("cut,warning", [(True, "premature end of data segment"), (False, "extraneous bytes")])
+def test_jpeg_with_damaged_middle_is_quarantined(cut, warning):
+    data = _jpeg_with(cut)
+    assert imaging.decode(data) is not None  # OpenCV (and Pillow) still hand back pixels: the check is libjpeg's
+    row = imaging.inspect_image(data)
+    assert row["status"] == "quarantined"
+    assert row["reason"].startswith("corrupt JPEG: Corrupt JPEG data") and warning in row["reason"], row["reason"]
+
+
+def test_other_stderr_output_is_not_swallowed(capfd):
+    data = _jpeg_with(True)
+
+    def noisy(d):
+        os.write(2, b"someone else's line\n")
+        return imaging.decode(d)
+
+    pixels, printed = imaging._STDERR.run(noisy, data)
+    assert pixels is not None and b"someone else's line" in printed
+    _, warning = imaging.decode_checked(encode(np.zeros((20, 20), np.uint8), ".jpg"))
+    assert warning is None
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (15, 200), (200, 15)])
+def test_tiny_images_are_quarantined(shape):
+    row = imaging.inspect_image(encode(np.zeros(shape, np.uint8)))
+    assert row["status"] == "quarantined" and row["reason"].startswith("too small"), row["reason"]
+    assert imaging.inspect_image(encode(np.zeros(shape, np.uint8)), min_side=1)["status"] == "ok"
+    assert imaging.inspect_image(encode(np.zeros((16, 16), np.uint8)))["status"] == "ok"
+
+
+@requires_fer2013
+def test_real_fer2013_jpegs_pass_the_strict_check():
+    files = sorted((FER2013_DIR / "train" / "disgust").glob("*.jpg"))
+    assert files
+    bad = {f.name: r["reason"] for f in files if (r := imaging.inspect_image(f.read_bytes()))["status"] != "ok"}
+    assert bad == {}

@@ -47,6 +47,8 @@ class FolderIngestConfig(dg.Config):
     workers: int = Field(default=0, description="Processes that read and inspect files (0: one per CPU core).")
     max_pixels: int = Field(default=imaging.DEFAULT_MAX_PIXELS, description="Larger images are quarantined as decompression bombs.")
     max_bytes: int = Field(default=imaging.DEFAULT_MAX_BYTES, description="Larger files are quarantined.")
+    min_side: int = Field(default=imaging.DEFAULT_MIN_SIDE,
+                          description="Images whose shorter side is under this many pixels are quarantined.")
 
 
 def staging_path(storage: FemoStorage, asset_name: str):
@@ -76,7 +78,7 @@ def ingest_folder(
     start = time.perf_counter()
     table = folders.inspect_folder(
         plan.path, entries, workers=config.workers or None, max_pixels=config.max_pixels,
-        max_bytes=config.max_bytes, progress=progress,
+        max_bytes=config.max_bytes, min_side=config.min_side, progress=progress,
     )
     seconds = time.perf_counter() - start
     write_parquet_atomic(table, out)
