@@ -6,7 +6,23 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from femo_pipeline import web_sources
-from femo_pipeline.assets import catalog, checks, eda, faces, facs, ingest, model, serving, warehouse, web
+from femo_pipeline.assets import (
+    catalog,
+    checks,
+    contenders,
+    eda,
+    factors,
+    faces,
+    facs,
+    humans,
+    ingest,
+    model_evaluation,
+    model_training,
+    report,
+    serving,
+    warehouse,
+    web,
+)
 from femo_pipeline.automation import (
     femo_all_job,
     folder_ingest_job,
@@ -29,7 +45,8 @@ def web_resources(pixabay_url: str = web_sources.PIXABAY_URL, ddg_url: str = web
     }
 
 
-all_assets = dg.load_assets_from_modules([ingest, web, facs, catalog, faces, warehouse, eda, model, serving])
+all_assets = dg.load_assets_from_modules([ingest, web, facs, catalog, faces, warehouse, eda, humans, model_training,
+                                         model_evaluation, contenders, report, factors, serving])
 all_checks = dg.load_asset_checks_from_modules([checks])
 
 # Inside one run, DuckDB users go one at a time whatever the instance's pool settings are.

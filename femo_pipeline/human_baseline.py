@@ -112,3 +112,50 @@ def summarise(votes: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> dict:
         "images_with_a_ferplus_plurality": int(has_plural.sum()),
         "single_annotator_recall_per_fer2013_class": per_class,
     }
+
+
+# ---------------------------------------------------------------- votes per warehouse image (issue 13)
+
+_FERPLUS_COLUMN_OF_STUDY_ID = [VOTE_COLUMNS.index(c) for c in
+                               ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")]
+
+
+def votes_for_images(images: pd.DataFrame, fer2013new, mapping: pd.DataFrame | None = None) -> pd.DataFrame:
+    """FER+ votes of warehouse images (columns id, rel_path, content_hash) joined by content hash through the
+    shipped FER+ map (ferplus_map): image_id, the ten vote columns (FER+ order) and fer2013new_rows."""
+    from femo_pipeline import ferplus_map
+
+    files = pd.DataFrame({"path": images["rel_path"].to_numpy(), "sha256": images["content_hash"].to_numpy()})
+    matched = ferplus_map.votes_by_file(files, fer2013new, mapping)
+    ids = dict(zip(images["rel_path"], images["id"]))
+    matched.insert(0, "image_id", matched["path"].map(ids).astype("int64"))
+    out = matched.rename(columns={"fer2013_rows": "fer2013new_rows"})
+    return out[["image_id", *VOTE_COLUMNS, "fer2013new_rows"]].drop_duplicates("image_id").reset_index(drop=True)
+
+
+def synthetic_votes(image_ids, labels, seed: int = 13, annotators: int = 10) -> pd.DataFrame:
+    """Demo only: ten drawn votes per SYNTHETIC image, most for its label, some for other emotions, a few
+    contempt/unknown/NF, so the benchmark's tables fill offline. Deterministic for a seed; never real votes."""
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels, dtype=int)
+    m = np.zeros((len(labels), len(VOTE_COLUMNS)), dtype=np.int64)
+    agree = rng.uniform(0.45, 0.95, len(labels))  # some faces are ambiguous, most are not
+    for i, label in enumerate(labels):
+        for _ in range(annotators):
+            u = rng.random()
+            if u < agree[i]:
+                col = _FERPLUS_COLUMN_OF_STUDY_ID[label]
+            elif u < 0.97:
+                col = _FERPLUS_COLUMN_OF_STUDY_ID[rng.integers(0, 7)]
+            else:
+                col = rng.integers(7, 10)
+            m[i, col] += 1
+    frame = pd.DataFrame(m, columns=list(VOTE_COLUMNS))
+    frame.insert(0, "image_id", np.asarray(image_ids, dtype=np.int64))
+    frame["fer2013new_rows"] = None
+    return frame
+
+
+def seven_class_votes(votes: pd.DataFrame) -> np.ndarray:
+    """N x 7 vote counts in the study's order (anger ... neutral), e.g. soft training targets."""
+    return votes[[VOTE_COLUMNS[c] for c in _FERPLUS_COLUMN_OF_STUDY_ID]].to_numpy(dtype=np.float32)

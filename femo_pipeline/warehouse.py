@@ -23,10 +23,11 @@ from femo_pipeline.vocab import EMOTIONS, SOURCES
 SCHEMA_VERSION = "3"
 
 _TABLES_CHILD_FIRST = (
+    "verdicts_per_class", "verdicts", "benchmark_scores", "predictions", "human_votes", "model_runs",
     "face_crops", "balanced_sample", "image_pixels", "quarantined_files", "images", "facs_emotions_units", "facs_single_units",
     "survey_responses", "survey_rejected_rows", "emotions", "data_sources", "warehouse_info",
 )
-_VIEWS = ("images_pixabay", "images_ddg", "images_kaggle", "images_fer2013", "all_images", "emotions_ids")
+_VIEWS = ("disagreements", "images_pixabay", "images_ddg", "images_kaggle", "images_fer2013", "all_images", "emotions_ids")
 
 
 def sql_text(name: str) -> str:
@@ -105,8 +106,8 @@ def replace_images(con: duckdb.DuckDBPyConnection, catalog: pa.Table | str | Pat
     `catalog` is the image_catalog table (see catalog.py) or the path of its Parquet file. The two image tables
     are dropped and created again rather than emptied: DuckDB cannot delete parent and child rows of a foreign
     key in one transaction, and re-creating is several times faster than deleting indexed rows. Tables that
-    reference images (face_crops, balanced_sample) are emptied with them; their assets, downstream of images,
-    fill them again.
+    reference images (face_crops, balanced_sample, predictions, human_votes) are emptied with them; their assets,
+    downstream of images, fill them again.
     """
     if isinstance(catalog, (str, Path)):
         quoted = Path(catalog).as_posix().replace("'", "''")  # a view cannot take a bound parameter
@@ -119,7 +120,7 @@ def replace_images(con: duckdb.DuckDBPyConnection, catalog: pa.Table | str | Pat
     try:
         with transaction(con):
             # every table that references images goes too (their assets run again after images)
-            for child in ("face_crops", "balanced_sample", "image_pixels", "images"):
+            for child in ("predictions", "human_votes", "face_crops", "balanced_sample", "image_pixels", "images"):
                 con.execute(f"DROP TABLE IF EXISTS {child}")
             con.execute("DELETE FROM quarantined_files")
             con.execute(sql_text("schema.sql"))
@@ -187,7 +188,7 @@ def replace_rows(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame
             con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
     finally:
         con.unregister("_rows")
-    return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    return con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]  # fetchall: no unfinished result left
 
 
 def replace_survey(con: duckdb.DuckDBPyConnection, responses: pd.DataFrame, rejected: pd.DataFrame) -> int:
@@ -210,3 +211,40 @@ def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     names = [r[0] for r in con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' ORDER BY table_name").fetchall()]
     return {n: con.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0] for n in names}
+
+
+# ---------------------------------------------------------------- the benchmark's tables (issue 13)
+
+MODEL_RUN_COLUMNS = (
+    "id", "reader", "origin", "label_source", "created", "config", "backend", "device", "train_seconds",
+    "parameters", "model_sha256", "validation_accuracy", "data_fingerprint", "synthetic", "dagster_run_id", "caveat",
+)
+PROBABILITY_COLUMNS = ("p_anger", "p_disgust", "p_fear", "p_happiness", "p_sadness", "p_surprise", "p_neutral")
+
+
+def record_model_run(con: duckdb.DuckDBPyConnection, run: dict) -> str:
+    """Insert a model run unless its id is there already (ids derive from content: same id, same model)."""
+    values = [run.get(c) for c in MODEL_RUN_COLUMNS]
+    placeholders = ", ".join("?" for _ in MODEL_RUN_COLUMNS)
+    con.execute(f"INSERT INTO model_runs ({', '.join(MODEL_RUN_COLUMNS)}) VALUES ({placeholders}) "
+                "ON CONFLICT DO NOTHING", values)
+    return run["id"]
+
+
+def replace_predictions(con: duckdb.DuckDBPyConnection, model_run_id: str, image_ids, probabilities) -> int:
+    """Replace one reader's predictions: image ids and their N x 7 probabilities (the argmax is the emotion)."""
+    import numpy as np
+
+    probs = np.asarray(probabilities, dtype=float).reshape(len(image_ids), 7)
+    frame = pd.DataFrame(probs, columns=list(PROBABILITY_COLUMNS))
+    frame.insert(0, "emotion_id", probs.argmax(axis=1).astype("int32") if len(probs) else [])
+    frame.insert(0, "image_id", pd.Series(image_ids, dtype="int64"))
+    frame.insert(0, "model_run_id", model_run_id)
+    con.register("_preds", frame)
+    try:
+        with transaction(con):
+            con.execute("DELETE FROM predictions WHERE model_run_id = ?", [model_run_id])
+            con.execute("INSERT INTO predictions BY NAME SELECT * FROM _preds")
+    finally:
+        con.unregister("_preds")
+    return len(frame)

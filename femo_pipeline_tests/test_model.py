@@ -5,13 +5,9 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pandas as pd
-import pytest
 
 from femo_pipeline import demo_data, evaluation, model, modeldata
 from femo_pipeline.vocab import FER2013_CLASSES
-from femo_pipeline_tests.conftest import materialize
-from femo_pipeline_tests.test_assets import DEMO_RUN_CONFIG
 
 CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")  # study ids 0-6
 
@@ -75,52 +71,36 @@ def test_verdicts_follow_the_intervals():
     assert evaluation.verdict([0.58, 0.62], [0.60, 0.65]) == "on par"
 
 
-MODEL_CONFIG = {**DEMO_RUN_CONFIG["ops"], "emotion_model": {"config": {"epochs": 3, "width": 8}}}
+def _tiny_model(folder, name="femo_cnn_fer2013.keras"):
+    x, y = _faces(3)
+    net, _, facts = model.train(x, y, model.TrainConfig(epochs=1, width=8, augment=False), log=lambda _: None)
+    folder.mkdir(parents=True, exist_ok=True)
+    net.save(folder / name)
+    return folder / name, net, x
 
 
-@pytest.mark.slow
-def test_model_assets_through_to_the_report(tmp_path):
-    data_dir = tmp_path / "data"
-    votes_csv = tmp_path / "votes.csv"
-    report_ops = {"human_baseline": {"config": {"votes_csv": str(votes_csv), "n_boot": 100}},
-                  "benchmark_report": {"config": {"votes_csv": str(votes_csv), "n_boot": 100}}}
-    config = {"ops": {**MODEL_CONFIG, **report_ops}}
-    # no votes for synthetic images: the report says so and gives no verdict
-    result = materialize(data_dir, run_config=config)
-    assert result.success
-    report = json.loads((data_dir / "reports" / "benchmark.json").read_text())
-    assert report["synthetic"] is True and "No verdict" in report["datasets"][0]["verdict"]
-    readers = {r["reader"] for r in report["datasets"][0]["rows"]}
-    assert {"femo CNN", "majority class (Neutral)"} <= readers
-    assert "DeepFace" in report["not_run"]
-    evaluation_rows = json.loads((data_dir / "reports" / "model_evaluation.json").read_text())[0]["sets"]
-    assert {"FER-2013 test: PublicTest", "FER-2013 test: PrivateTest", "FER-2013 test: both",
-            "FER-2013 test: both, without images also in Training", "Kaggle (cross-dataset)"} <= set(evaluation_rows)
-    assert evaluation_rows["FER-2013 test: both"]["images"] == 7 * 4 + 1
-    md = (data_dir / "reports" / "benchmark.md").read_text()
-    assert md.startswith("# Is AI better than humans") and "SYNTHETIC" in md
-    assert "<table>" in (data_dir / "reports" / "benchmark.html").read_text()
+def test_without_a_shipped_model_the_fallback_says_so(tmp_path, monkeypatch):
+    from femo_pipeline.assets.model_evaluation import shipped_runs
 
-    # hand-made votes for the demo's test images: humans who always agree with the label beat every model
-    preds = pd.read_parquet(data_dir / "staging" / "model_evaluation_predictions.parquet")
-    names = ["anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral"]
-    rows = []
-    for path, label in zip(preds["rel_path"], preds["emotion_id"]):
-        votes = {c: 0 for c in ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear",
-                                "contempt", "unknown", "NF")}
-        votes[names[label]] = 10
-        rows.append({"split": "test", "usage": "PublicTest", "path": path,
-                     "fer2013_label": CLASSES[label], **votes})
-    pd.DataFrame(rows).to_csv(votes_csv, index=False)
-    again = materialize(data_dir, selection=["human_baseline", "benchmark_report"], run_config={"ops": report_ops})
-    assert again.success
-    report = json.loads((data_dir / "reports" / "benchmark.json").read_text())
-    first = report["datasets"][0]
-    human = first["rows"][0]
-    assert human["reader"] == "humans: one FER+ annotator" and human["accuracy"] == 1.0
-    assert {r["verdict"] for r in first["rows"][1:]} <= {"worse", "on par"}
-    assert "majority class (Neutral)" in {r["reader"] for r in first["rows"] if r.get("verdict") == "worse"}
-    assert first["verdict"].startswith("The best model here")
+    monkeypatch.setattr(model, "SHIPPED", {"fer2013": tmp_path / "a.keras", "ferplus": tmp_path / "b.keras"})
+    assert model.shipped_path("fer2013") is None
+    runs, missing = shipped_runs()
+    assert runs == [] and set(missing) == {"femo CNN (shipped, fer2013 labels)", "femo CNN (shipped, ferplus labels)"}
+    assert all(why.startswith("no shipped model") for why in missing.values())
+
+
+def test_shipped_model_is_recorded_by_content_and_predicts(tmp_path, monkeypatch):
+    from femo_pipeline import benchmark
+    from femo_pipeline.assets.model_evaluation import shipped_runs
+
+    path, net, x = _tiny_model(tmp_path / "shipped")
+    path.with_suffix(".json").write_text(json.dumps({"best_validation_accuracy": 0.61, "seconds": 120.0}))
+    monkeypatch.setattr(model, "SHIPPED", {"fer2013": path, "ferplus": tmp_path / "none.keras"})
+    [run], missing = shipped_runs()
+    assert run["origin"] == "shipped" and run["synthetic"] is False and run["validation_accuracy"] == 0.61
+    assert run["model_sha256"] == benchmark.sha256_file(path) and run["id"].endswith(run["model_sha256"][:16])
+    assert list(missing) == ["femo CNN (shipped, ferplus labels)"]
+    assert np.allclose(model.predict(model.load(run["model_file"]), x[:5]), model.predict(net, x[:5]), atol=1e-5)
 
 
 def test_deepface_weights_file_loads_into_the_rebuilt_network(tmp_path, monkeypatch):
@@ -128,10 +108,10 @@ def test_deepface_weights_file_loads_into_the_rebuilt_network(tmp_path, monkeypa
     import h5py
     from keras.src.legacy.saving import legacy_h5_format
 
-    from femo_pipeline.assets.model import deepface_weights
+    from femo_pipeline.assets.contenders import deepface_weights
 
     monkeypatch.setenv("DEEPFACE_HOME", str(tmp_path))
-    assert deepface_weights()[0] is None and "not at" in deepface_weights()[1]
+    assert deepface_weights()[0] is None and "not in $DEEPFACE_HOME" in deepface_weights()[1]
     reference = model.deepface_architecture()  # random weights, written as DeepFace publishes its file
     path = tmp_path / ".deepface" / "weights" / "facial_expression_model_weights.h5"
     path.parent.mkdir(parents=True)

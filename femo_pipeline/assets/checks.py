@@ -5,10 +5,13 @@ import duckdb as duckdb_lib
 import pyarrow.parquet as pq
 from dagster_duckdb import DuckDBResource
 
-from femo_pipeline import quality
+from pydantic import Field
+
+from femo_pipeline import benchmark, quality
 from femo_pipeline.assets.catalog import image_catalog
 from femo_pipeline.assets.faces import balanced_sample
 from femo_pipeline.assets.ingest import staging_path
+from femo_pipeline.assets.model_evaluation import model_evaluation
 from femo_pipeline.assets.warehouse import images
 from femo_pipeline.resources import FemoStorage, QualityThresholds
 
@@ -70,3 +73,19 @@ def sample_has_no_duplicates(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     """No two sampled images share their bytes (no leak between what trains and what tests)."""
     with duckdb.get_connection() as con:
         return _result(quality.sample_duplicates(con))
+
+
+class AccuracyFloorConfig(dg.Config):
+    floor: float = Field(default=0.55, description="Lowest validation accuracy (0-1) of the declared femo model "
+                                                   "for the report to publish (real profile).")
+
+
+@dg.asset_check(asset=model_evaluation, blocking=True, pool="duckdb", op_tags={"femo/writer": "duckdb"})
+def declared_model_accuracy_floor(context: dg.AssetCheckExecutionContext, config: AccuracyFloorConfig,
+                                  duckdb: DuckDBResource, storage: FemoStorage) -> dg.AssetCheckResult:
+    """The declared femo model's validation accuracy is at least the floor before the report publishes (real)."""
+    with duckdb.get_connection() as con:
+        row = con.execute("SELECT r.reader, r.validation_accuracy FROM model_runs r JOIN warehouse_info w "
+                          "ON w.key = 'declared_model_run' AND w.value = r.id").fetchall()
+        row = row[0] if row else None
+    return _result(benchmark.accuracy_floor(row, config.floor, storage.is_demo))

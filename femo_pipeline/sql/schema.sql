@@ -133,3 +133,114 @@ CREATE OR REPLACE VIEW images_pixabay AS SELECT * FROM all_images WHERE source_i
 CREATE OR REPLACE VIEW images_ddg AS SELECT * FROM all_images WHERE source_id = 2;
 CREATE OR REPLACE VIEW images_kaggle AS SELECT * FROM all_images WHERE source_id = 3;
 CREATE OR REPLACE VIEW images_fer2013 AS SELECT * FROM all_images WHERE source_id = 4;
+
+-- ---------------------------------------------------------------- the benchmark (issue 13)
+
+-- Every reader that produced predictions: femo's CNN (trained here or shipped with the package), public models,
+-- baselines. Append-only: the id is derived from the model file's content (or the baseline's inputs), so the
+-- same model is one row; nothing is ever overwritten.
+CREATE TABLE IF NOT EXISTS model_runs (
+    id                   VARCHAR PRIMARY KEY,   -- e.g. femo-trained-<sha256[:16]>, femo-shipped-..., fer-..., majority-...
+    reader               VARCHAR NOT NULL,      -- display name in the report
+    origin               VARCHAR NOT NULL,      -- trained / shipped / package / baseline
+    label_source         VARCHAR,               -- fer2013 (labels) / ferplus (crowd votes); NULL for public models
+    created              TIMESTAMP NOT NULL,
+    config               JSON,
+    backend              VARCHAR,
+    device               VARCHAR,
+    train_seconds        DOUBLE,
+    parameters           BIGINT,
+    model_sha256         VARCHAR,
+    validation_accuracy  DOUBLE,                -- on its own validation split (never on test)
+    data_fingerprint     VARCHAR,               -- sha256 over the training images' ids, hashes and labels
+    synthetic            BOOLEAN NOT NULL,      -- trained on synthetic demo data: never reported as a real result
+    dagster_run_id       VARCHAR,
+    caveat               VARCHAR
+);
+
+-- One row per reader and image: the predicted emotion and the seven probabilities (study order).
+CREATE TABLE IF NOT EXISTS predictions (
+    model_run_id  VARCHAR NOT NULL REFERENCES model_runs (id),
+    image_id      BIGINT NOT NULL REFERENCES images (id),
+    emotion_id    INTEGER NOT NULL REFERENCES emotions (id),
+    p_anger DOUBLE, p_disgust DOUBLE, p_fear DOUBLE, p_happiness DOUBLE, p_sadness DOUBLE, p_surprise DOUBLE,
+    p_neutral DOUBLE,
+    PRIMARY KEY (model_run_id, image_id)
+);
+
+-- FER+ crowd votes per image (10 annotators), joined by content hash through the shipped FER+ map.
+CREATE TABLE IF NOT EXISTS human_votes (
+    image_id         BIGINT PRIMARY KEY REFERENCES images (id),
+    neutral INTEGER NOT NULL, happiness INTEGER NOT NULL, surprise INTEGER NOT NULL, sadness INTEGER NOT NULL,
+    anger INTEGER NOT NULL, disgust INTEGER NOT NULL, fear INTEGER NOT NULL, contempt INTEGER NOT NULL,
+    unknown INTEGER NOT NULL, "NF" INTEGER NOT NULL,
+    fer2013new_rows  VARCHAR,                    -- data row(s) of fer2013new.csv
+    synthetic        BOOLEAN NOT NULL            -- demo: votes drawn around the synthetic label
+);
+
+-- Scores of every reader (humans: model_run_id NULL) per dataset, reference and variant, with 95 % intervals.
+CREATE TABLE IF NOT EXISTS benchmark_scores (
+    dataset       VARCHAR NOT NULL,              -- leak-free test / full test
+    reference     VARCHAR NOT NULL,              -- ferplus (leave-one-out plurality) / fer2013 (label)
+    variant       VARCHAR NOT NULL,              -- seven_classes / all_votes / per_image
+    reader        VARCHAR NOT NULL,
+    model_run_id  VARCHAR REFERENCES model_runs (id),
+    metric        VARCHAR NOT NULL,              -- accuracy / macro_f1
+    value         DOUBLE,
+    ci_low        DOUBLE,
+    ci_high       DOUBLE,
+    n             BIGINT NOT NULL,               -- images
+    PRIMARY KEY (dataset, reference, variant, reader, metric)
+);
+
+-- Paired verdicts: reader minus `against` (humans, or the declared model), bootstrapped over shared resamples.
+CREATE TABLE IF NOT EXISTS verdicts (
+    dataset VARCHAR NOT NULL, reference VARCHAR NOT NULL, variant VARCHAR NOT NULL,
+    reader VARCHAR NOT NULL, against VARCHAR NOT NULL,
+    model_run_id  VARCHAR REFERENCES model_runs (id),
+    images BIGINT NOT NULL, votes DOUBLE NOT NULL,
+    accuracy_reader DOUBLE, accuracy_reader_low DOUBLE, accuracy_reader_high DOUBLE,
+    accuracy_against DOUBLE, accuracy_against_low DOUBLE, accuracy_against_high DOUBLE,
+    difference_pp DOUBLE, ci_low_pp DOUBLE, ci_high_pp DOUBLE,
+    verdict VARCHAR NOT NULL,
+    declared BOOLEAN NOT NULL,                   -- the model declared before test (femo's, chosen on validation)
+    PRIMARY KEY (dataset, reference, variant, reader, against)
+);
+
+-- Per reference emotion: recall of reader and `against` and the paired difference.
+CREATE TABLE IF NOT EXISTS verdicts_per_class (
+    dataset VARCHAR NOT NULL, reference VARCHAR NOT NULL, variant VARCHAR NOT NULL,
+    reader VARCHAR NOT NULL, against VARCHAR NOT NULL,
+    emotion_id INTEGER NOT NULL REFERENCES emotions (id),
+    reference_mass DOUBLE NOT NULL,
+    recall_reader DOUBLE, recall_reader_low DOUBLE, recall_reader_high DOUBLE,
+    recall_against DOUBLE, recall_against_low DOUBLE, recall_against_high DOUBLE,
+    difference_pp DOUBLE, ci_low_pp DOUBLE, ci_high_pp DOUBLE,
+    verdict VARCHAR NOT NULL,
+    PRIMARY KEY (dataset, reference, variant, reader, against, emotion_id)
+);
+
+-- Where the declared model and people part ways (FER-2013 label as truth): the model right and most people
+-- (over half the votes) wrong, and the reverse. The declared run is recorded by benchmark_report.
+CREATE OR REPLACE VIEW disagreements AS
+WITH declared AS (SELECT value AS model_run_id FROM warehouse_info WHERE key = 'declared_model_run'),
+votes AS (
+    SELECT image_id, neutral + happiness + surprise + sadness + anger + disgust + fear + contempt + unknown + "NF" AS total,
+           [anger, disgust, fear, happiness, sadness, surprise, neutral] AS seven
+    FROM human_votes
+)
+SELECT i.id AS image_id, i.usage, i.emotion_id AS label_id, e.emotion AS label, p.emotion_id AS model_emotion_id,
+       pe.emotion AS model_says, p.model_run_id,
+       v.seven[i.emotion_id + 1] AS votes_for_label, v.total AS votes,
+       round(v.seven[i.emotion_id + 1] / v.total, 3) AS people_right_share,
+       CASE WHEN p.emotion_id = i.emotion_id THEN 'model right, most people wrong'
+            ELSE 'most people right, model wrong' END AS kind
+FROM predictions p
+JOIN declared d ON d.model_run_id = p.model_run_id
+JOIN images i ON i.id = p.image_id
+JOIN votes v ON v.image_id = p.image_id
+JOIN emotions e ON e.id = i.emotion_id
+JOIN emotions pe ON pe.id = p.emotion_id
+WHERE i.split = 'test' AND v.total > 0
+  AND ((p.emotion_id = i.emotion_id AND 2 * v.seven[i.emotion_id + 1] < v.total)
+    OR (p.emotion_id <> i.emotion_id AND 2 * v.seven[i.emotion_id + 1] > v.total));

@@ -1,0 +1,55 @@
+"""Helpers shared by the model-group assets: warehouse reads, the writer tags, lineage lookups."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import pandas as pd
+
+from femo_pipeline.assets.warehouse import WRITER
+
+GROUP = "model"
+# Assets that touch DuckDB: the duckdb pool across runs, the writer tag inside a run (never while training).
+MODEL_WRITER = {**WRITER, "group_name": GROUP}
+FER2013, KAGGLE = 4, 3
+
+IMAGES_SQL = """
+SELECT i.id, i.rel_path, i.usage, i.emotion_id, i.content_hash, i.duplicate_count, i.duplicate_cross_split,
+       i.duplicate_label_conflict{pixels}
+FROM images i {join}
+WHERE i.source_id = ? AND i.emotion_id < 7 {where} ORDER BY i.id
+"""
+
+
+def read_images(con, source_id: int, where: str = "", pixels: bool = True) -> pd.DataFrame:
+    """Images of one source with the seven FER-2013 emotions (where: a constant SQL fragment)."""
+    sql = IMAGES_SQL.format(pixels=", p.pixels" if pixels else "",
+                            join="JOIN image_pixels p ON p.image_id = i.id" if pixels else "", where=where)
+    return con.execute(sql, [source_id]).df()
+
+
+def training_fingerprint(con) -> str:
+    """Fingerprint of the FER-2013 Training images the warehouse holds now (ids, content hashes, labels)."""
+    from femo_pipeline import benchmark
+
+    frame = read_images(con, FER2013, "AND i.split = 'train'", pixels=False)
+    return benchmark.data_fingerprint(frame["id"], frame["content_hash"], frame["emotion_id"])
+
+
+def latest_metadata(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext, asset: str) -> dict | None:
+    """Metadata values of the asset's latest materialization in this instance (None if never materialized)."""
+    event = context.instance.get_latest_materialization_event(dg.AssetKey(asset))
+    if event is None or event.asset_materialization is None:
+        return None
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+
+def json_value(value):
+    """A metadata value recorded as JSON (dict or list), or as JSON text."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def skipped(context, asset: str, reason: str, **metadata) -> dg.MaterializeResult:
+    context.log.warning(f"{asset} skipped: {reason}")
+    return dg.MaterializeResult(metadata={"skipped": reason, **metadata})

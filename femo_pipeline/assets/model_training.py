@@ -1,0 +1,153 @@
+"""Model-group assets that train: the images as arrays (a short pooled read), then femo's CNN (no pool held)."""
+
+import dataclasses
+import datetime as dt
+import json
+import time
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+from pydantic import Field
+
+from femo_pipeline import benchmark, modeldata
+from femo_pipeline import human_baseline as hb
+from femo_pipeline import model as femo_model
+from femo_pipeline.assets._bench import FER2013, GROUP, MODEL_WRITER, read_images, skipped
+from femo_pipeline.assets._meta import md_table, png_md
+from femo_pipeline.assets.humans import human_votes
+from femo_pipeline.resources import FemoStorage
+
+_TC = femo_model.TrainConfig()
+VOTES_SQL = "SELECT * EXCLUDE (fer2013new_rows, synthetic) FROM human_votes"
+
+
+def _arrays(duckdb: DuckDBResource, split: str) -> dict:
+    """FER-2013 images of one split as arrays, with their FER+ votes (0 where none) and duplicate flags."""
+    start = time.perf_counter()
+    with duckdb.get_connection() as con:
+        frame = read_images(con, FER2013, f"AND i.split = '{'train' if split == 'train' else 'test'}'")
+        votes = con.execute(VOTES_SQL).df()
+    x = modeldata.stack(list(frame.pop("pixels")), 48)
+    frame = frame.merge(votes, left_on="id", right_on="image_id", how="left").drop(columns="image_id")
+    frame[list(hb.VOTE_COLUMNS)] = frame[list(hb.VOTE_COLUMNS)].fillna(0).astype(np.int64)
+    fingerprint = benchmark.data_fingerprint(frame["id"], frame["content_hash"], frame["emotion_id"])
+    return {"frame": frame, "x": x, "fingerprint": fingerprint, "seconds": round(time.perf_counter() - start, 2)}
+
+
+def _output(data: dict, split: str) -> dg.Output:
+    frame = data["frame"]
+    return dg.Output(data, metadata={
+        "images": len(frame), "with_votes": int((frame[list(hb.VOTE_COLUMNS)].sum(axis=1) > 0).sum()),
+        "leak_free": int(benchmark.leak_free(frame).sum()) if len(frame) else 0,
+        "data_fingerprint": data["fingerprint"], "read_seconds": data["seconds"],
+        "per_emotion": dg.MetadataValue.json({int(k): int(v) for k, v in frame["emotion_id"].value_counts().items()}),
+        "split": split,
+    })
+
+
+@dg.asset(deps=["images", human_votes], kinds={"duckdb", "numpy"}, **MODEL_WRITER)
+def training_images(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.Output:
+    """FER-2013 Training as 48x48 arrays with labels, FER+ votes and duplicate flags (a short read; no training)."""
+    return _output(_arrays(duckdb, "train"), "train")
+
+
+@dg.asset(deps=["images", human_votes], kinds={"duckdb", "numpy"}, **MODEL_WRITER)
+def evaluation_images(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.Output:
+    """FER-2013 test images as arrays with labels, FER+ votes and leak flags (for data_factors; never for training)."""
+    return _output(_arrays(duckdb, "test"), "test")
+
+
+class ModelConfig(dg.Config):
+    image_size: int = Field(default=_TC.image_size, description="Input side in pixels (FER-2013 is 48).")
+    crop: int = Field(default=_TC.crop, description="Centre crop the network sees (0: none).")
+    epochs: int = Field(default=_TC.epochs, description="Training epochs.")
+    batch_size: int = Field(default=_TC.batch_size, description="Batch size (0: about 100 steps per epoch, 16-128).")
+    seed: int = Field(default=_TC.seed, description="Seed of the split, the weights and the augmentation.")
+    val_fraction: float = Field(default=_TC.val_fraction, description="Share of each class held out for validation.")
+    width: int = Field(default=_TC.width, description="Filters of the first block (doubling per block).")
+    optimizer: str = Field(default=_TC.optimizer, description="sgd (Nesterov) or adam (AdamW).")
+    learning_rate: float = Field(default=_TC.learning_rate, description="Peak learning rate (warm-up, then cosine).")
+    warmup_epochs: float = Field(default=_TC.warmup_epochs, description="Epochs of linear warm-up.")
+    weight_decay: float = Field(default=_TC.weight_decay, description="Weight decay.")
+    label_smoothing: float = Field(default=_TC.label_smoothing, description="Label smoothing of the loss.")
+    augment: bool = Field(default=_TC.augment, description="Flip, affine, brightness/contrast and erasing.")
+    class_weighting: bool = Field(default=_TC.class_weighting, description="Weight classes by inverse frequency.")
+    max_minutes: float = Field(default=_TC.max_minutes, description="Stop after the epoch past this time (0: none).")
+    max_train_images: int = Field(default=0, description="Use at most this many training images (0: all).")
+    label_source: str = Field(default="fer2013", description="fer2013 (its labels) or ferplus (FER+ vote "
+                                                             "distributions as soft targets).")
+
+
+def train_config(config: dg.Config, **overrides) -> femo_model.TrainConfig:
+    """The TrainConfig for a Dagster config holding (some of) its fields."""
+    names = {f.name for f in dataclasses.fields(femo_model.TrainConfig)}
+    values = {k: v for k, v in config.model_dump().items() if k in names}
+    return femo_model.TrainConfig(**{**values, **overrides})
+
+
+def targets(frame: pd.DataFrame, label_source: str) -> tuple[np.ndarray, np.ndarray]:
+    """(rows to train on, y): FER-2013 labels, or FER+ seven-class vote counts (images with such votes only)."""
+    if label_source == "fer2013":
+        return np.arange(len(frame)), frame["emotion_id"].to_numpy(int)
+    if label_source == "ferplus":
+        votes = hb.seven_class_votes(frame)
+        rows = np.flatnonzero(votes.sum(axis=1) > 0)
+        return rows, votes[rows]
+    raise dg.Failure(description=f"label_source must be fer2013 or ferplus, not {label_source!r}")
+
+
+def resize(x: np.ndarray, size: int) -> np.ndarray:
+    if size == x.shape[1]:
+        return x
+    import cv2
+
+    return np.stack([cv2.resize(img[:, :, 0], (size, size), interpolation=cv2.INTER_AREA) for img in x])[..., None]
+
+
+@dg.asset(group_name=GROUP, kinds={"keras"})
+def emotion_model(context: dg.AssetExecutionContext, config: ModelConfig, training_images: dict,
+                  storage: FemoStorage) -> dg.MaterializeResult:
+    """femo's Keras CNN trained on FER-2013 Training (validation carved from it; the test set selects nothing)."""
+    from femo_pipeline import reports
+
+    frame, x = training_images["frame"], training_images["x"]
+    if frame.empty:
+        return skipped(context, "emotion_model", "no FER-2013 training images in the warehouse")
+    rows, y = targets(frame, config.label_source)
+    if config.max_train_images and len(rows) > config.max_train_images:
+        pick = np.sort(np.random.default_rng(config.seed).choice(len(rows), config.max_train_images, replace=False))
+        rows, y = rows[pick], y[pick]
+    if len(rows) == 0 or len(np.unique(femo_model.hard_labels(y))) < 2:
+        raise dg.Failure(description=f"need training images of several emotions ({config.label_source} labels), "
+                                     f"found {len(rows)} images")
+    tc = train_config(config, targets="votes" if config.label_source == "ferplus" else "labels")
+    net, history, facts = femo_model.train(resize(x[rows], config.image_size), y, tc, log=context.log.info)
+    folder = storage.root / "models" / "runs" / context.run_id
+    path = femo_model.save(net, folder, history, tc, facts)
+    sha = benchmark.sha256_file(path)
+    curves = reports.curves_png(history, folder / "curves.png", " (SYNTHETIC)" if storage.is_demo else "")
+    run = {
+        "id": benchmark.run_id(f"femo-trained-{config.label_source}", sha),
+        "reader": f"femo CNN (trained here, {config.label_source} labels)", "origin": "trained",
+        "label_source": config.label_source, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "config": json.dumps({**dataclasses.asdict(tc), "max_train_images": config.max_train_images}),
+        "backend": facts["backend"], "device": "CPU" if facts["backend"] == "tensorflow" else facts["backend"],
+        "train_seconds": facts["seconds"], "parameters": facts["parameters"], "model_sha256": sha,
+        "validation_accuracy": facts["best_validation_accuracy"],
+        "data_fingerprint": training_images["fingerprint"], "synthetic": storage.is_demo,
+        "dagster_run_id": context.run_id, "model_file": str(path),
+        "caveat": benchmark.CAVEATS["synthetic"] if storage.is_demo else None,
+    }
+    cost = pd.DataFrame([{"fact": k, "value": v} for k, v in facts.items()])
+    return dg.MaterializeResult(metadata={
+        "model_run": dg.MetadataValue.json(run),
+        "model_run_id": run["id"],
+        "model_file": dg.MetadataValue.path(str(path)),
+        "model_sha256": sha,
+        "best_validation_accuracy": f"{100 * (facts['best_validation_accuracy'] or float('nan')):.1f} %",
+        "training": md_table(cost),
+        "curves": png_md(curves, "training curves"),
+        "synthetic": storage.is_demo,
+    })

@@ -1,0 +1,164 @@
+"""The benchmark's assets on hand-made small data: model runs, predictions, votes, verdicts, lineage, the floor."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pytest
+
+from femo_pipeline import benchmark, model
+from femo_pipeline import human_baseline as hb
+from femo_pipeline.definitions import all_assets, all_checks
+from femo_pipeline_tests.conftest import TODAY, _selects_partitioned, resources_for
+from femo_pipeline_tests.test_model import _faces
+
+SMALL = {"demo_source_files": {"config": {"fer_train_per_class": 8, "fer_test_per_class": 4, "kaggle_per_class": 5,
+                                          "survey_rows": 300}},
+         "emotion_model": {"config": {"epochs": 2, "width": 8}},
+         "model_evaluation": {"config": {"n_boot": 50}}, "contender_predictions": {"config": {"n_boot": 50}},
+         "benchmark_report": {"config": {"n_boot": 200}}}
+MODEL_GROUP = (dg.AssetSelection.groups("model").upstream()
+               - dg.AssetSelection.assets("data_factors", "human_baseline"))
+
+
+def _run(data_dir, instance, selection, ops=None, **storage):
+    names = ([k.path[-1] for k in selection.resolve(all_assets)] if isinstance(selection, dg.AssetSelection)
+             else selection)
+    return dg.materialize([*all_assets, *all_checks], selection=names, instance=instance,
+                          partition_key=TODAY if _selects_partitioned(names) else None,
+                          resources=resources_for(data_dir, **storage),
+                          run_config={"ops": {k: v for k, v in (ops or {}).items()
+                                              if k in names or k.startswith("model_evaluation_")}},
+                          raise_on_error=False)
+
+
+def _q(data_dir, sql, params=None):
+    with duckdb.connect(str(data_dir / "warehouse" / "femo.duckdb"), read_only=True) as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+@pytest.fixture()
+def shipped(tmp_path, monkeypatch):
+    """A tiny femo model standing in for the committed one (with a model card giving its validation accuracy)."""
+    x, y = _faces(3)
+    net, _, _ = model.train(x, y, model.TrainConfig(epochs=1, width=8, augment=False), log=lambda _: None)
+    path = tmp_path / "shipped" / "femo_cnn_fer2013.keras"
+    path.parent.mkdir()
+    net.save(path)
+    path.with_suffix(".json").write_text(json.dumps({"best_validation_accuracy": 0.7, "backend": "tensorflow"}))
+    monkeypatch.setattr(model, "SHIPPED", {"fer2013": path, "ferplus": tmp_path / "shipped" / "absent.keras"})
+    return path
+
+
+@pytest.mark.slow
+def test_benchmark_tables_lineage_and_the_floor(tmp_path, shipped):
+    data_dir = tmp_path / "data"
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = _run(data_dir, instance, MODEL_GROUP, SMALL)
+        assert result.success
+        fer_images = 7 * (8 + 4) + 2
+        test_images, kaggle = 7 * 4 + 1, 7 * 5
+        # drawn (synthetic) FER+ votes for every FER-2013 image, ten each
+        assert _q(data_dir, "SELECT count(*), min(neutral + happiness + surprise + sadness + anger + disgust + fear "
+                            "+ contempt + unknown + \"NF\"), bool_and(synthetic) FROM human_votes") == [(fer_images, 10, True)]
+        runs = dict(_q(data_dir, "SELECT origin, count(*) FROM model_runs GROUP BY 1"))
+        assert runs["trained"] == 1 and runs["shipped"] == 1 and runs["baseline"] == 1
+        trained_id, synthetic = _q(data_dir, "SELECT id, synthetic FROM model_runs WHERE origin = 'trained'")[0]
+        assert synthetic is True and trained_id.startswith("femo-trained-fer2013-")
+        meta = result.asset_materializations_for_node("emotion_model")[0].metadata
+        assert meta["model_run_id"].value == trained_id
+        # every reader predicted every FER-2013 test and Kaggle image, probabilities summing to 1
+        counts = _q(data_dir, "SELECT model_run_id, count(*), max(abs(p_anger + p_disgust + p_fear + p_happiness + "
+                              "p_sadness + p_surprise + p_neutral - 1)) FROM predictions GROUP BY 1")
+        assert len(counts) >= 3 and all(n == test_images + kaggle and err < 1e-4 for _, n, err in counts)
+        # declared: the model with the best validation accuracy; every reader vs humans on 2 sets x 2 refs x 2 variants
+        declared = _q(data_dir, "SELECT value FROM warehouse_info WHERE key = 'declared_model_run'")[0][0]
+        assert declared in {r for r, _, _ in counts}
+        verdicts = _q(data_dir, "SELECT dataset, reference, variant, reader, verdict FROM verdicts WHERE against = 'human'")
+        assert {(d, r, v) for d, r, v, _, _ in verdicts} == {
+            (d, r, v) for d in benchmark.DATASETS for r in ("ferplus", "fer2013") for v in ("seven_classes", "all_votes")}
+        assert {v for *_, v in verdicts} <= {"better", "worse", "no detectable difference"}
+        leak = _q(data_dir, "SELECT DISTINCT n FROM benchmark_scores WHERE dataset = 'leak-free test' AND variant = 'per_image'")
+        assert leak == [(test_images - 1,)]  # the demo's one test image copied from Training is left out
+        assert _q(data_dir, "SELECT count(*) FROM verdicts_per_class WHERE against = 'human'")[0][0] % 7 == 0
+        assert _q(data_dir, "SELECT count(*) FROM benchmark_scores WHERE reader = 'human' AND metric = 'accuracy'")[0][0] == 8
+        _q(data_dir, "SELECT * FROM disagreements")  # the view answers
+        report = json.loads((data_dir / "reports" / "benchmark.json").read_text())
+        assert report["synthetic"] is True and "leak-free test images" in report["headline"]
+        md = (data_dir / "reports" / "benchmark.md").read_text()
+        assert "SYNTHETIC" in md and "benchmark_per_class.png" in md and "difference, points" in md
+        assert (data_dir / "reports" / "benchmark_per_class.png").stat().st_size > 1000
+        [check] = [c for c in result.get_asset_check_evaluations() if c.check_name == "declared_model_accuracy_floor"]
+        assert check.passed and "demo profile" in check.metadata["description"].value
+
+        # the same warehouse read under the real profile: the demo-trained model is refused, the shipped one used
+        real = _run(data_dir, instance, ["model_evaluation", "contender_predictions", "benchmark_report"],
+                    SMALL, profile="real")
+        assert real.success
+        meta = real.asset_materializations_for_node("model_evaluation")[0].metadata
+        assert "SYNTHETIC" in meta["not_used"].value["femo CNN (trained here)"]
+        assert meta["model_run_ids"].value == [_q(data_dir, "SELECT id FROM model_runs WHERE origin = 'shipped'")[0][0]]
+        readers = {r for (r,) in _q(data_dir, "SELECT DISTINCT model_run_id FROM benchmark_scores WHERE model_run_id IS NOT NULL")}
+        synthetic_runs = {r for (r,) in _q(data_dir, "SELECT id FROM model_runs WHERE synthetic")}
+        assert trained_id in synthetic_runs and len(synthetic_runs) == 2  # the trained model and the majority baseline
+        assert not readers & synthetic_runs and set(meta["model_run_ids"].value) <= readers
+        report = json.loads((data_dir / "reports" / "benchmark.json").read_text())
+        assert report["synthetic"] is False and "FER+ votes" in report["not_run"]
+        assert all("trained here" not in r["reader"] for r in report["model_runs"])
+
+        # the floor blocks the report in the real profile
+        floor = {"model_evaluation_declared_model_accuracy_floor": {"config": {"floor": 0.99}}}
+        blocked = _run(data_dir, instance, ["model_evaluation", "benchmark_report"], {**SMALL, **floor},
+                       profile="real")
+        assert not blocked.success
+        [check] = [c for c in blocked.get_asset_check_evaluations() if c.check_name == "declared_model_accuracy_floor"]
+        assert not check.passed and "below the floor" in check.metadata["description"].value
+        assert not blocked.asset_materializations_for_node("benchmark_report")
+
+
+def test_lineage_rules():
+    run = {"model_sha256": "a", "synthetic": True, "data_fingerprint": "f"}
+    ok = dict(synthetic_profile=True, current_fingerprint="f", file_sha256="a")
+    assert benchmark.trained_run_usable(run, **ok) is None
+    assert "not been materialized" in benchmark.trained_run_usable(None, **ok)
+    assert "skipped" in benchmark.trained_run_usable({"skipped": "no data"}, **ok)
+    assert "gone" in benchmark.trained_run_usable(run, **{**ok, "file_sha256": None})
+    assert "changed" in benchmark.trained_run_usable(run, **{**ok, "file_sha256": "b"})
+    assert "SYNTHETIC" in benchmark.trained_run_usable(run, **{**ok, "synthetic_profile": False})
+    assert "other images" in benchmark.trained_run_usable(run, **{**ok, "current_fingerprint": "g"})
+    trained = {"origin": "trained", "validation_accuracy": 0.6}
+    shipped = {"origin": "shipped", "validation_accuracy": 0.7}
+    assert benchmark.declare([trained, shipped]) is shipped
+    assert benchmark.declare([trained, {**shipped, "validation_accuracy": None}]) is trained
+    assert benchmark.declare([]) is None
+
+
+def test_accuracy_floor_passes_fails_and_skips_in_the_demo():
+    assert benchmark.accuracy_floor(("femo", 0.62), 0.55, demo=False)[0]
+    passed, details = benchmark.accuracy_floor(("femo", 0.41), 0.55, demo=False)
+    assert not passed and details["validation_accuracy"] == "41.0 %" and "below" in details["description"]
+    assert not benchmark.accuracy_floor(None, 0.55, demo=False)[0]
+    assert not benchmark.accuracy_floor(("femo", None), 0.55, demo=False)[0]
+    passed, details = benchmark.accuracy_floor(("femo", 0.2), 0.55, demo=True)
+    assert passed and "not enforced" in details["description"]
+
+
+def test_synthetic_votes_are_seeded_and_mostly_the_label():
+    labels = np.repeat(np.arange(7), 30)
+    votes = hb.synthetic_votes(np.arange(len(labels)), labels)
+    again = hb.synthetic_votes(np.arange(len(labels)), labels)
+    assert votes.equals(again)
+    m = votes[list(hb.VOTE_COLUMNS)].to_numpy()
+    assert (m.sum(axis=1) == 10).all()
+    seven = hb.seven_class_votes(votes)
+    assert (seven.argmax(axis=1) == labels).mean() > 0.8
+
+
+def test_fingerprint_depends_on_ids_hashes_and_labels():
+    a = benchmark.data_fingerprint([2, 1], ["h2", "h1"], [0, 3])
+    assert a == benchmark.data_fingerprint([1, 2], ["h1", "h2"], [3, 0])  # order does not matter
+    assert a != benchmark.data_fingerprint([1, 2], ["h1", "h2"], [3, 1])
+    assert a != benchmark.data_fingerprint([1, 2], ["h1", "hX"], [3, 0])
