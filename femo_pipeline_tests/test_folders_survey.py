@@ -138,3 +138,69 @@ def test_demo_survey_has_schema_and_unusable_cells(demo_inputs):
     cleaned = survey.clean_survey(survey.read_survey_csv(demo_inputs / "survey.csv"))
     assert cleaned.stats["cells_blank"] > 0 and cleaned.stats["cells_non_numeric"] > 0
     assert 0 < cleaned.stats["rows_dropped"] < 0.05 * cleaned.stats["rows_read"]
+
+
+def _cleaned(rows: list[list[str]]) -> survey.CleanSurvey:
+    return survey.clean_survey(survey.read_survey_csv(_csv(rows)))
+
+
+def test_survey_ids_inf_and_1e30_are_rejected_not_crashing_or_wrapping():
+    cleaned = _cleaned([_row("inf"), _row("1e30"), _row("-Infinity"), _row("nan"), _row("7")])
+    assert list(cleaned.responses["id"]) == [7]
+    assert dict(zip(cleaned.rejected["id"], cleaned.rejected["reason"])) == {
+        "inf": "non-numeric cell", "1e30": "non-integer value", "-Infinity": "non-numeric cell",
+        "nan": "non-numeric cell"}
+
+
+def test_survey_ids_are_exact_64_bit_integers_even_beside_a_blank_id():
+    big = "9007199254740993"  # 2**53 + 1: a float would make it ...992
+    cleaned = _cleaned([_row(""), _row("9007199254740992"), _row(big), _row("9223372036854775807"),
+                        _row("9223372036854775808"), _row("-9223372036854775809")])
+    assert list(cleaned.responses["id"]) == [9007199254740992, 9007199254740993, 9223372036854775807]
+    assert cleaned.responses["id"].dtype == "int64"
+    assert dict(zip(cleaned.rejected["id"], cleaned.rejected["reason"])) == {
+        "": "blank cell", "9223372036854775808": "id outside the signed 64-bit range",
+        "-9223372036854775809": "id outside the signed 64-bit range"}
+
+
+def test_survey_values_must_be_written_as_integers():
+    cleaned = _cleaned([_row("1", hours="1e1"), _row("2", hours="٣"), _row("3", hours="+5"), _row("4", day="7.00"),
+                        _row("5", hours="99999999999999999999999")])
+    assert list(cleaned.responses["id"]) == [3, 4]
+    assert dict(zip(cleaned.rejected["id"], cleaned.rejected["reason"])) == {
+        "1": "non-integer value", "2": "non-numeric cell", "5": "Hours outside 0-23"}
+
+
+def test_survey_duplicate_header_is_an_error_naming_it():
+    header = ",".join(survey.COLUMNS) + ",Hours"
+    with pytest.raises(survey.SurveyFormatError, match=r"duplicate columns \['Hours'\]"):
+        survey.read_survey_csv(io.StringIO(header + "\n" + ",".join(_row("1") + ["5"]) + "\n"))
+
+
+def test_survey_bytes_not_utf8_reject_only_their_row_and_name_it(tmp_path):
+    path = tmp_path / "survey.csv"
+    header = ",".join(survey.COLUMNS) + ",Comment"
+    lines = [header.encode(), ",".join(_row("1") + ["fine"]).encode(),
+             ",".join(_row("2") + ["caf"]).encode() + b"\xe9",  # latin-1 in a column femo does not use
+             ",".join(_row("3") + ["ok"]).encode()]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    cleaned = survey.clean_survey(survey.read_survey_csv(path))
+    assert list(cleaned.responses["id"]) == [1, 3]
+    [reason] = cleaned.rejected["reason"]
+    assert reason == "row 2, column 'Comment': bytes that are not UTF-8"
+    assert list(cleaned.rejected["row_number"]) == [2]
+
+
+def test_survey_rows_with_a_wrong_number_of_fields_are_rejected_alone():
+    text = ",".join(survey.COLUMNS) + "\n" + ",".join(_row("1")) + "\n" + ",".join(_row("2") + ["9"]) + "\n" \
+        + ",".join(_row("3")[:-2]) + "\n\n" + ",".join(_row("4")) + "\n"
+    cleaned = survey.clean_survey(survey.read_survey_csv(io.StringIO(text)))
+    assert list(cleaned.responses["id"]) == [1, 4]
+    assert dict(zip(cleaned.rejected["id"], cleaned.rejected["reason"])) == {
+        "2": f"22 fields, the header has {len(survey.COLUMNS)}", "3": f"19 fields, the header has {len(survey.COLUMNS)}"}
+
+
+def test_survey_utf8_bom_and_crlf_are_read(tmp_path):
+    path = tmp_path / "survey.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + (",".join(survey.COLUMNS) + "\r\n" + ",".join(_row("1")) + "\r\n").encode())
+    assert list(survey.clean_survey(survey.read_survey_csv(path)).responses["id"]) == [1]

@@ -458,3 +458,30 @@ def test_dangling_link_at_root_is_a_row(tmp_path, with_splits):
     (emo / "gone.jpg").symlink_to(emo / "missing.jpg")
     rows = _rows(root, with_splits)
     assert rows["gone.jpg"]["reason"] == rows[f"{rel}/gone.jpg"]["reason"] == "dangling symbolic link"
+
+
+@pytest.mark.timeout(120)
+def test_hostile_survey_csv_through_the_assets_into_duckdb(tmp_path):
+    from femo_pipeline import survey
+
+    def row(rid: str, extra: bytes = b"x") -> bytes:
+        return ",".join([rid, "10", "3"] + ["0"] * len(survey.EMOTION_COLUMNS)).encode() + b"," + extra
+
+    csv_path = tmp_path / "survey.csv"
+    lines = [(",".join(survey.COLUMNS) + ",Comment").encode(), row("1"), row("inf"), row("1e30"), row(""),
+             row("9007199254740993"), row("9007199254740992"), row("5", b"caf\xe9"), row("99999999999999999999"),
+             row("6") + b",surplus", row("7")]
+    csv_path.write_bytes(b"\n".join(lines) + b"\n")
+    data_dir = tmp_path / "data"
+    result = materialize(data_dir, selection=["everyday_emotions_survey", "survey_responses"], profile="real",
+                         survey_csv=str(csv_path))
+    assert result.success
+    with duckdb.connect(str(data_dir / "warehouse" / "femo.duckdb"), read_only=True) as con:
+        ids = [r[0] for r in con.execute("SELECT id FROM survey_responses ORDER BY id").fetchall()]
+        rejected = dict(con.execute("SELECT id, reason FROM survey_rejected_rows").fetchall())
+    assert ids == [1, 7, 9007199254740992, 9007199254740993]
+    assert rejected == {
+        "inf": "non-numeric cell", "1e30": "non-integer value", "": "blank cell",
+        "5": "row 7, column 'Comment': bytes that are not UTF-8",
+        "99999999999999999999": "id outside the signed 64-bit range",
+        "6": f"{len(survey.COLUMNS) + 2} fields, the header has {len(survey.COLUMNS) + 1}"}
