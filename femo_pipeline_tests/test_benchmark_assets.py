@@ -12,7 +12,7 @@ import pytest
 from femo_pipeline import benchmark, model
 from femo_pipeline import human_baseline as hb
 from femo_pipeline.definitions import all_assets, all_checks
-from femo_pipeline_tests.conftest import TODAY, _selects_partitioned, resources_for
+from femo_pipeline_tests.conftest import FER2013_DIR, SHARED, TODAY, _selects_partitioned, resources_for
 from femo_pipeline_tests.test_model import _faces
 
 SMALL = {"demo_source_files": {"config": {"fer_train_per_class": 8, "fer_test_per_class": 4, "kaggle_per_class": 5,
@@ -162,3 +162,63 @@ def test_fingerprint_depends_on_ids_hashes_and_labels():
     assert a == benchmark.data_fingerprint([1, 2], ["h1", "h2"], [3, 0])  # order does not matter
     assert a != benchmark.data_fingerprint([1, 2], ["h1", "h2"], [3, 1])
     assert a != benchmark.data_fingerprint([1, 2], ["h1", "hX"], [3, 0])
+
+
+FERPLUS = SHARED / "datasets" / "ferplus"
+
+
+@pytest.mark.skipif(not (FERPLUS / "fer2013new.csv").exists() or not (FER2013_DIR / "train").is_dir(),
+                    reason="real FER-2013 and FER+ files not present")
+def test_human_votes_by_content_hash_reproduce_the_shared_table(tmp_path):
+    """A copy of a few real FER-2013 files gets exactly the votes of ../shared's table, through the shipped map."""
+    import shutil
+
+    import pandas as pd
+
+    expected = pd.read_csv(FERPLUS / "ferplus_votes_by_file.csv")
+    picked = pd.concat([g.head(3) for _, g in expected.groupby(["split", "fer2013_label"])])
+    root = tmp_path / "fer2013"
+    for rel in picked["path"]:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(FER2013_DIR / rel, root / rel)
+    selection = ["fer2013_images", "kaggle_face_images", "image_catalog", "data_sources", "emotions", "images",
+                 "fer2013new_csv", "human_votes"]
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = _run(tmp_path / "data", instance, selection, profile="real", fer2013_dir=str(root))
+    assert result.success
+    meta = result.asset_materializations_for_node("fer2013new_csv")[0].metadata
+    assert meta["sha256"].value == "9206e20d62f56475939f516847d61753e4860caeac9718b560129541b776fc2c"
+    got = pd.DataFrame(_q(tmp_path / "data", "SELECT i.rel_path, v.* EXCLUDE (image_id, fer2013new_rows, synthetic) "
+                                             "FROM human_votes v JOIN images i ON i.id = v.image_id ORDER BY 1"),
+                       columns=["path", *hb.VOTE_COLUMNS])
+    want = picked.sort_values("path")[["path", *hb.VOTE_COLUMNS]].reset_index(drop=True)
+    assert len(got) == len(picked) == 2 * 7 * 3
+    pd.testing.assert_frame_equal(got, want, check_dtype=False)
+
+
+def test_votes_file_absent_and_offline_is_skipped_with_the_reason(tmp_path):
+    with dg.DagsterInstance.ephemeral() as instance:
+        ops = {"fer2013new_csv": {"config": {"path": str(tmp_path / "none.csv"), "url": "http://127.0.0.1:9/x.csv",
+                                             "timeout_s": 2}}}
+        result = _run(tmp_path / "data", instance, ["fer2013new_csv"], ops, profile="real")
+    assert result.success
+    reason = result.asset_materializations_for_node("fer2013new_csv")[0].metadata["skipped"].value
+    assert "not found at" in reason and "download failed" in reason
+
+
+@pytest.mark.slow
+def test_data_factors_tiny_in_the_demo(tmp_path):
+    ops = {**SMALL, "data_factors": {"config": {"fractions": [0.5, 1.0], "epochs": 1}}}
+    selection = dg.AssetSelection.assets("data_factors").upstream()
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = _run(tmp_path / "data", instance, selection, ops)
+    assert result.success
+    rows = json.loads((tmp_path / "data" / "reports" / "data_factors.json").read_text())
+    # 2 label sources x 2 fractions, plus both sources without duplicates at 100 %; each against 2 references
+    assert len(rows) == 6 * 2
+    assert {r["label_source"] for r in rows} == {"fer2013", "ferplus"}
+    sizes = {(r["label_source"], r["fraction"], r["without_duplicates"]): r["train_images"] for r in rows}
+    assert sizes[("fer2013", 0.5, False)] < sizes[("fer2013", 1.0, False)]
+    assert sizes[("fer2013", 1.0, True)] < sizes[("fer2013", 1.0, False)]  # the demo's duplicates are dropped
+    assert all(0 <= r["accuracy"] <= 1 and r["test_images"] == 7 * 4 for r in rows)
+    assert (tmp_path / "data" / "reports" / "data_factors.png").stat().st_size > 1000
