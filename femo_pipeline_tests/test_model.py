@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from femo_pipeline import demo_data, evaluation, model, modeldata
 from femo_pipeline.vocab import FER2013_CLASSES
@@ -121,3 +122,28 @@ def test_deepface_weights_file_loads_into_the_rebuilt_network(tmp_path, monkeypa
     loaded = model.deepface_emotion_model(path)
     x = np.random.default_rng(0).random((3, 48, 48, 1)).astype(np.float32)
     assert np.allclose(loaded.predict(x, verbose=0), reference.predict(x, verbose=0), atol=1e-6)
+
+
+def test_deepface_package_path_runs_offline_on_a_weights_file_and_agrees_with_the_rebuilt_network(tmp_path,
+                                                                                                   monkeypatch):
+    """With the `deepface` extra installed: DeepFace.analyze runs end to end on a random-valued weights file in its
+    layout under a temporary DEEPFACE_HOME, and gives what the Keras 3 rebuild gives from the same file."""
+    pytest.importorskip("tf_keras")
+    pytest.importorskip("deepface")
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    from femo_pipeline.assets.contenders import deepface_available, deepface_package_probabilities
+
+    monkeypatch.setenv("DEEPFACE_HOME", str(tmp_path))
+    path = tmp_path / ".deepface" / "weights" / "facial_expression_model_weights.h5"
+    path.parent.mkdir(parents=True)
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, model.deepface_architecture())
+    assert deepface_available()
+    x, _ = _faces(2)
+    package = deepface_package_probabilities(x)
+    rebuilt = model.predict(model.deepface_emotion_model(path), x.astype(np.float32) / 255.0)
+    assert package.shape == (14, 7) and np.allclose(package.sum(axis=1), 1)
+    # DeepFace resizes the face to 224 px and back to 48: the same answers up to interpolation
+    assert np.abs(package - rebuilt).max() < 0.05 and (package.argmax(1) == rebuilt.argmax(1)).mean() >= 0.8
