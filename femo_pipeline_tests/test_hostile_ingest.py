@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import duckdb
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from femo_pipeline import folders, imaging
@@ -96,6 +97,7 @@ class Corpus:
         with open(os.fsencode(happy) + b"/" + UNDECODABLE, "wb") as fh:
             fh.write(face(7))
         self.ok[f"{happy_rel}/{UNDECODABLE_SHOWN}"] = face(7)
+        self._ok(happy, happy_rel, "new\nline | pipe 'quote\".jpg", face(8))  # valid UTF-8, hostile for text
         # a link that stays inside the root is allowed
         (happy / "inside_link.jpg").symlink_to(sad / "PrivateTest_0.png")
         self.ok[f"{happy_rel}/inside_link.jpg"] = face(100, ".png")
@@ -485,3 +487,18 @@ def test_hostile_survey_csv_through_the_assets_into_duckdb(tmp_path):
         "5": "row 7, column 'Comment': bytes that are not UTF-8",
         "99999999999999999999": "id outside the signed 64-bit range",
         "6": f"{len(survey.COLUMNS) + 2} fields, the header has {len(survey.COLUMNS) + 1}"}
+
+
+@pytest.mark.timeout(120)
+def test_min_side_is_a_launch_setting_of_the_folder_assets(tmp_path):
+    root = tmp_path / "src"
+    (root / "sadness").mkdir(parents=True)
+    (root / "sadness" / "small.png").write_bytes(face(1, ".png", size=12))
+    (root / "sadness" / "big.png").write_bytes(face(2, ".png", size=48))
+    data_dir = tmp_path / "data"
+    for min_side, expected in ((imaging.DEFAULT_MIN_SIDE, ["big.png"]), (8, ["big.png", "small.png"])):
+        result = materialize(data_dir, selection=["kaggle_face_images"], profile="real", kaggle_dir=str(root),
+                             run_config={"ops": {"kaggle_face_images": {"config": {"min_side": min_side}}}})
+        assert result.success
+        table = pq.read_table(data_dir / "staging" / "kaggle_face_images.parquet").to_pylist()
+        assert sorted(r["rel_path"].split("/")[-1] for r in table if r["status"] == "ok") == expected
