@@ -350,8 +350,13 @@ def inspect_folder(
     progress: Callable[[int, int, float], None] | None = None,
     chunk_size: int = 2000,
     min_side: int = imaging.DEFAULT_MIN_SIDE,
+    sink: Callable[[pa.Table], None] | None = None,
 ) -> pa.Table:
-    """Read and inspect every entry, in parallel processes; returns an Arrow table with SCHEMA (bytes included)."""
+    """Read and inspect every entry, in parallel processes; returns an Arrow table with SCHEMA (bytes included).
+
+    With `sink`, each part (chunk_size files, bytes included) is handed to sink as soon as it is ready, in entry
+    order, and the returned table leaves out the content column: a whole dataset's bytes are never held at once.
+    """
     workers = workers or os.cpu_count() or 1
     chunks = [
         (str(root), entries[i : i + chunk_size], max_pixels, max_bytes, min_side)
@@ -366,8 +371,13 @@ def inspect_folder(
         else:
             parts = stack.enter_context(ProcessPoolExecutor(max_workers=workers)).map(_inspect_chunk, chunks)
         for part in parts:
+            if sink is not None:
+                sink(part)
+                part = part.drop(["content"])
             parts_done.append(part)
             done += part.num_rows
             if progress:
                 progress(done, len(entries), time.perf_counter() - start)
-    return pa.concat_tables(parts_done) if parts_done else SCHEMA.empty_table()
+    if parts_done:
+        return pa.concat_tables(parts_done)
+    return SCHEMA.empty_table() if sink is None else SCHEMA.empty_table().drop(["content"])

@@ -204,3 +204,18 @@ def test_survey_utf8_bom_and_crlf_are_read(tmp_path):
     path = tmp_path / "survey.csv"
     path.write_bytes(b"\xef\xbb\xbf" + (",".join(survey.COLUMNS) + "\r\n" + ",".join(_row("1")) + "\r\n").encode())
     assert list(survey.clean_survey(survey.read_survey_csv(path)).responses["id"]) == [1]
+
+
+def test_inspection_streams_parts_to_a_sink(demo_inputs):
+    import pyarrow as pa
+
+    root = demo_inputs / "kaggle"
+    entries = folders.scan_folder(root, with_splits=False)
+    whole = folders.inspect_folder(root, entries, workers=1)
+    parts: list = []
+    light = folders.inspect_folder(root, entries, workers=2, chunk_size=50, sink=parts.append)
+    assert len(parts) == -(-len(entries) // 50) and all(p.num_rows <= 50 for p in parts)
+    assert pa.concat_tables(parts).equals(whole)
+    assert "content" not in light.column_names and light.equals(whole.drop(["content"]))
+    empty = folders.inspect_folder(root, [], sink=parts.append)
+    assert empty.num_rows == 0 and "content" not in empty.column_names

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from femo_pipeline import demo_data, folders, imaging, survey
 from femo_pipeline.assets._meta import column_schema, md_table
-from femo_pipeline.files import write_parquet_atomic
+from femo_pipeline.files import atomic_path, write_parquet_atomic
 from femo_pipeline.resources import FemoStorage
 
 GROUP = "ingest"
@@ -76,13 +76,15 @@ def ingest_folder(
         context.log.info(f"{asset_name}: inspected {done}/{total} files ({done / max(seconds, 1e-9):,.0f}/s)")
 
     start = time.perf_counter()
-    table = folders.inspect_folder(
-        plan.path, entries, workers=config.workers or None, max_pixels=config.max_pixels,
-        max_bytes=config.max_bytes, min_side=config.min_side, progress=progress,
-    )
+    # parts go to the Parquet file as they come, so the run never holds every file's bytes at once
+    compression = {f.name: ("none" if pa.types.is_binary(f.type) else "zstd") for f in folders.SCHEMA}
+    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, folders.SCHEMA, compression=compression) as writer:
+        table = folders.inspect_folder(
+            plan.path, entries, workers=config.workers or None, max_pixels=config.max_pixels,
+            max_bytes=config.max_bytes, min_side=config.min_side, progress=progress, sink=writer.write_table,
+        )
     seconds = time.perf_counter() - start
-    write_parquet_atomic(table, out)
-    frame = table.drop(["content"]).to_pandas()
+    frame = table.to_pandas()
     ok = frame[frame["status"] == imaging.OK]
     counts = (
         ok.assign(split=ok["split"].fillna("-"))
@@ -92,7 +94,7 @@ def ingest_folder(
     quarantined = frame[frame["status"] != imaging.OK][["rel_path", "reason"]]
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(frame),
-        "dagster/column_schema": column_schema(table.schema),
+        "dagster/column_schema": column_schema(folders.SCHEMA),
         "source_folder": dg.MetadataValue.path(str(plan.path)),
         "synthetic": plan.synthetic,
         "files": len(frame),
