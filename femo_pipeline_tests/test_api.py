@@ -371,7 +371,10 @@ def _get_routes(client) -> list[str]:
     return ["/", "/docs", "/openapi.json", "/sources", "/emotions", "/images/", "/images/?page=2&page_size=5",
             "/images/sources?source_id=4", "/images/emotions?emotion=3", "/images/aspect_ratio?aspect_ratio=1",
             "/images/colors?colors=0", "/images/emotions/faces?face=0", f"/images/{image_id}",
-            f"/images/{image_id}.png", "/images/999999999", "/images/?page=0"]
+            f"/images/{image_id}.png", "/images/999999999", "/images/?page=0",
+            # the pages for people (issue 12)
+            "/redoc", f"/faces/{image_id}", "/faces/999999999", "/disagreements", "/report",
+            "/?emotion=3&split=test&page_size=5", "/?quarantined=true", "/static/femo/femo.css"]
 
 
 def test_head_works_on_every_get_route(client):
