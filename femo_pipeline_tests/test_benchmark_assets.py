@@ -140,7 +140,8 @@ def test_accuracy_floor_passes_fails_and_skips_in_the_demo():
     assert benchmark.accuracy_floor(("femo", 0.62), 0.55, demo=False)[0]
     passed, details = benchmark.accuracy_floor(("femo", 0.41), 0.55, demo=False)
     assert not passed and details["validation_accuracy"] == "41.0 %" and "below" in details["description"]
-    assert not benchmark.accuracy_floor(None, 0.55, demo=False)[0]
+    passed, details = benchmark.accuracy_floor(None, 0.55, demo=False)
+    assert passed and "without a declared model" in details["description"]
     assert not benchmark.accuracy_floor(("femo", None), 0.55, demo=False)[0]
     passed, details = benchmark.accuracy_floor(("femo", 0.2), 0.55, demo=True)
     assert passed and "not enforced" in details["description"]

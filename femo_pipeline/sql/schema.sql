@@ -220,23 +220,25 @@ CREATE TABLE IF NOT EXISTS verdicts_per_class (
     PRIMARY KEY (dataset, reference, variant, reader, against, emotion_id)
 );
 
--- Where the declared model and people part ways (FER-2013 label as truth): the model right and most people
--- (over half the votes) wrong, and the reverse. The declared run is recorded by benchmark_report.
+-- Where a model and people part ways (FER-2013 label as truth): the model right and most people (over half the
+-- votes) wrong, and the reverse; one row per model run and image. `declared` marks the model that faces the
+-- humans (recorded by model_evaluation).
 CREATE OR REPLACE VIEW disagreements AS
-WITH declared AS (SELECT value AS model_run_id FROM warehouse_info WHERE key = 'declared_model_run'),
-votes AS (
+WITH votes AS (
     SELECT image_id, neutral + happiness + surprise + sadness + anger + disgust + fear + contempt + unknown + "NF" AS total,
            [anger, disgust, fear, happiness, sadness, surprise, neutral] AS seven
     FROM human_votes
 )
 SELECT i.id AS image_id, i.usage, i.emotion_id AS label_id, e.emotion AS label, p.emotion_id AS model_emotion_id,
-       pe.emotion AS model_says, p.model_run_id,
+       pe.emotion AS model_says, p.model_run_id, r.reader,
+       p.model_run_id = (SELECT max(value) FROM warehouse_info WHERE key = 'declared_model_run') AS declared,
        v.seven[i.emotion_id + 1] AS votes_for_label, v.total AS votes,
        round(v.seven[i.emotion_id + 1] / v.total, 3) AS people_right_share,
+       NOT (i.duplicate_cross_split OR i.duplicate_label_conflict) AS leak_free,
        CASE WHEN p.emotion_id = i.emotion_id THEN 'model right, most people wrong'
             ELSE 'most people right, model wrong' END AS kind
 FROM predictions p
-JOIN declared d ON d.model_run_id = p.model_run_id
+JOIN model_runs r ON r.id = p.model_run_id
 JOIN images i ON i.id = p.image_id
 JOIN votes v ON v.image_id = p.image_id
 JOIN emotions e ON e.id = i.emotion_id
