@@ -203,8 +203,18 @@ def _check_outcomes(c: Corpus, rows: dict[str, dict]) -> None:
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("workers", [1, 2])
 def test_hostile_tree_scans_and_inspects_without_crash_hang_or_escape(corpus, workers, monkeypatch):
+    listed: list[str] = []
+    fixture_scandir = os.scandir
+
+    def spy_scandir(path="."):
+        listed.append(os.path.realpath(path))
+        return fixture_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", spy_scandir)
     entries = folders.scan_folder(corpus.root, with_splits=corpus.with_splits)
     real_outside = os.path.realpath(corpus.outside)
+    real_root = os.path.realpath(corpus.root)
+    assert listed and all(p == real_root or p.startswith(real_root + os.sep) for p in listed), listed
     opened: list[str] = []
     real_open = os.open
 
