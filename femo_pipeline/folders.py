@@ -89,6 +89,7 @@ class _Scanner:
         self.entries: list[FileEntry] = []
         self.read_dirs: set[tuple[int, int]] = set()  # (device, inode) of every folder listed
         self.linked_dirs: list[tuple[str, str, str, _Place]] = []  # links to folders, followed after the tree
+        self._pending: list[tuple[str, str, _Place]] = []  # folders still to list
 
     def inside(self, real: str) -> bool:
         return real == self.real_root or real.startswith(self._prefix)
@@ -101,16 +102,22 @@ class _Scanner:
             return sorted(it, key=lambda e: e.name)
 
     def folder(self, real_dir: str, rel_dir: str, place: _Place) -> None:
-        """Give every entry of a folder (real path, inside the root) its outcome, recursively."""
-        try:
-            st = os.stat(real_dir)
-            self.read_dirs.add((st.st_dev, st.st_ino))
-            children = self.listing(real_dir)
-        except OSError as exc:
-            self.outcome(rel_dir, place, f"unreadable folder: {exc.strerror or type(exc).__name__}")
-            return
-        for child in children:
-            self.child(real_dir, rel_dir, child, place)
+        """Give every entry of a folder (real path, inside the root) and of its subfolders its outcome.
+
+        Iterative (a stack, not recursion), so however deep a hostile tree goes the scan cannot overflow.
+        """
+        self._pending.append((real_dir, rel_dir, place))
+        while self._pending:
+            real_dir, rel_dir, place = self._pending.pop()
+            try:
+                st = os.stat(real_dir)
+                self.read_dirs.add((st.st_dev, st.st_ino))
+                children = self.listing(real_dir)
+            except OSError as exc:
+                self.outcome(rel_dir, place, f"unreadable folder: {exc.strerror or type(exc).__name__}")
+                continue
+            for child in children:
+                self.child(real_dir, rel_dir, child, place)
 
     def child(self, real_dir: str, rel_dir: str, entry: os.DirEntry, place: _Place) -> None:
         name = shown_name(entry.name)
@@ -150,12 +157,10 @@ class _Scanner:
             self.outcome(rel, self.file_place(place, name), "hidden folder, not read" if is_dir else "hidden file, not read")
         elif is_dir:
             sub = self.dir_place(place, entry.name, name)
-            if sub is None:
-                return
             if is_link:
                 self.linked_dirs.append((target, rel, real_dir, sub))
             else:
-                self.folder(target, rel, sub)
+                self._pending.append((target, rel, sub))
         elif is_file:
             p = self.file_place(place, name)
             self.entries.append(FileEntry(rel, p.split, p.label, p.emotion, p.problem, target))
@@ -170,7 +175,7 @@ class _Scanner:
         return _Place("file", place.split, problem="file outside any emotion folder")
 
     @staticmethod
-    def dir_place(place: _Place, raw_name: str, name: str) -> _Place | None:
+    def dir_place(place: _Place, raw_name: str, name: str) -> _Place:
         if place.role == "root_splits":
             if raw_name in SPLITS:
                 return _Place("top", split=raw_name)

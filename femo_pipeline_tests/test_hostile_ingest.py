@@ -512,3 +512,17 @@ def test_min_side_is_a_launch_setting_of_the_folder_assets(tmp_path):
         assert result.success
         table = pq.read_table(data_dir / "staging" / "kaggle_face_images.parquet").to_pylist()
         assert sorted(r["rel_path"].split("/")[-1] for r in table if r["status"] == "ok") == expected
+
+
+@pytest.mark.timeout(120)
+def test_a_very_deep_tree_does_not_overflow_the_scan(tmp_path):
+    root, emo, rel = _small_tree(tmp_path, False)
+    deep, depth = emo, 0
+    while len(os.fsencode(deep)) < 3900:  # near PATH_MAX, deeper than Python's recursion limit would allow
+        deep, depth = deep / "d", depth + 1
+        deep.mkdir()
+    (deep / "deep.jpg").write_bytes(face(9))
+    rows = _rows(root, False)
+    assert depth > 1000 and rows[f"{rel}/good.jpg"]["status"] == "ok"
+    [deep_row] = [r for p, r in rows.items() if p.endswith("/deep.jpg")]
+    assert deep_row["status"] == "ok" and deep_row["emotion_id"] == 3
