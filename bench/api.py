@@ -144,8 +144,8 @@ def closed_loop(port: int, path: str, seconds: float, connections: int = 8) -> f
     return sum(counts) / seconds
 
 
-def run(snapshot: Path, rate: float, seconds: float, closed_seconds: float, workers: int) -> list[tuple[str, dict]]:
-    """Start the server over the snapshot and load it with each scenario; (name, result) per scenario."""
+def run(snapshot: Path, rate: float, seconds: float, closed_seconds: float, workers: int) -> tuple[list, int]:
+    """Start the server over the snapshot and load it with each scenario: [(name, result)], images in it."""
     port = free_port()
     env = {**os.environ, "FEMO_SERVING_DB": str(snapshot)}
     server = subprocess.Popen([sys.executable, "-m", "femo_pipeline", "serve", "--port", str(port),
@@ -176,7 +176,7 @@ def run(snapshot: Path, rate: float, seconds: float, closed_seconds: float, work
             result["max_rps"] = closed_loop(port, path, closed_seconds)
             rows.append((name, result))
             print(name, {k: round(v, 1) for k, v in result.items()}, flush=True)
-        return rows
+        return rows, first["total"]
     finally:
         server.terminate()
         server.wait(timeout=20)
@@ -194,12 +194,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         if args.tiny:
-            rows = run(build_tiny_snapshot(Path(tmp)), rate=50, seconds=1, closed_seconds=1, workers=1)
+            rows, _ = run(build_tiny_snapshot(Path(tmp)), rate=50, seconds=1, closed_seconds=1, workers=1)
             bad = [name for name, r in rows if r["errors"] or not r["requests"]]
             print("tiny run: " + ("errors in " + ", ".join(bad) if bad else "ok, nothing written"))
             raise SystemExit(1 if bad else 0)
         snapshot = Path(args.snapshot) if args.snapshot else build_demo_snapshot(Path(tmp))
-        rows = run(snapshot, args.rate, args.seconds, 5, args.workers)
+        rows, total = run(snapshot, args.rate, args.seconds, 5, args.workers)
     table = "\n".join(
         f"| {name} | {r['requests']} | {r['errors']} | {r['achieved_rps']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} "
         f"| {r['max_ms']:.1f} | {r['max_rps']:.0f} |" for name, r in rows)
@@ -209,8 +209,8 @@ def main(argv: list[str] | None = None) -> None:
 ## HTTP API on loopback (`bench/api.py`)
 
 Measured {today} on {where}; uvicorn with {args.workers} worker process(es) over
-{"the serving snapshot " + snapshot.name if args.snapshot else "the demo serving snapshot"}, load generator (Python
-threads, keep-alive connections) on the same machine.{note}
+{"a serving snapshot given with --snapshot" if args.snapshot else "the demo serving snapshot"} ({total} images), load
+generator (Python threads, keep-alive connections) on the same machine.{note}
 Open loop: {args.rate:.0f} requests/s for {args.seconds:.0f} s, latency from each request's scheduled start.
 Closed loop: 8 connections for 5 s. Answers come from the per-snapshot response cache after the warm-up (50
 requests), as they do for any page asked twice. Goal (issue 12, 2 cores): >= 1,000 requests/s closed loop for a
