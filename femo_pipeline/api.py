@@ -745,12 +745,13 @@ def add_pages(app: FastAPI, reader: SnapshotReader, reports_dir: Path) -> None:
         reader_id: str = Query("", max_length=200, description="model_runs id (empty: the declared model)."),
         emotion: str = Query("", pattern=_ID_TEXT, description="Show the faces of this emotion (empty: all)."),
         examples: int = Query(12, ge=0, le=60, description="Faces shown per emotion and kind."),
+        leak_free: bool = Query(False, description="Only test faces whose bytes are not also in Training."),
     ) -> HTMLResponse:
         have = tables()
         _, emotions = vocab()
         emotion_id = _optional_id(emotion, "emotion")
         context = dict(emotions=emotions, readers=[], chosen=None, counts=[], groups=[], note="", emotion=emotion,
-                       reader_id=reader_id)
+                       reader_id=reader_id, leak_free=leak_free)
         if have.get("predictions", 0) <= 0:
             return render("disagreements.html", **{**context, "note": NO_PREDICTIONS})
         if have.get("human_votes", 0) <= 0:
@@ -768,7 +769,8 @@ def add_pages(app: FastAPI, reader: SnapshotReader, reports_dir: Path) -> None:
         chosen = reader_id or (declared[0]["value"] if declared and declared[0]["value"] in ids else ids[0])
         if chosen not in ids:
             raise HTTPException(404, "no predictions from that reader; pick one from the list")
-        rows = reader.query(_DISAGREEMENT_SQL, [chosen])
+        leak = _LEAK_FREE if leak_free else ""
+        rows = reader.query(_DISAGREEMENT_SQL.replace("{leak_free}", leak), [chosen])
         counts = []
         for e in emotions:
             if e["id"] > 6:
@@ -777,7 +779,7 @@ def add_pages(app: FastAPI, reader: SnapshotReader, reports_dir: Path) -> None:
             counts.append({"id": e["id"], "emotion": e["emotion"],
                            "model_right": sum(r["kind"] == "model" for r in mine),
                            "people_right": sum(r["kind"] == "people" for r in mine)})
-        scored = {r["label_id"]: r["n"] for r in reader.query(_SCORED_SQL, [chosen])}
+        scored = {r["label_id"]: r["n"] for r in reader.query(_SCORED_SQL.replace("{leak_free}", leak), [chosen])}
         for c in counts:
             c["scored"] = scored.get(c["id"], 0)
         groups = []
@@ -827,10 +829,12 @@ def add_pages(app: FastAPI, reader: SnapshotReader, reports_dir: Path) -> None:
 _FACE_SELECT = _SELECT.replace(
     "i.synthetic\n", "i.synthetic, i.rel_path, i.label_raw, i.duplicate_cross_split, i.duplicate_label_conflict\n")
 
+_LEAK_FREE = "AND NOT (i.duplicate_cross_split OR i.duplicate_label_conflict)"  # a constant fragment
+
 _SCORED_SQL = """
 SELECT i.emotion_id AS label_id, count(*) AS n
 FROM predictions p JOIN images i ON i.id = p.image_id JOIN human_votes v ON v.image_id = p.image_id
-WHERE p.model_run_id = ? AND i.split = 'test'
+WHERE p.model_run_id = ? AND i.split = 'test' {leak_free}
 GROUP BY ALL
 """
 
@@ -851,7 +855,7 @@ JOIN images i ON i.id = p.image_id
 JOIN votes v ON v.image_id = p.image_id
 JOIN emotions e ON e.id = i.emotion_id
 JOIN emotions pe ON pe.id = p.emotion_id
-WHERE p.model_run_id = ? AND i.split = 'test' AND v.total > 0 AND i.emotion_id BETWEEN 0 AND 6
+WHERE p.model_run_id = ? AND i.split = 'test' AND v.total > 0 AND i.emotion_id BETWEEN 0 AND 6 {leak_free}
   AND ((p.emotion_id = i.emotion_id AND 2 * v.seven[i.emotion_id + 1] < v.total)
     OR (p.emotion_id <> i.emotion_id AND 2 * v.seven[i.emotion_id + 1] > v.total))
 ORDER BY i.emotion_id, kind, votes_for_label, i.id
