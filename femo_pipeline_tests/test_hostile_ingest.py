@@ -11,6 +11,7 @@ import errno
 import hashlib
 import os
 import socket
+import sys
 from pathlib import Path
 
 import cv2
@@ -516,13 +517,21 @@ def test_min_side_is_a_launch_setting_of_the_folder_assets(tmp_path):
 
 @pytest.mark.timeout(120)
 def test_a_very_deep_tree_does_not_overflow_the_scan(tmp_path):
+    """600 nested folders scanned under a recursion limit of 400: a recursive walk would overflow. (A tree deeper
+    than the default limit is not built: pytest's own tmp cleanup, shutil.rmtree, recurses and would overflow.)"""
     root, emo, rel = _small_tree(tmp_path, False)
-    deep, depth = emo, 0
-    while len(os.fsencode(deep)) < 3900:  # near PATH_MAX, deeper than Python's recursion limit would allow
-        deep, depth = deep / "d", depth + 1
+    deep = emo
+    for _ in range(600):
+        deep = deep / "d"
         deep.mkdir()
     (deep / "deep.jpg").write_bytes(face(9))
-    rows = _rows(root, False)
-    assert depth > 1000 and rows[f"{rel}/good.jpg"]["status"] == "ok"
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(400)
+    try:
+        entries = folders.scan_folder(root, with_splits=False)
+    finally:
+        sys.setrecursionlimit(limit)
+    rows = {r["rel_path"]: r for r in folders.inspect_folder(root, entries, workers=1).to_pylist()}
+    assert rows[f"{rel}/good.jpg"]["status"] == "ok"
     [deep_row] = [r for p, r in rows.items() if p.endswith("/deep.jpg")]
-    assert deep_row["status"] == "ok" and deep_row["emotion_id"] == 3
+    assert deep_row["status"] == "ok" and deep_row["emotion_id"] == 3 and deep_row["rel_path"].split("/").count("d") == 600
