@@ -82,7 +82,9 @@ def run_all(profile: str | None) -> int:
         f"  demo inputs:         {root / 'demo'}  (synthetic)\n"
         f"  Dagster instance:    {home}\n"
         "  Dagster UI:          .venv/bin/python -m femo_pipeline ui   (then open http://127.0.0.1:3000)\n"
-        "  HTTP API:            .venv/bin/python -m femo_pipeline serve   (then open http://127.0.0.1:8000)\n"
+        "  Dagster UI answer:   group model, asset benchmark_report, Overview tab (headline, report)\n"
+        "  gallery + HTTP API:  .venv/bin/python -m femo_pipeline serve   (then open http://127.0.0.1:8000/ ;\n"
+        "                       /disagreements, /report, API docs at /docs)\n"
         f"  query it:            .venv/bin/python -m femo_pipeline sql \"SELECT * FROM all_images LIMIT 5\""
     )
     return 0 if result.success else 1
