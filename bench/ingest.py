@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import platform
 import resource
 import sys
 import tempfile

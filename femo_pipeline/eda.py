@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from femo_pipeline.files import atomic_path
 from femo_pipeline.survey import BAD_EMOTIONS, EMOTION_COLUMNS, GOOD_EMOTIONS
 
 NIGHT_HOURS = range(0, 6)
@@ -73,9 +74,9 @@ def _figure(width: float = 10, height: float = 4):
 
 
 def _save(plt, fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90, format=Path(path).suffix.lstrip(".") or "png")
     plt.close(fig)
     return path
 

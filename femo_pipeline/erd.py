@@ -11,6 +11,8 @@ from pathlib import Path
 
 import duckdb
 
+from femo_pipeline.files import atomic_path
+
 
 @dataclass
 class Table:
@@ -130,7 +132,7 @@ def render_png(tables: dict[str, Table], path: str | Path, title: str = "femo wa
     ax.set_title(f"{title}: {len(tables)} tables, arrows point from foreign key to the key it references", fontsize=10)
     ax.axis("off")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
     plt.close(fig)
     return path

@@ -2,22 +2,39 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 
-def write_parquet_atomic(table: pa.Table, path: str | os.PathLike) -> Path:
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a unique temporary path beside `path`; on success it replaces `path` in one rename, on error it is
+    removed. Readers see the old file or the whole new one, never a half-written one, and two writers of the same
+    file never share a temporary name."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_parquet_atomic(table: pa.Table, path: str | os.PathLike) -> Path:
     # image bytes are already compressed (JPEG/PNG): storing them raw reads back faster at the same size
     compression = {f.name: ("none" if pa.types.is_binary(f.type) else "zstd") for f in table.schema}
-    pq.write_table(table, tmp, compression=compression)
-    os.replace(tmp, path)
-    return path
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression=compression)
+    return Path(path)
 
 
 def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
@@ -25,9 +42,6 @@ def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
 
 
 def write_bytes_atomic(data: bytes, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return path
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)

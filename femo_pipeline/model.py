@@ -16,6 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from femo_pipeline.files import atomic_path, write_text_atomic
+
 N_CLASSES = 7
 
 
@@ -23,13 +25,13 @@ N_CLASSES = 7
 class TrainConfig:
     image_size: int = 48
     crop: int = 44  # the network sees the centre crop of this side; augmentation shifts what lands in it (0: none)
-    epochs: int = 30
+    epochs: int = 26
     batch_size: int = 0  # 0: automatic, about 100 steps per epoch, between 16 and 128
     seed: int = 2013
     val_fraction: float = 0.1
     width: int = 32  # filters of the first block; doubles per block
     optimizer: str = "sgd"  # "sgd" (Nesterov momentum 0.9) or "adam"
-    learning_rate: float = 0.02  # peak rate, reached after the warm-up, then cosine decay to zero
+    learning_rate: float = 0.05  # peak rate, reached after the warm-up, then cosine decay to zero
     warmup_epochs: float = 1.0
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1
@@ -304,13 +306,11 @@ def predict(model, x: np.ndarray, batch_size: int = 512, flip_tta: bool = False)
 
 
 def save(model, folder: Path, history: dict, config: TrainConfig, facts: dict) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "emotion_model.keras"
-    tmp = folder / "emotion_model.tmp.keras"
-    model.save(tmp)
-    tmp.replace(path)
-    (folder / "history.json").write_text(json.dumps(history, indent=1))
-    (folder / "config.json").write_text(json.dumps({**asdict(config), **facts}, indent=1))
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+    write_text_atomic(json.dumps(history, indent=1), folder / "history.json")
+    write_text_atomic(json.dumps({**asdict(config), **facts}, indent=1, default=str), folder / "config.json")
     return path
 
 

@@ -7,14 +7,14 @@ import shutil
 
 import dagster as dg
 
-from femo_pipeline.automation import raw_folder_sensor, web_refresh_schedule
+from femo_pipeline.automation import raw_folder_sensor, sensor_run_key, web_refresh_schedule
 from femo_pipeline.definitions import defs
 from femo_pipeline_tests.conftest import materialize, resources_for
 from femo_pipeline_tests.test_assets import DEMO_RUN_CONFIG
 
 
-def _evaluate(data_dir, **storage_fields):
-    with dg.build_sensor_context(resources=resources_for(data_dir, **storage_fields)) as context:
+def _evaluate(data_dir, cursor=None, **storage_fields):
+    with dg.build_sensor_context(resources=resources_for(data_dir, **storage_fields), cursor=cursor) as context:
         return raw_folder_sensor(context)
 
 
@@ -30,7 +30,7 @@ def test_sensor_requests_a_run_for_new_or_removed_files_only(tmp_path):
     anger = data_dir / "demo" / "kaggle" / "anger"
     shutil.copyfile(anger / "anger_0001.png", anger / "dropped_0001.png")
     [request] = _evaluate(data_dir).run_requests
-    assert request.run_key.startswith("kaggle:") and request.tags["femo/changes"] == "kaggle: +1 -0"
+    assert request.run_key.startswith("1/kaggle:") and request.tags["femo/changes"] == "kaggle: +1 -0"
     assert _evaluate(data_dir).run_requests[0].run_key == request.run_key  # same change, same key: no second run
 
     (data_dir / "demo" / "fer2013" / "test" / "sad" / "PrivateTest_0500001.jpg").unlink()
@@ -70,3 +70,72 @@ def test_jobs_select_the_right_assets():
     assert {"fer2013_images", "kaggle_face_images", "images", "balanced_sample", "serving_snapshot"} <= folder
     assert "pixabay_hits" not in folder and "demo_source_files" not in folder
     assert keys("femo_all") == {k.to_user_string() for k in graph.get_all_asset_keys()}
+
+
+def test_a_file_added_removed_and_added_again_gets_a_new_run_key_each_time(tmp_path):
+    """Dagster skips a run key it has seen: the key of a change that comes back must differ from the first."""
+    data_dir = tmp_path / "data"
+    ingest = dg.AssetSelection.assets("demo_source_files", "fer2013_images", "kaggle_face_images")
+    config = {"ops": {"demo_source_files": DEMO_RUN_CONFIG["ops"]["demo_source_files"]}}
+    assert materialize(data_dir, selection=ingest, run_config=config).success  # only what the sensor compares
+    anger = data_dir / "demo" / "kaggle" / "anger"
+    selection = dg.AssetSelection.assets("kaggle_face_images")
+    keys, cursor = [], None
+    for step in ("add", "remove", "add"):
+        if step == "add":
+            shutil.copyfile(anger / "anger_0001.png", anger / "dropped_0001.png")
+        else:
+            (anger / "dropped_0001.png").unlink()
+        result = _evaluate(data_dir, cursor)
+        [request] = result.run_requests
+        again = _evaluate(data_dir, result.cursor)  # a later tick before the run: same key, no second run
+        assert again.run_requests[0].run_key == request.run_key
+        keys.append(request.run_key)
+        cursor = result.cursor
+        assert materialize(data_dir, selection=selection).success
+        assert not _evaluate(data_dir, cursor).run_requests
+    assert len(set(keys)) == 3 and keys[0].split("/", 1)[1] == keys[2].split("/", 1)[1]
+
+
+def test_run_key_numbering_from_the_cursor():
+    a = {"kaggle": {"added": 1, "removed": 0, "digest": "aaaa"}}
+    b = {"kaggle": {"added": 0, "removed": 1, "digest": "bbbb"}}
+    assert sensor_run_key(a, None) == ("1/kaggle:aaaa", 1)
+    assert sensor_run_key(a, "1:kaggle:aaaa") == ("1/kaggle:aaaa", 1)  # still pending: same key
+    assert sensor_run_key(b, "1:kaggle:aaaa") == ("2/kaggle:bbbb", 2)
+    assert sensor_run_key(a, "2:kaggle:bbbb") == ("3/kaggle:aaaa", 3)
+    assert sensor_run_key(a, "garbage") == ("1/kaggle:aaaa", 1)
+
+
+def test_refresh_jobs_stop_before_the_model_and_every_job_queues_as_a_warehouse_writer():
+    model_assets = {k.to_user_string() for k in dg.AssetSelection.groups("model").resolve(defs.resolve_asset_graph())}
+    assert model_assets  # the model group exists
+    for name in ("web_refresh", "folder_ingest"):
+        job = defs.resolve_job_def(name)
+        selected = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
+        assert not selected & model_assets, name
+    for name in ("femo_all", "web_refresh", "folder_ingest"):
+        assert defs.resolve_job_def(name).tags.get("femo/warehouse") == "write", name
+
+
+def test_the_committed_dagster_yaml_limits_pools_and_overlapping_runs(tmp_path, monkeypatch):
+    """The repository's dagster.yaml is what every entry point uses: dagster dev in the project folder reads it,
+    and the CLI copies it into its DAGSTER_HOME (even over an older copy)."""
+    from dagster._core.instance.ref import InstanceRef
+
+    from femo_pipeline import cli
+    from femo_pipeline.resources import PROJECT_ROOT
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")  # an old copy without limits
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("FEMO_DATA_DIR", str(tmp_path / "data"))
+    assert cli.prepare_environment("demo") == home
+    assert (home / "dagster.yaml").read_text() == (PROJECT_ROOT / "dagster.yaml").read_text()
+    for config_dir in (home, PROJECT_ROOT):
+        with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(tmp_path / "storage"), config_dir=str(config_dir))) as instance:
+            concurrency = instance.get_concurrency_config()
+            assert concurrency.pool_config.default_pool_limit == 1
+            assert {"key": "femo/warehouse", "value": "write", "limit": 1} in list(
+                concurrency.run_queue_config.tag_concurrency_limits)

@@ -9,6 +9,7 @@ from femo_pipeline import eda
 from femo_pipeline.assets._meta import md_table, png_md
 from femo_pipeline.assets.faces import face_crops
 from femo_pipeline.assets.warehouse import WRITER, images, survey_responses
+from femo_pipeline.files import write_text_atomic
 from femo_pipeline.resources import FemoStorage
 from femo_pipeline.survey import COLUMNS
 
@@ -33,7 +34,7 @@ def survey_eda(context: dg.AssetExecutionContext, duckdb: DuckDBResource, storag
     folder = storage.root / "plots"
     for name, table in summary.items():
         if hasattr(table, "to_csv"):
-            table.to_csv(storage.path("eda", f"survey_{name}.csv"))
+            write_text_atomic(table.to_csv(), storage.path("eda", f"survey_{name}.csv"))
     plots = eda.survey_plots(summary, folder, _note(storage))
     share = summary["emotion_share_pct"]["pct"]
     return dg.MaterializeResult(metadata={
