@@ -531,6 +531,8 @@ def create_app(snapshot_path: str | os.PathLike | None = None, max_png_side: int
         return reader.query("SELECT id, emotion FROM emotions ORDER BY id")
 
     add_pages(app, reader, reports_dir)
+    from femo_pipeline.api_results import router as results_router  # /benchmark, /images/{id}/predictions
+    app.include_router(results_router)
     return app
 
 
