@@ -3,6 +3,7 @@
 import time
 
 import dagster as dg
+import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from femo_pipeline import eda
@@ -20,13 +21,21 @@ def _note(storage: FemoStorage) -> str:
     return " (SYNTHETIC demo data)" if storage.is_demo else ""
 
 
-@dg.asset(kinds={"pandas", "matplotlib"}, deps=[survey_responses], **READER)
-def survey_eda(context: dg.AssetExecutionContext, duckdb: DuckDBResource, storage: FemoStorage) -> dg.MaterializeResult:
-    """Survey answers per weekday and hour, emotion shares, good vs bad by hour and weekday (night hours 0-5 left out)."""
-    start = time.perf_counter()
+@dg.asset(kinds={"duckdb", "pandas"}, deps=[survey_responses], **READER)
+def survey_answers(duckdb: DuckDBResource) -> dg.Output[pd.DataFrame]:
+    """The cleaned survey answers read from the warehouse for survey_eda (a short read under the duckdb pool)."""
     columns = ", ".join(f'"{c}"' for c in COLUMNS)
     with duckdb.get_connection() as con:
         responses = con.execute(f"SELECT {columns} FROM survey_responses").df()
+    return dg.Output(responses, metadata={"dagster/row_count": len(responses)})
+
+
+@dg.asset(kinds={"pandas", "matplotlib"}, group_name="eda")
+def survey_eda(context: dg.AssetExecutionContext, storage: FemoStorage,
+               survey_answers: pd.DataFrame) -> dg.MaterializeResult:
+    """Survey answers per weekday and hour, emotion shares, good vs bad by hour and weekday (night hours 0-5 left out)."""
+    start = time.perf_counter()
+    responses = survey_answers
     if responses.empty:
         context.log.warning("survey_eda: no survey responses (survey skipped?)")
         return dg.MaterializeResult(metadata={"skipped": "no survey responses in the warehouse"})
@@ -49,10 +58,9 @@ def survey_eda(context: dg.AssetExecutionContext, duckdb: DuckDBResource, storag
     })
 
 
-@dg.asset(kinds={"pandas", "matplotlib"}, deps=[images, face_crops], **READER)
-def image_eda(context: dg.AssetExecutionContext, duckdb: DuckDBResource, storage: FemoStorage) -> dg.MaterializeResult:
-    """Class balance per source, sizes, aspect ratios, colour vs grayscale, duplicates, quarantine, faces found."""
-    start = time.perf_counter()
+@dg.asset(kinds={"duckdb", "pandas"}, deps=[images, face_crops], **READER)
+def image_profile(duckdb: DuckDBResource) -> dg.Output[dict]:
+    """Per-image size, colour and duplicate facts, quarantine reasons and face outcomes, read for image_eda."""
     with duckdb.get_connection() as con:
         frame = con.execute(
             "SELECT ds.source_key AS source, e.emotion, i.height, i.width, i.aspect_ratio, i.color_space, "
@@ -64,6 +72,15 @@ def image_eda(context: dg.AssetExecutionContext, duckdb: DuckDBResource, storage
         face_outcomes = con.execute(
             "SELECT ds.source_key AS source, f.status, count(*) AS images FROM face_crops f "
             "JOIN images i ON i.id = f.image_id JOIN data_sources ds ON ds.id = i.source_id GROUP BY ALL ORDER BY ALL").df()
+    return dg.Output({"images": frame, "quarantine": quarantine, "faces": face_outcomes},
+                     metadata={"dagster/row_count": len(frame)})
+
+
+@dg.asset(kinds={"pandas", "matplotlib"}, group_name="eda")
+def image_eda(context: dg.AssetExecutionContext, storage: FemoStorage, image_profile: dict) -> dg.MaterializeResult:
+    """Class balance per source, sizes, aspect ratios, colour vs grayscale, duplicates, quarantine, faces found."""
+    start = time.perf_counter()
+    frame, quarantine, face_outcomes = (image_profile[k] for k in ("images", "quarantine", "faces"))
     if frame.empty:
         return dg.MaterializeResult(metadata={"skipped": "no images in the warehouse"})
     balance = frame.pivot_table(index="emotion", columns="source", values="height", aggfunc="count", fill_value=0)

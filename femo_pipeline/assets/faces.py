@@ -43,10 +43,13 @@ def _crop_one(args):
     return faces.face_crop(data, params)
 
 
-@dg.asset(kinds={"opencv", "duckdb"}, deps=[images], **FACE_WRITER)
-def face_crops(context: dg.AssetExecutionContext, config: FaceCropConfig, duckdb: DuckDBResource,
-               storage: FemoStorage) -> dg.MaterializeResult:
-    """Largest face of each web/Kaggle image (Haar cascade), cropped to data/faces/; no-face images kept with the reason."""
+@dg.asset(kinds={"opencv"}, deps=["image_catalog"], group_name=GROUP)
+def face_detections(context: dg.AssetExecutionContext, config: FaceCropConfig,
+                    storage: FemoStorage) -> dg.Output[pd.DataFrame]:
+    """Largest face of each web/Kaggle image (Haar cascade), cropped to data/faces/; no-face images kept with the reason.
+
+    Detection takes minutes on large sets and touches no database, so it runs without the duckdb pool; the
+    outcomes reach face_crops through Dagster's IO manager."""
     unknown = [s for s in config.sources if s not in SOURCES]
     if unknown:
         raise dg.Failure(description=f"unknown sources {unknown}; use {list(SOURCES)}")
@@ -79,22 +82,29 @@ def face_crops(context: dg.AssetExecutionContext, config: FaceCropConfig, duckdb
     seconds = time.perf_counter() - start
     frame = pd.DataFrame(records, columns=["image_id", "status", "reason", "n_faces", "box_x", "box_y", "box_w",
                                            "box_h", "crop_path", "crop_height", "crop_width"])
-    write_parquet_atomic(_arrow(frame), storage.path("staging", "face_crops.parquet"))
-    with duckdb.get_connection() as con:
-        warehouse.ensure_schema(con)
-        count = warehouse.replace_rows(con, "face_crops", frame)
-        outcome_table = con.execute(
-            "SELECT ds.source_key, f.status, count(*) AS images FROM face_crops f JOIN images i ON i.id = f.image_id "
-            "JOIN data_sources ds ON ds.id = i.source_id GROUP BY ALL ORDER BY ALL").df()
-    context.log.info(f"face_crops: {count} images in {seconds:.1f} s")
-    return dg.MaterializeResult(metadata={
-        "dagster/row_count": count,
-        "outcomes": md_table(outcome_table),
+    context.log.info(f"face_detections: {len(frame)} images in {seconds:.1f} s")
+    return dg.Output(frame, metadata={
+        "dagster/row_count": len(frame),
         "faces_found": int(frame["status"].isin(["ok", "multiple_faces"]).sum()),
         "no_face": int((frame["status"] == "no_face").sum()),
         "seconds": round(seconds, 2),
+        "images_per_second": round(len(frame) / seconds, 1) if seconds else None,
         "crops_folder": dg.MetadataValue.path(str(storage.root / "faces")),
     })
+
+
+@dg.asset(kinds={"duckdb"}, deps=[images], **FACE_WRITER)
+def face_crops(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
+               face_detections: pd.DataFrame) -> dg.MaterializeResult:
+    """The face detections as the warehouse table face_crops (the duckdb pool is held only for this write)."""
+    with duckdb.get_connection() as con:
+        warehouse.ensure_schema(con)
+        count = warehouse.replace_rows(con, "face_crops", face_detections)
+        outcome_table = con.execute(
+            "SELECT ds.source_key, f.status, count(*) AS images FROM face_crops f JOIN images i ON i.id = f.image_id "
+            "JOIN data_sources ds ON ds.id = i.source_id GROUP BY ALL ORDER BY ALL").df()
+    context.log.info(f"face_crops: {count} rows written")
+    return dg.MaterializeResult(metadata={"dagster/row_count": count, "outcomes": md_table(outcome_table)})
 
 
 class SampleConfig(dg.Config):
