@@ -9,8 +9,10 @@ Pure module (no Dagster).
 
 from __future__ import annotations
 
+import filecmp
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,30 +182,54 @@ def make_survey(rows: int, seed: int) -> pd.DataFrame:
     return text
 
 
+def _same_tree(a: Path, b: Path) -> bool:
+    """Whether two folders hold the same relative file names with the same bytes."""
+    if not b.is_dir():
+        return False
+    files = lambda top: sorted(p.relative_to(top) for p in top.rglob("*") if p.is_file())  # noqa: E731
+    names = files(a)
+    return names == files(b) and all(filecmp.cmp(a / n, b / n, shallow=False) for n in names)
+
+
 def _hour_weights() -> np.ndarray:
     w = np.array([1, 0.5, 0.3, 0.2, 0.2, 0.4, 2, 4, 5, 6, 6, 7, 7, 6, 6, 6, 6, 6, 6, 6, 5, 4, 3, 2], float)
     return w / w.sum()
 
 
 def generate(root: str | os.PathLike, spec: DemoSpec = DemoSpec()) -> dict:
-    """(Re)write the demo inputs under root atomically; returns counts and paths."""
+    """(Re)write the demo inputs under root atomically; returns counts and paths.
+
+    The files are written to a fresh temporary folder beside root. When root already holds exactly these files
+    it is left untouched (two runs generating at once never swap folders under each other's readers); otherwise
+    the new folder replaces it by rename, so a reader sees the old inputs or the new ones, never half of either."""
     root = Path(root)
-    tmp = root.with_name(root.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    counts = {
-        "fer2013_files": _write_fer(tmp / "fer2013", spec),
-        "kaggle_files": _write_kaggle(tmp / "kaggle", spec),
-    }
-    make_survey(spec.survey_rows, spec.seed).to_csv(tmp / "survey.csv", index=False)
-    counts["survey_rows"] = spec.survey_rows
-    (tmp / "SYNTHETIC.txt").write_text(SYNTHETIC_NOTE + "\n")
-    old = root.with_name(root.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if root.exists():
-        root.rename(old)
-    tmp.rename(root)
-    shutil.rmtree(old, ignore_errors=True)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.tmp-"))
+    old = None
+    try:
+        counts = {
+            "fer2013_files": _write_fer(tmp / "fer2013", spec),
+            "kaggle_files": _write_kaggle(tmp / "kaggle", spec),
+        }
+        make_survey(spec.survey_rows, spec.seed).to_csv(tmp / "survey.csv", index=False)
+        counts["survey_rows"] = spec.survey_rows
+        (tmp / "SYNTHETIC.txt").write_text(SYNTHETIC_NOTE + "\n")
+        if not _same_tree(tmp, root):
+            old = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.old-"))
+            old.rmdir()
+            try:
+                root.rename(old)
+            except FileNotFoundError:
+                old = None
+            try:
+                tmp.rename(root)
+            except OSError:  # another writer put its copy in place meanwhile: same spec, same bytes, or an error
+                if not _same_tree(tmp, root):
+                    raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     return {
         **counts,
         "fer2013_dir": str(root / "fer2013"),

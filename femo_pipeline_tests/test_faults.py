@@ -1,0 +1,129 @@
+"""Faults: a run killed (SIGKILL) while it writes the warehouse leaves nothing that a re-run does not repair;
+two runs that overlap on the warehouse both finish (the duckdb pool makes one wait), with no lock error."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+from dagster._core.instance.ref import InstanceRef
+
+from femo_pipeline.definitions import all_assets, all_checks
+from femo_pipeline.resources import PROJECT_ROOT
+from femo_pipeline_tests.conftest import materialize
+from femo_pipeline_tests.test_assets import DEMO_RUN_CONFIG
+
+WAREHOUSE_ASSETS = ["demo_source_files", "fer2013_images", "kaggle_face_images", "everyday_emotions_survey",
+                    "image_catalog", "data_sources", "emotions", "images", "survey_responses"]
+CONFIG = {"ops": {"demo_source_files": DEMO_RUN_CONFIG["ops"]["demo_source_files"]}}
+UNUSED = "http://127.0.0.1:9/unused"
+
+RUN = """
+import sys
+from femo_pipeline_tests.conftest import materialize
+from femo_pipeline_tests.test_faults import CONFIG, UNUSED, WAREHOUSE_ASSETS
+materialize(__import__("pathlib").Path(sys.argv[1]), selection=WAREHOUSE_ASSETS, run_config=CONFIG, facs_url=UNUSED)
+"""
+
+TABLES = {
+    "data_sources": "SELECT * FROM data_sources ORDER BY ALL",
+    "emotions": "SELECT * FROM emotions ORDER BY ALL",
+    "images": "SELECT * FROM images ORDER BY id",
+    "image_pixels": "SELECT image_id, md5(pixels) FROM image_pixels ORDER BY image_id",
+    "quarantined_files": "SELECT * FROM quarantined_files ORDER BY ALL",
+    "survey_responses": "SELECT * FROM survey_responses ORDER BY ALL",
+    "survey_rejected_rows": "SELECT * FROM survey_rejected_rows ORDER BY ALL",
+}
+
+
+def _contents(data_dir: Path) -> dict:
+    with duckdb.connect(str(data_dir / "warehouse" / "femo.duckdb"), read_only=True) as con:
+        return {name: con.execute(sql).fetchall() for name, sql in TABLES.items()}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_run_killed_while_writing_the_warehouse_is_repaired_by_a_rerun(tmp_path):
+    clean = tmp_path / "clean"
+    assert materialize(clean, selection=WAREHOUSE_ASSETS, run_config=CONFIG, facs_url=UNUSED).success
+    expected = _contents(clean)
+    assert len(expected["images"]) > 100 and expected["image_pixels"] and expected["survey_responses"]
+
+    killed_while_writing = 0
+    for attempt, delay in enumerate((0.0, 0.15, 0.4)):
+        data_dir = tmp_path / f"killed{attempt}"
+        warehouse = data_dir / "warehouse" / "femo.duckdb"
+        proc = subprocess.Popen([sys.executable, "-c", RUN, str(data_dir)], cwd=PROJECT_ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 600
+        while not warehouse.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)  # the warehouse file appears when the first writer opens it
+        time.sleep(delay)
+        if proc.poll() is None:
+            killed_while_writing += 1
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        assert materialize(data_dir, selection=WAREHOUSE_ASSETS, run_config=CONFIG, facs_url=UNUSED).success
+        assert _contents(data_dir) == expected, f"kill {delay} s after the warehouse appeared"
+    assert killed_while_writing >= 2  # the kills really landed mid-run
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_two_overlapping_runs_on_one_instance_both_finish_without_a_lock_error(tmp_path):
+    """Two processes materialize warehouse writers into the same DuckDB file at once, sharing a Dagster instance
+    configured by the repository's dagster.yaml: the duckdb pool lets one step at a time open the file."""
+    data_dir = tmp_path / "data"
+    assert materialize(data_dir, selection=WAREHOUSE_ASSETS, run_config=CONFIG, facs_url=UNUSED).success
+    expected = _contents(data_dir)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
+    script = """
+import sys, dagster as dg
+from femo_pipeline_tests.conftest import materialize
+from femo_pipeline_tests.test_faults import CONFIG, UNUSED, WAREHOUSE_ASSETS
+with dg.DagsterInstance.get() as instance:
+    import femo_pipeline_tests.conftest as c
+    result = dg.materialize([*c.all_assets, *c.all_checks], selection=WAREHOUSE_ASSETS, run_config=CONFIG,
+                            resources=c.resources_for(__import__("pathlib").Path(sys.argv[1]), facs_url=UNUSED),
+                            instance=instance, raise_on_error=False)
+    sys.exit(0 if result.success else 1)
+"""
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))):
+        pass  # create the instance's storage once, before two processes race to create it
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(data_dir)], cwd=PROJECT_ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=800)[0] for p in procs]
+    for p, out in zip(procs, outputs):
+        assert p.returncode == 0, out[-3000:]
+        assert "Could not set lock" not in out and "Conflicting lock" not in out
+    pooled = {d.node_def.name for d in (*all_assets, *all_checks) if d.node_def.pool == "duckdb"}
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+        assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
+        runs = instance.get_runs()
+        assert len(runs) == 2 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+        spans = []  # (start, end) of every step of either run that opens the warehouse
+        for run in runs:
+            started = {}
+            for event in instance.all_logs(run.run_id):
+                step = event.step_key
+                if step not in pooled:
+                    continue
+                if event.dagster_event_type == dg.DagsterEventType.STEP_START:
+                    started[step] = event.timestamp
+                elif event.dagster_event_type == dg.DagsterEventType.STEP_SUCCESS:
+                    spans.append((started.pop(step), event.timestamp, step))
+    assert len(spans) >= 8
+    spans.sort()
+    overlaps = [(a, b) for a, b in zip(spans, spans[1:]) if b[0] < a[1]]
+    assert not overlaps, f"{len(overlaps)} warehouse steps ran at the same time"  # the pool held them apart
+    assert _contents(data_dir) == expected  # both wrote the same rows; nothing lost or doubled
