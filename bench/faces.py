@@ -6,9 +6,11 @@ onto blurred-noise backgrounds, at 640x480 and 1280x720; one scene in four has n
   (our reading of the usual OpenCV recipe the study followed), and
 - femo's: the same cascade on a copy shrunk to a longer side of 640 and of 320 px, boxes scaled back.
 Agreement: same answer on "is there a face" and, where both found one, IoU >= 0.5 between the largest boxes.
-Writes docs/benchmarks.md ('faces' markers).
+Writes docs/benchmarks.md ('faces' markers) and records in docs/benchmarks.json.
 
     .venv/bin/python bench/faces.py [--scenes 60]
+    .venv/bin/python bench/faces.py --tiny   # 4 scenes per size, seconds, writes nothing; line-drawn demo faces
+                                             # stand in when ../shared holds no FER-2013
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench._report import machine, write_section  # noqa: E402
-from femo_pipeline import faces  # noqa: E402
+from bench._report import machine, write_records, write_section  # noqa: E402
+from femo_pipeline import demo_data, faces  # noqa: E402
 
 
 def scenes(fer_dir: Path, shape: tuple[int, int], n: int, seed: int) -> list[np.ndarray]:
@@ -35,7 +37,10 @@ def scenes(fer_dir: Path, shape: tuple[int, int], n: int, seed: int) -> list[np.
     for i in range(n):
         canvas = cv2.GaussianBlur(rng.integers(40, 210, shape, dtype=np.uint8), (41, 41), 0)
         if i % 4:
-            face = cv2.imread(str(pool[int(rng.integers(len(pool)))]), cv2.IMREAD_GRAYSCALE)
+            if pool:
+                face = cv2.imread(str(pool[int(rng.integers(len(pool)))]), cv2.IMREAD_GRAYSCALE)
+            else:  # no FER-2013 here (--tiny in CI): a line-drawn demo face
+                face = demo_data.draw_face(demo_data.FER_FOLDERS[i % 7], 96, rng)
             size = int(min(shape) * rng.uniform(0.15, 0.45))
             y, x = int(rng.integers(0, shape[0] - size)), int(rng.integers(0, shape[1] - size))
             canvas[y:y + size, x:x + size] = cv2.resize(face, (size, size), interpolation=cv2.INTER_CUBIC)
@@ -66,7 +71,11 @@ def main() -> None:
     parser.add_argument("--fer2013", default=str(ROOT.parent / "shared" / "datasets" / "fer2013"))
     parser.add_argument("--scenes", type=int, default=60)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--tiny", action="store_true", help="4 scenes per size; prints, writes nothing")
     args = parser.parse_args()
+    if args.tiny:
+        args.scenes, args.no_write = 4, True
+    records = []
     study = faces.FaceParams(scale_factor=1.1, min_neighbors=5, min_face=30, min_face_fraction=0, detect_max_side=0)
     lines = []
     for shape in ((480, 640), (720, 1280)):
@@ -74,11 +83,15 @@ def main() -> None:
         full_ms, full = run(images, study)
         found = sum(bool(r) for r in full)
         lines.append(f"| {shape[1]}x{shape[0]} | full resolution (study) | {full_ms:.1f} | 1.00 | {found}/{len(images)} |")
+        records.append((f"faces.{shape[1]}x{shape[0]}.full.ms_per_image", round(full_ms, 2), "ms"))
         for side in (640, 320):
             if side >= max(shape):
                 continue
             params = faces.FaceParams(detect_max_side=side, min_face=30, min_face_fraction=0)
             ms, res = run(images, params)
+            records.append((f"faces.{shape[1]}x{shape[0]}.shrunk_{side}.ms_per_image", round(ms, 2), "ms"))
+            records.append((f"faces.{shape[1]}x{shape[0]}.shrunk_{side}.agreement", round(agreement(full, res), 3),
+                            "fraction"))
             lines.append(f"| {shape[1]}x{shape[0]} | shrunk to {side} px (femo) | {ms:.1f} | {agreement(full, res):.2f} "
                          f"| {sum(bool(r) for r in res)}/{len(images)} |")
         print("\n".join(lines[-3:]), flush=True)
@@ -98,8 +111,12 @@ over. {args.scenes * 3 // 4} scenes per size hold a face; the cascade misses som
 {chr(10).join(lines)}
 <!-- faces:end -->"""
     print(section)
+    if args.tiny:
+        print("tiny run: ok, nothing written")
     if not args.no_write:
-        print(f"written to {write_section('faces', section)}")
+        base = {"machine": machine(), "date": dt.date.today().isoformat()}
+        write_records([{"name": n, "value": v, "unit": u, **base} for n, v, u in records])
+        print(f"written to {write_section('faces', section)} and docs/benchmarks.json")
 
 
 if __name__ == "__main__":
