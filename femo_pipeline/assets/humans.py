@@ -24,8 +24,8 @@ DEFAULT_FER2013NEW = FERPLUS_DIR / "fer2013new.csv"
 
 
 class Fer2013NewConfig(dg.Config):
-    path: str = Field(default=os.environ.get("FEMO_FER2013NEW") or str(DEFAULT_FER2013NEW),
-                      description="Microsoft's fer2013new.csv (FEMO_FER2013NEW); downloaded when absent.")
+    path: str = Field(default="", description="Microsoft's fer2013new.csv; empty: $FEMO_FER2013NEW at run time, else "
+                      "../shared/datasets/ferplus/fer2013new.csv. Downloaded when absent.")
     download: bool = Field(default=True, description="Download it from the FERPlus repository when the path is absent.")
     url: str = Field(default=ferplus_map.FER2013NEW_URL, description="Where to download it from (pinned commit).")
     timeout_s: float = Field(default=30.0, description="Download deadline in seconds.")
@@ -34,6 +34,8 @@ class Fer2013NewConfig(dg.Config):
 @dg.asset(group_name=GROUP, kinds={"csv"})
 def fer2013new_csv(context: dg.AssetExecutionContext, config: Fer2013NewConfig, storage: FemoStorage) -> dg.MaterializeResult:
     """FER+'s fer2013new.csv (10 crowd votes per FER-2013 row), from the configured path or FERPlus, sha256-checked."""
+    # the environment is read here, at run time, never when the code location loads
+    config = config.model_copy(update={"path": config.path or os.environ.get("FEMO_FER2013NEW") or str(DEFAULT_FER2013NEW)})
     if storage.is_demo:
         return skipped(context, "fer2013new_csv", "demo profile: the synthetic faces have no FER+ votes "
                        "(human_votes draws synthetic ones)")
@@ -95,8 +97,8 @@ def human_votes(context: dg.AssetExecutionContext, duckdb: DuckDBResource, stora
 
 
 class HumanBaselineConfig(dg.Config):
-    votes_csv: str = Field(default=os.environ.get("FEMO_FERPLUS_VOTES") or str(DEFAULT_VOTES),
-                           description="FER+ votes per FER-2013 file (FEMO_FERPLUS_VOTES); skipped when absent.")
+    votes_csv: str = Field(default="", description="FER+ votes per FER-2013 file; empty: $FEMO_FERPLUS_VOTES at run "
+                           "time, else ../shared/datasets/ferplus/ferplus_votes_by_file.csv. Skipped when absent.")
     usages: list[str] = Field(default=["PublicTest", "PrivateTest"], description="FER-2013 usages to score on.")
     n_boot: int = Field(default=1000, description="Bootstrap resamples for the 95 % intervals.")
     seed: int = Field(default=0, description="Bootstrap seed.")
@@ -105,6 +107,8 @@ class HumanBaselineConfig(dg.Config):
 @dg.asset(group_name=GROUP, kinds={"pandas", "json"})
 def human_baseline(context: dg.AssetExecutionContext, config: HumanBaselineConfig, storage: FemoStorage) -> dg.MaterializeResult:
     """How often one FER+ annotator agrees with the FER-2013 label, and with the other nine, on the test images."""
+    config = config.model_copy(update={"votes_csv": config.votes_csv or os.environ.get("FEMO_FERPLUS_VOTES")
+                                       or str(DEFAULT_VOTES)})
     if not os.path.exists(config.votes_csv):
         return skipped(context, "human_baseline", f"FER+ votes not found at {config.votes_csv} (set FEMO_FERPLUS_VOTES)")
     try:

@@ -1,0 +1,35 @@
+"""Settings from the environment are read when an asset runs, not when the code location is imported (issue 11,
+item 3): each test sets a variable after femo_pipeline.definitions was imported and the run uses it."""
+
+from __future__ import annotations
+
+from femo_pipeline_tests.conftest import materialize
+
+
+def _skipped(result, asset: str) -> str:
+    return result.asset_materializations_for_node(asset)[0].metadata["skipped"].value
+
+
+def test_ferplus_votes_path_comes_from_the_environment_at_run_time(tmp_path, monkeypatch):
+    votes = tmp_path / "set-after-import" / "votes.csv"
+    monkeypatch.setenv("FEMO_FERPLUS_VOTES", str(votes))
+    result = materialize(tmp_path / "data", selection=["human_baseline"])
+    assert result.success
+    assert str(votes) in _skipped(result, "human_baseline")
+
+
+def test_fer2013new_path_comes_from_the_environment_at_run_time(tmp_path, monkeypatch):
+    path = tmp_path / "set-after-import" / "fer2013new.csv"
+    monkeypatch.setenv("FEMO_FER2013NEW", str(path))
+    result = materialize(tmp_path / "data", selection=["fer2013new_csv"], profile="real",
+                         run_config={"ops": {"fer2013new_csv": {"config": {"download": False}}}})
+    assert result.success
+    assert str(path) in _skipped(result, "fer2013new_csv")
+
+
+def test_explicit_config_still_wins_over_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("FEMO_FERPLUS_VOTES", str(tmp_path / "from-env.csv"))
+    chosen = tmp_path / "from-config.csv"
+    result = materialize(tmp_path / "data", selection=["human_baseline"],
+                         run_config={"ops": {"human_baseline": {"config": {"votes_csv": str(chosen)}}}})
+    assert str(chosen) in _skipped(result, "human_baseline")
