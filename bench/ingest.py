@@ -113,7 +113,8 @@ def scale_section(when: str) -> str:
     for dataset, m in sorted(rows.items(), key=lambda kv: kv[1].get("files", {}).get("value", 0)):
         if "images_per_s" not in m:
             continue
-        get = lambda k, fmt: (fmt.format(m[k]["value"]) if k in m else "-")  # noqa: E731
+        def get(k: str, fmt: str, m: dict = m) -> str:
+            return fmt.format(m[k]["value"]) if k in m else "-"
         lines.append(f"| {dataset} | {get('files', '{:,.0f}')} | {get('seconds', '{:.1f}')} "
                      f"| {get('images_per_s', '{:,.0f}')} | {get('peak_main_mib', '{:,.0f}')} "
                      f"| {get('peak_worker_mib', '{:,.0f}')} | {m['images_per_s']['date']} | {m['images_per_s']['machine']} |")

@@ -1,7 +1,5 @@
 """The femo code location: every asset, check, resource, job, schedule and sensor (workspace.yaml and `dg`)."""
 
-import os
-
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
@@ -64,7 +62,7 @@ defs = dg.Definitions(
     resources={
         "storage": storage,
         "duckdb": DuckDBResource(database=str(storage.warehouse_path)),
-        "facs_source": FacsPageResource(**({"url": os.environ["FEMO_FACS_URL"]} if os.environ.get("FEMO_FACS_URL") else {})),
+        "facs_source": FacsPageResource(),  # FEMO_FACS_URL is read at run time
         "quality_thresholds": QualityThresholds(),
         **web_resources(),
     },

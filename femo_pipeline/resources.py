@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from femo_pipeline.facs import FACS_URL
 from femo_pipeline.webclient import PoliteClient
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -119,12 +120,16 @@ class WebSearchResource(dg.ConfigurableResource):
 class FacsPageResource(dg.ConfigurableResource):
     """Where the FACS article is fetched from (the live iMotions page by default) and how politely."""
 
-    url: str = Field(default="https://imotions.com/blog/learning/research-fundamentals/facial-action-coding-system/",
-                     description="Page URL (FEMO_FACS_URL); 'fixture' uses the copy shipped with femo (offline).")
+    url: str = Field(default="", description="Page URL; empty: $FEMO_FACS_URL at run time, else the live article. "
+                     "'fixture' uses the copy shipped with femo (offline).")
     force_fetch: bool = Field(default=False, description="Fetch the page even under the demo profile.")
     timeout: float = Field(default=30.0, description="Seconds before the request times out.")
     max_retries: int = Field(default=3, description="Retries on time-outs, 429 and 5xx.")
     backoff: float = Field(default=2.0, description="First retry wait in seconds.")
+
+    def page_url(self) -> str:
+        """The configured URL, else FEMO_FACS_URL (read now, at run time), else the live article."""
+        return self.url or os.environ.get("FEMO_FACS_URL") or FACS_URL
 
     def client(self) -> PoliteClient:
         return PoliteClient(timeout=self.timeout, max_retries=self.max_retries, backoff=self.backoff, min_interval=0)

@@ -3,7 +3,11 @@ item 3): each test sets a variable after femo_pipeline.definitions was imported 
 
 from __future__ import annotations
 
-from femo_pipeline_tests.conftest import materialize
+import dagster as dg
+
+from femo_pipeline.definitions import all_assets
+from femo_pipeline.resources import FacsPageResource
+from femo_pipeline_tests.conftest import materialize, resources_for
 
 
 def _skipped(result, asset: str) -> str:
@@ -33,3 +37,16 @@ def test_explicit_config_still_wins_over_the_environment(tmp_path, monkeypatch):
     result = materialize(tmp_path / "data", selection=["human_baseline"],
                          run_config={"ops": {"human_baseline": {"config": {"votes_csv": str(chosen)}}}})
     assert str(chosen) in _skipped(result, "human_baseline")
+
+
+def test_facs_page_url_comes_from_the_environment_at_run_time(tmp_path, monkeypatch):
+    """FEMO_FACS_URL=fixture set after import: a real-profile run uses the shipped page instead of the network."""
+    from femo_pipeline.definitions import defs
+
+    monkeypatch.setenv("FEMO_FACS_URL", "fixture")
+    assert defs.resources["facs_source"].page_url() == "fixture"
+    resources = {**resources_for(tmp_path / "data", profile="real"),
+                 "facs_source": FacsPageResource(max_retries=0, timeout=5)}  # no URL configured: as shipped
+    result = dg.materialize([*all_assets], selection=["facs_page"], resources=resources)
+    assert result.success
+    assert result.asset_materializations_for_node("facs_page")[0].metadata["origin"].value == "femo fixture"

@@ -18,12 +18,12 @@ GROUP = "ingest"
 
 
 def _uses_fixture(facs_source: FacsPageResource, storage: FemoStorage) -> bool:
-    return facs_source.url == "fixture" or (storage.is_demo and not facs_source.force_fetch)
+    return facs_source.page_url() == "fixture" or (storage.is_demo and not facs_source.force_fetch)
 
 
 def _base_url(facs_source: FacsPageResource, storage: FemoStorage) -> str:
     # the fixture stands for the live article: its relative links resolve against the article's URL
-    return facs.FACS_URL if _uses_fixture(facs_source, storage) else facs_source.url
+    return facs.FACS_URL if _uses_fixture(facs_source, storage) else facs_source.page_url()
 
 
 @dg.asset(group_name=GROUP, kinds={"html"})
@@ -34,7 +34,7 @@ def facs_page(context: dg.AssetExecutionContext, facs_source: FacsPageResource, 
         html, origin = facs.fixture_html(), "femo fixture"
     else:
         try:
-            html, origin = facs_source.client().get(facs_source.url).text, facs_source.url
+            html, origin = facs_source.client().get(facs_source.page_url()).text, facs_source.page_url()
         except WebError as exc:
             if not latest_path.exists():
                 raise dg.Failure(description=f"FACS page not fetched and no earlier snapshot to fall back on: {exc}. "
