@@ -90,11 +90,14 @@ def trained_run_usable(run: dict | None, *, synthetic_profile: bool, current_fin
 
 
 def declare(runs: list[dict]) -> dict | None:
-    """The femo run that faces the humans, chosen before test: highest validation accuracy (its own split),
+    """The femo run that faces the humans, chosen before test by a fixed rule: a model trained for the headline's
+    reference (label source = HEADLINE's, the FER+ crowd) first, since validation accuracies measured against
+    different label sources cannot be compared; among those, the highest validation accuracy (its own split),
     trained before shipped on ties or when unknown."""
     if not runs:
         return None
-    return max(runs, key=lambda r: (r.get("validation_accuracy") if r.get("validation_accuracy") is not None
+    return max(runs, key=lambda r: (r.get("label_source") == HEADLINE[1],
+                                    r.get("validation_accuracy") if r.get("validation_accuracy") is not None
                                     else -1.0, r.get("origin") == "trained"))
 
 

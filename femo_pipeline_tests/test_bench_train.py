@@ -39,3 +39,13 @@ def test_records_merge_by_name_and_must_be_complete(tmp_path):
     assert json.loads(path.read_text()) == [{**rec, "value": 2.0}, {**rec, "name": "b"}]
     with pytest.raises(ValueError, match="lacks"):
         write_records([{"name": "c", "value": 1}], path)
+
+
+@pytest.mark.timeout(600)
+def test_answer_bench_tiny_mode_runs_the_graph_without_training_and_writes_nothing():
+    before = {p.name: p.read_bytes() for p in DOCS.glob("benchmarks.*")}
+    run = subprocess.run([sys.executable, str(PROJECT_ROOT / "bench" / "answer.py"), "--tiny"],
+                         capture_output=True, text=True, timeout=580, cwd=PROJECT_ROOT)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "<!-- answer:start -->" in run.stdout and "| leak-free test |" in run.stdout
+    assert {p.name: p.read_bytes() for p in DOCS.glob("benchmarks.*")} == before

@@ -134,6 +134,11 @@ def test_lineage_rules():
     assert benchmark.declare([trained, shipped]) is shipped
     assert benchmark.declare([trained, {**shipped, "validation_accuracy": None}]) is trained
     assert benchmark.declare([]) is None
+    # a model of the headline's label source (FER+ votes) faces the humans, whatever another source's validation says
+    labels = {"origin": "shipped", "label_source": "fer2013", "validation_accuracy": 0.66}
+    votes = {"origin": "shipped", "label_source": "ferplus", "validation_accuracy": 0.64}
+    assert benchmark.declare([labels, votes]) is votes
+    assert benchmark.declare([labels, {**votes, "origin": "trained", "validation_accuracy": 0.6}, votes]) is votes
 
 
 def test_accuracy_floor_passes_fails_and_skips_in_the_demo():
