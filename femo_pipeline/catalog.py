@@ -5,10 +5,15 @@ Pure module (no Dagster).
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from femo_pipeline import imaging
+from femo_pipeline.files import atomic_path
 from femo_pipeline.vocab import EMOTIONS, SOURCES
 from femo_pipeline.warehouse import image_id
 
@@ -58,6 +63,45 @@ def build_catalog(per_source: dict[str, tuple[pa.Table, bool]]) -> pa.Table:
     bytes that carry more than one emotion.
     """
     parts = [_with_source_columns(t, key, synth) for key, (t, synth) in sorted(per_source.items())]
+    return _flag_duplicates(parts).select(list(CATALOG_COLUMNS))
+
+
+def write_catalog(per_source: dict[str, tuple[str | Path, bool]], out: str | Path, memory_limit: str = "1GB") -> pa.Table:
+    """The catalog of staged Parquet files ({source_key: (path, synthetic)}) written to `out` without holding the
+    file bytes in memory: only the metadata columns are read into Python; DuckDB copies the bytes from the staged
+    files into `out` (spilling to disk past `memory_limit`). Returns the catalog without its content column.
+    Same rows and columns as build_catalog on the same tables."""
+    out = Path(out)
+    parts = []
+    for key, (path, synth) in sorted(per_source.items()):
+        names = [n for n in pq.read_schema(path).names if n != "content"]
+        parts.append(_with_source_columns(pq.read_table(path, columns=names), key, synth))
+    meta = _flag_duplicates(parts)
+    spill = out.parent / f".{out.name}.spill"
+    con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": str(spill),
+                                 "preserve_insertion_order": False})
+    try:
+        con.register("m", meta)
+        staged = " UNION ALL ".join(
+            f"SELECT '{key}' AS source_key, rel_path, content FROM read_parquet('{_quote(path)}')"
+            for key, (path, _) in sorted(per_source.items()))
+        cols = ", ".join(f"m.{c}" if c != "content" else "s.content" for c in CATALOG_COLUMNS)
+        with atomic_path(out) as tmp:
+            con.execute(f"COPY (SELECT {cols} FROM m LEFT JOIN ({staged}) s USING (source_key, rel_path) "
+                        f"ORDER BY m.source_id, m.rel_path) TO '{_quote(tmp)}' (FORMAT parquet, "
+                        "COMPRESSION uncompressed, ROW_GROUP_SIZE 2048)")
+    finally:
+        con.close()
+        shutil.rmtree(spill, ignore_errors=True)
+    return meta.select([c for c in CATALOG_COLUMNS if c != "content"])
+
+
+def _quote(path: str | Path) -> str:
+    return Path(path).as_posix().replace("'", "''")  # COPY and views take no bound parameters
+
+
+def _flag_duplicates(parts: list[pa.Table]) -> pa.Table:
+    """Union the per-source tables, refuse id collisions, and add the duplicate columns (content optional)."""
     if not parts:
         raise CatalogError("no source produced any file: nothing to catalogue")
     unioned = pa.concat_tables(parts, promote_options="default")
@@ -68,8 +112,9 @@ def build_catalog(per_source: dict[str, tuple[pa.Table, bool]]) -> pa.Table:
     ).fetchall()
     if clash:
         raise CatalogError(f"image id collision between files: {clash}")
-    cols = ", ".join(f"u.{c}" for c in CATALOG_COLUMNS if not c.startswith("duplicate_"))
-    result = con.sql(
+    present = set(unioned.schema.names)
+    cols = ", ".join(f"u.{c}" for c in CATALOG_COLUMNS if not c.startswith("duplicate_") and c in present)
+    return con.sql(
         f"""
         WITH groups AS ({_hash_groups("u")})
         SELECT {cols},
@@ -80,7 +125,6 @@ def build_catalog(per_source: dict[str, tuple[pa.Table, bool]]) -> pa.Table:
         ORDER BY u.source_id, u.rel_path
         """
     ).to_arrow_table()
-    return result.select(list(CATALOG_COLUMNS))
 
 
 def duplicate_summary(con: duckdb.DuckDBPyConnection, relation: str = "catalog") -> dict[str, int]:

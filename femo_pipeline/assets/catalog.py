@@ -6,9 +6,8 @@ import duckdb
 
 from femo_pipeline import catalog
 from femo_pipeline.assets._meta import column_schema, md_table
-from femo_pipeline.assets.ingest import fer2013_images, kaggle_face_images, read_staged, staging_path
+from femo_pipeline.assets.ingest import fer2013_images, kaggle_face_images, staging_path
 from femo_pipeline.assets.web import duckduckgo_images, pixabay_images
-from femo_pipeline.files import write_parquet_atomic
 from femo_pipeline.resources import FemoStorage
 
 # staged asset name -> source key (every one stages a folders.SCHEMA table)
@@ -26,15 +25,15 @@ def image_catalog(context: dg.AssetExecutionContext, storage: FemoStorage) -> dg
             context.log.warning(f"{asset_name} was never materialized: its source is left out of the catalog")
             continue
         synthetic = key in ("fer2013", "kaggle") and storage.source_plan(key).synthetic
-        per_source[key] = (read_staged(storage, asset_name), synthetic)
-    try:
-        table = catalog.build_catalog(per_source)
+        per_source[key] = (staging_path(storage, asset_name), synthetic)
+    out = staging_path(storage, "image_catalog")
+    try:  # the file bytes go from the staged files to the catalog file through DuckDB, never all in memory
+        table = catalog.write_catalog(per_source, out)
     except catalog.CatalogError as exc:
         raise dg.Failure(description=str(exc)) from exc
-    out = write_parquet_atomic(table, staging_path(storage, "image_catalog"))
 
     con = duckdb.connect()
-    con.register("catalog", table.drop(["content"]))
+    con.register("catalog", table)
     dupes = catalog.duplicate_summary(con, "catalog")
     by_source = con.execute(
         "SELECT source_key, status, count(*) AS files FROM catalog GROUP BY ALL ORDER BY ALL"

@@ -1,0 +1,51 @@
+"""The image catalog is written without holding the file bytes in memory, and equals the in-memory build."""
+
+from __future__ import annotations
+
+import pyarrow.parquet as pq
+
+from femo_pipeline import catalog
+from femo_pipeline.assets.ingest import staging_path
+from femo_pipeline.resources import FemoStorage
+from femo_pipeline_tests.conftest import materialize
+from femo_pipeline_tests.test_assets import DEMO_RUN_CONFIG
+
+INGEST = ["demo_source_files", "fer2013_images", "kaggle_face_images"]
+
+
+def test_streamed_catalog_equals_the_in_memory_build(tmp_path):
+    data_dir = tmp_path / "data"
+    config = {"ops": {"demo_source_files": DEMO_RUN_CONFIG["ops"]["demo_source_files"]}}
+    assert materialize(data_dir, selection=INGEST, run_config=config, facs_url="http://127.0.0.1:9/").success
+    storage = FemoStorage(data_dir=str(data_dir))
+    paths = {"fer2013": (staging_path(storage, "fer2013_images"), True),
+             "kaggle": (staging_path(storage, "kaggle_face_images"), False)}
+    expected = catalog.build_catalog({k: (pq.read_table(p), s) for k, (p, s) in paths.items()})
+    out = tmp_path / "catalog.parquet"
+    meta = catalog.write_catalog(paths, out, memory_limit="64MB")
+    written = pq.read_table(out)
+    assert written.schema.names == list(catalog.CATALOG_COLUMNS)
+    assert written.to_pylist() == expected.to_pylist()  # same rows, order and bytes
+    assert "content" not in meta.schema.names and meta.num_rows == expected.num_rows
+    assert sum(r["status"] != "ok" for r in meta.to_pylist()) > 0  # quarantined files are catalogued too
+    assert not list(tmp_path.glob(".catalog.parquet*"))  # no temporary or spill files left behind
+
+
+def test_image_catalog_asset_never_loads_the_staged_bytes(tmp_path, monkeypatch):
+    """The asset reads staged tables only without their content column (pyarrow), the bytes move inside DuckDB."""
+    read_columns = []
+    real = pq.read_table
+
+    def spy(source, *args, columns=None, **kwargs):
+        read_columns.append((str(source), columns))
+        return real(source, *args, columns=columns, **kwargs)
+
+    monkeypatch.setattr(catalog.pq, "read_table", spy)
+    data_dir = tmp_path / "data"
+    config = {"ops": {"demo_source_files": DEMO_RUN_CONFIG["ops"]["demo_source_files"]}}
+    assert materialize(data_dir, selection=[*INGEST, "image_catalog"], run_config=config,
+                       facs_url="http://127.0.0.1:9/").success
+    staged = [(s, c) for s, c in read_columns if "staging" in s]
+    assert staged and all(c is not None and "content" not in c for _, c in staged)
+    with_bytes = pq.read_table(staging_path(FemoStorage(data_dir=str(data_dir)), "image_catalog"))
+    assert with_bytes.column("content").null_count < with_bytes.num_rows  # the catalog file still has the bytes
