@@ -34,6 +34,9 @@ def main() -> None:
     parser.add_argument("--fer2013new", default=str(ROOT.parent / "shared" / "datasets" / "ferplus" / "fer2013new.csv"))
     parser.add_argument("--data-dir", default="")
     parser.add_argument("--tiny", action="store_true")
+    parser.add_argument("--factors-minutes", type=float, default=0,
+                        help="also run data_factors (training-set size and label quality) with this training budget")
+    parser.add_argument("--factors-epochs", type=int, default=4)
     args = parser.parse_args()
     data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="femo-answer-"))
     os.environ["FEMO_FACS_URL"] = "fixture"
@@ -54,10 +57,14 @@ def main() -> None:
     resources = {"storage": storage, "duckdb": DuckDBResource(database=str(storage.warehouse_path)),
                  "facs_source": FacsPageResource(url="fixture"), "quality_thresholds": QualityThresholds(),
                  **web_resources()}
-    keys = [k for a in all_assets for k in a.keys if k.to_user_string() not in SKIP]
+    skip = SKIP - ({"data_factors"} if args.factors_minutes else set())
+    keys = [k for a in all_assets for k in a.keys if k.to_user_string() not in skip]
+    ops = dict(DEMO_OPS) if args.tiny else {}
+    if args.factors_minutes:
+        ops["data_factors"] = {"config": {"budget_minutes": args.factors_minutes, "epochs": args.factors_epochs}}
     start = time.perf_counter()
     result = dg.materialize([*all_assets, *all_checks], selection=keys, resources=resources,
-                            run_config={"ops": DEMO_OPS} if args.tiny else None)
+                            run_config={"ops": ops} if ops else None)
     assert result.success
     wall = time.perf_counter() - start
     with duckdb.connect(str(storage.warehouse_path), read_only=True) as con:
@@ -71,17 +78,27 @@ def main() -> None:
         f"{r.difference_pp:+.1f} ({r.ci_low_pp:+.1f} to {r.ci_high_pp:+.1f}) | {r.verdict} |"
         for r in verdicts.itertuples())
     today, where = dt.date.today().isoformat(), machine()
+    factors = ""
+    factors_json = storage.path("reports", "data_factors.json")
+    if args.factors_minutes and factors_json.exists():
+        import json
+
+        rows = json.loads(factors_json.read_text())
+        factors = "\n\nWhat affects the model (`data_factors`, {m:g} training minutes in all, {e} epochs a run, width 16; leak-free test, seven-class votes):\n\n| label source | share of Training | without duplicates | training images | epochs run | reference | accuracy (95 % CI) |\n| --- | --- | --- | --- | --- | --- | --- |\n".format(m=args.factors_minutes, e=args.factors_epochs) + "\n".join(
+            f"| {r['label_source']} | {100 * r['fraction']:.0f} % | {'yes' if r['without_duplicates'] else 'no'} | "
+            f"{r['train_images']:,} | {r['epochs_run']} | {r['reference']} | {100 * r['accuracy']:.1f} % "
+            f"({100 * r['ci_low']:.1f}-{100 * r['ci_high']:.1f}) |" for r in rows)
     section = f"""<!-- answer:start -->
 ## The answer with the shipped models (`bench/answer.py`)
 
 Measured {today} on {where}: the real pipeline from the FER-2013 folders to `benchmark_report` on a fresh
-warehouse, with the femo models shipped in `femo_pipeline/shipped/` (no training), in {wall / 60:.1f} min.
+warehouse, with the femo models shipped in `femo_pipeline/shipped/` (no training of them), in {wall / 60:.1f} min.
 Every model against one FER+ annotator on the same images and references (paired bootstrap over images; points
 = model minus human; the declared model is the one the report's headline uses):
 
 | dataset | reference | variant | reader | images | reader | one annotator | difference, points (95 % CI) | verdict |
 | --- | --- | --- | --- | --- | --- | --- | --- | --- |
-{rows}
+{rows}{factors}
 <!-- answer:end -->"""
     print(section)
     if args.tiny:

@@ -22,9 +22,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import re
 import math
 import os
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator

@@ -248,7 +248,7 @@ def test_fuzzed_requests_never_get_a_server_error(built):
     assert failures == []
 
 
-def _chromium():
+def chromium(*extra_flags: str):
     """Debian's chromium + chromedriver through selenium; None when either is missing (the test then skips)."""
     if not (shutil.which("chromium") and shutil.which("chromedriver")):
         return None
@@ -258,7 +258,7 @@ def _chromium():
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium")
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"):
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync", *extra_flags):
         options.add_argument(flag)
     return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
 
@@ -291,7 +291,7 @@ def test_home_page_forms_work_in_a_real_browser(live_server):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
-    browser = _chromium()
+    browser = chromium()
     if browser is None:
         pytest.skip("chromium or chromedriver not installed (.ci/run installs Debian's packages)")
     try:

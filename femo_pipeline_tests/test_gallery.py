@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from femo_pipeline import serving
 from femo_pipeline.api import create_app
 from femo_pipeline_tests.conftest import materialize
+from femo_pipeline_tests.test_api import chromium
 
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "data" / "screenshots"
 DEMO = {"ops": {"demo_source_files": {"config": {"fer_train_per_class": 8, "fer_test_per_class": 4,
@@ -357,19 +358,8 @@ def live_server(results):
 
 def _offline_chromium():
     """Headless Debian chromium with every host but loopback unreachable (dead proxy, no DNS); None without it."""
-    if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        return None
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1280,1000", "--proxy-server=http://127.0.0.1:9",
-                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"):
-        options.add_argument(flag)
-    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    return chromium("--window-size=1280,1000", "--proxy-server=http://127.0.0.1:9",
+                    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1")
 
 
 def test_a_person_can_see_the_answer_in_a_browser_offline(live_server, results):

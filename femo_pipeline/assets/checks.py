@@ -4,7 +4,6 @@ import dagster as dg
 import duckdb as duckdb_lib
 import pyarrow.parquet as pq
 from dagster_duckdb import DuckDBResource
-
 from pydantic import Field
 
 from femo_pipeline import benchmark, quality

@@ -13,7 +13,7 @@ from femo_pipeline import human_baseline as hb
 from femo_pipeline import model as femo_model
 from femo_pipeline.assets._bench import GROUP, skipped
 from femo_pipeline.assets._meta import md_table, png_md
-from femo_pipeline.assets.model_training import evaluation_images, targets, training_images
+from femo_pipeline.assets.model_training import targets
 from femo_pipeline.files import write_text_atomic
 from femo_pipeline.resources import FemoStorage
 
