@@ -31,7 +31,8 @@ class TrainConfig:
     val_fraction: float = 0.1
     width: int = 32  # filters of the first block; doubles per block
     optimizer: str = "sgd"  # "sgd" (Nesterov momentum 0.9) or "adam"
-    learning_rate: float = 0.05  # peak rate, reached after the warm-up, then cosine decay to zero
+    learning_rate: float = 0.05  # peak rate for a batch of 128 (scaled linearly with the batch size), reached
+    # after the warm-up, then cosine decay to zero
     warmup_epochs: float = 1.0
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1
@@ -90,13 +91,20 @@ def split_heads(model) -> dict:
     return {"model": model}
 
 
-def _compile(model, config: TrainConfig, steps_per_epoch: int) -> None:
+def peak_learning_rate(config: TrainConfig, batch: int) -> float:
+    """The linear scaling rule: `learning_rate` is meant for a batch of 128; smaller batches take proportionally
+    smaller steps (measured: at batch 16 the unscaled 0.05 leaves the demo faces at chance, 0.00625 learns them)."""
+    return config.learning_rate * batch / 128
+
+
+def _compile(model, config: TrainConfig, steps_per_epoch: int, batch: int = 128) -> None:
     keras = keras_module()
     total = max(1, steps_per_epoch * config.epochs)
     warmup = int(min(total - 1, round(config.warmup_epochs * steps_per_epoch)))
+    peak = peak_learning_rate(config, batch)
     schedule = keras.optimizers.schedules.CosineDecay(
-        0.0 if warmup else config.learning_rate, decay_steps=max(1, total - warmup), alpha=0.0,
-        warmup_target=config.learning_rate if warmup else None, warmup_steps=warmup)
+        0.0 if warmup else peak, decay_steps=max(1, total - warmup), alpha=0.0,
+        warmup_target=peak if warmup else None, warmup_steps=warmup)
     if config.optimizer == "sgd":
         opt = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
     elif config.optimizer == "adam":
@@ -247,7 +255,7 @@ def train(x: np.ndarray, y: np.ndarray, config: TrainConfig,
         weights = np.array([cw.get(int(c), 0.0) for c in labels], np.float32)
     data = _batches(keras, x[tr], _take(targets, tr), None if weights is None else weights[tr], batch, config)
     model = build_model(config)
-    _compile(model, config, len(data))
+    _compile(model, config, len(data), batch)
     start = time.perf_counter()
     monitors = [f"val_{h}_accuracy" for h in HEADS] if config.targets == "both" else ["val_accuracy"]
     best = {m: {"value": -1.0, "epoch": 0, "weights": None} for m in monitors}
