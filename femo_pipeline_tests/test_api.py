@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import threading
 
@@ -263,8 +264,9 @@ def chromium(*extra_flags: str):
     return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
 
 
-@pytest.fixture(scope="module")
-def live_server(built):
+@contextlib.contextmanager
+def serve_in_thread(snapshot):
+    """uvicorn serving the app over `snapshot` on a free loopback port, in a thread; yields the base URL."""
     import socket
 
     import uvicorn
@@ -272,17 +274,24 @@ def live_server(built):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(built / "serving" / "femo.duckdb"), host="127.0.0.1",
-                                           port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(snapshot), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     for _ in range(100):
         if server.started:
             break
         threading.Event().wait(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def live_server(built):
+    with serve_in_thread(built / "serving" / "femo.duckdb") as url:
+        yield url
 
 
 def test_home_page_forms_work_in_a_real_browser(live_server):

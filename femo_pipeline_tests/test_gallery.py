@@ -7,7 +7,6 @@ import datetime as dt
 import html
 import re
 import shutil
-import threading
 from pathlib import Path
 
 import dagster as dg
@@ -18,7 +17,7 @@ from fastapi.testclient import TestClient
 from femo_pipeline import serving
 from femo_pipeline.api import create_app
 from femo_pipeline_tests.conftest import materialize
-from femo_pipeline_tests.test_api import chromium
+from femo_pipeline_tests.test_api import chromium, serve_in_thread
 
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "data" / "screenshots"
 DEMO = {"ops": {"demo_source_files": {"config": {"fer_train_per_class": 8, "fer_test_per_class": 4,
@@ -337,23 +336,8 @@ def test_etags_304_and_no_duckdb_on_repeat(results, tmp_path):
 
 @pytest.fixture(scope="module")
 def live_server(results):
-    import socket
-
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(results[0]), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if server.started:
-            break
-        threading.Event().wait(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_in_thread(results[0]) as url:
+        yield url
 
 
 def _offline_chromium():
