@@ -251,7 +251,6 @@ def ship(out: Path, facts: dict, tta: dict, table: dict, crowd: dict, today: str
     model card quotes."""
     dest = femo_model.SHIPPED_DIR
     dest.mkdir(exist_ok=True)
-    scored = {"fer2013": "fer2013", "ferplus": "ferplus"}
     for k in femo_model.HEADS:
         shutil.copyfile(out / f"{k}.keras", femo_model.SHIPPED[k])
         sidecar = {
@@ -264,8 +263,8 @@ def ship(out: Path, facts: dict, tta: dict, table: dict, crowd: dict, today: str
             "best_validation_accuracy": facts["heads"][k]["best_validation_accuracy"],
             "validation_reference": "FER-2013 label" if k == "fer2013" else "FER+ vote plurality (seven classes)",
             "flip_tta_on_validation": tta[k],
-            "fer2013_test": {s: {m: table[scored[k]][s][m] for m in ("images", "accuracy", "accuracy_ci95", "macro_f1")}
-                             for s in table[scored[k]]},
+            "fer2013_test": {s: {m: table[k][s][m] for m in ("images", "accuracy", "accuracy_ci95", "macro_f1")}
+                             for s in table[k]},
             "ferplus_loo_seven_classes_leakfree": crowd[f"femo_{k}"],
         }
         femo_model.SHIPPED[k].with_suffix(".json").write_text(json.dumps(sidecar, indent=1, default=float) + "\n")
