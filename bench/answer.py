@@ -1,7 +1,7 @@
 """Benchmark: the answer on real FER-2013 + FER+ with the models shipped in the package (no training).
 
 Materializes the real pipeline from the FER-2013 folders to benchmark_report on a fresh data folder (every asset
-but emotion_model, data_factors and the web sources), so model_evaluation uses the shipped femo models, then
+but emotion_model, data_factors and the web sources; --factors adds data_factors), so model_evaluation uses the shipped femo models, then
 prints the leak-free paired verdicts from the warehouse's `verdicts` table and writes them to
 docs/benchmarks.md ('answer' markers) and docs/benchmarks.json.
 
@@ -34,9 +34,11 @@ def main() -> None:
     parser.add_argument("--fer2013new", default=str(ROOT.parent / "shared" / "datasets" / "ferplus" / "fer2013new.csv"))
     parser.add_argument("--data-dir", default="")
     parser.add_argument("--tiny", action="store_true")
-    parser.add_argument("--factors-minutes", type=float, default=0,
-                        help="also run data_factors (training-set size and label quality) with this training budget")
-    parser.add_argument("--factors-epochs", type=int, default=4)
+    parser.add_argument("--factors", action="store_true",
+                        help="also run data_factors (training-set size and label quality; about 50 min on 2 cores) "
+                             "and write its section ('factors' markers)")
+    parser.add_argument("--factors-epochs-at-full", type=float, default=0,
+                        help="data_factors' compute per run in epochs of the whole of Training (0: its default)")
     args = parser.parse_args()
     data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="femo-answer-"))
     os.environ["FEMO_FACS_URL"] = "fixture"
@@ -57,11 +59,11 @@ def main() -> None:
     resources = {"storage": storage, "duckdb": DuckDBResource(database=str(storage.warehouse_path)),
                  "facs_source": FacsPageResource(url="fixture"), "quality_thresholds": QualityThresholds(),
                  **web_resources()}
-    skip = SKIP - ({"data_factors"} if args.factors_minutes else set())
+    skip = (SKIP | {"data_factors_table"}) - ({"data_factors", "data_factors_table"} if args.factors else set())
     keys = [k for a in all_assets for k in a.keys if k.to_user_string() not in skip]
     ops = dict(DEMO_OPS) if args.tiny else {}
-    if args.factors_minutes:
-        ops["data_factors"] = {"config": {"budget_minutes": args.factors_minutes, "epochs": args.factors_epochs}}
+    if args.factors and args.factors_epochs_at_full:
+        ops["data_factors"] = {"config": {"epochs_at_full": args.factors_epochs_at_full}}
     start = time.perf_counter()
     result = dg.materialize([*all_assets, *all_checks], selection=keys, resources=resources,
                             run_config={"ops": ops} if ops else None)
@@ -78,16 +80,6 @@ def main() -> None:
         f"{r.difference_pp:+.1f} ({r.ci_low_pp:+.1f} to {r.ci_high_pp:+.1f}) | {r.verdict} |"
         for r in verdicts.itertuples())
     today, where = dt.date.today().isoformat(), machine()
-    factors = ""
-    factors_json = storage.path("reports", "data_factors.json")
-    if args.factors_minutes and factors_json.exists():
-        import json
-
-        rows = json.loads(factors_json.read_text())
-        factors = "\n\nWhat affects the model (`data_factors`, {m:g} training minutes in all, {e} epochs a run, width 16; leak-free test, seven-class votes):\n\n| label source | share of Training | without duplicates | training images | epochs run | reference | accuracy (95 % CI) |\n| --- | --- | --- | --- | --- | --- | --- |\n".format(m=args.factors_minutes, e=args.factors_epochs) + "\n".join(
-            f"| {r['label_source']} | {100 * r['fraction']:.0f} % | {'yes' if r['without_duplicates'] else 'no'} | "
-            f"{r['train_images']:,} | {r['epochs_run']} | {r['reference']} | {100 * r['accuracy']:.1f} % "
-            f"({100 * r['ci_low']:.1f}-{100 * r['ci_high']:.1f}) |" for r in rows)
     section = f"""<!-- answer:start -->
 ## The answer with the shipped models (`bench/answer.py`)
 
@@ -98,10 +90,12 @@ Every model against one FER+ annotator on the same images and references (paired
 
 | dataset | reference | variant | reader | images | reader | one annotator | difference, points (95 % CI) | verdict |
 | --- | --- | --- | --- | --- | --- | --- | --- | --- |
-{rows}{factors}
+{rows}
 <!-- answer:end -->"""
     print(section)
     if args.tiny:
+        if args.factors:
+            factors_section(storage.warehouse_path, today, where, write=False)
         return
     records = []
     for r in verdicts.itertuples():
@@ -113,8 +107,51 @@ Every model against one FER+ annotator on the same images and references (paired
                          "machine": where, "date": today}]
     records.append({"name": "answer_pipeline_minutes_no_training", "value": round(wall / 60, 2), "unit": "minutes",
                     "machine": where, "date": today})
+    if args.factors:
+        records += factors_section(storage.warehouse_path, today, where)
     write_records(records)
     print(f"written to {write_section('answer', section)}")
+
+
+def factors_section(warehouse, today: str, where: str, write: bool = True) -> list[dict]:
+    """The data_factors table as a 'factors' section of docs/benchmarks.md; its records."""
+    import duckdb
+
+    from bench._report import write_section
+    from femo_pipeline.assets.factors import DataFactorsConfig
+
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        f = con.execute("SELECT * FROM data_factors ORDER BY label_source, without_duplicates, fraction, "
+                        "reference").df()
+    runs = f.drop_duplicates(["label_source", "fraction", "without_duplicates"])
+    rows = "\n".join(
+        f"| {r.label_source} | {100 * r.fraction:g} % | {'yes' if r.without_duplicates else 'no'} | "
+        f"{r.train_images:,} | {r.epochs} | {r.seconds / 60:.1f}{' (cut)' if r.cut_by_budget else ''} | "
+        f"{r.reference} | {100 * r.accuracy:.1f} % ({100 * r.ci_low:.1f}-{100 * r.ci_high:.1f}) |"
+        for r in f.itertuples())
+    section = f"""<!-- factors:start -->
+## What affects the model (`data_factors`, `bench/answer.py --factors`)
+
+Measured {today} on {where}: {len(runs)} runs of femo's recipe at width {DataFactorsConfig().width}, each seeing the same number of
+training images (epochs = epochs_at_full / share), {runs['seconds'].sum() / 60:.1f} training minutes in all. FER+
+labels are the crowd's plurality (seven classes) on the same drawn images; "no duplicates" leaves out every image
+with a byte copy and every conflicting one. Scored on the leak-free test images against each reference.
+
+| labels | share of Training | no duplicates | training images | epochs | minutes | reference | leak-free accuracy (95 % CI) |
+| --- | --- | --- | --- | --- | --- | --- | --- |
+{rows}
+<!-- factors:end -->"""
+    print(section)
+    if write:
+        print(f"written to {write_section('factors', section)}")
+    out = [{"name": "data_factors_training_minutes_cpu", "value": round(float(runs["seconds"].sum()) / 60, 1),
+            "unit": "minutes", "machine": where, "date": today}]
+    for r in f.itertuples():
+        name = (f"data_factors_{r.label_source}_{round(100 * r.fraction)}pct"
+                f"{'_nodup' if r.without_duplicates else ''}_leakfree_accuracy_vs_{r.reference}")
+        out.append({"name": name, "value": round(float(r.accuracy), 4), "unit": "fraction", "machine": where,
+                    "date": today})
+    return out
 
 
 if __name__ == "__main__":

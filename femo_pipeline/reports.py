@@ -141,6 +141,7 @@ def render_markdown(report: dict) -> str:
                  "macro_f1": pct(s.loc[(d, r), ("value", "macro_f1")])} for d, r in s.index]
         lines += _md(pd.DataFrame(rows), {"dataset": "dataset", "reader": "reader",
                                           "accuracy": "accuracy (95 % CI)", "macro_f1": "macro-F1"})
+    lines += _factors_lines(report)
     runs = pd.DataFrame(report.get("model_runs", []))
     if len(runs):
         lines += ["## Readers, caveats and training cost", ""]
@@ -156,6 +157,34 @@ def render_markdown(report: dict) -> str:
     if report.get("not_run"):
         lines += ["## Not run or not used", ""] + [f"- {name}: {why}" for name, why in report["not_run"].items()] + [""]
     return "\n".join(lines)
+
+
+def _factors_lines(report: dict) -> list[str]:
+    """What affects the model (data_factors): the plot and one row per run and reference."""
+    import pandas as pd
+
+    factors = pd.DataFrame(report.get("data_factors", []))
+    if not len(factors):
+        return ["## What affects the model", "", "Not measured in this warehouse: materialize data_factors "
+                "(about 50 minutes on 2 cores with the real data) and data_factors_table.", ""]
+    lines = ["## What affects the model: quantity and quality of the training data", "",
+             "femo's recipe (narrower, width of the first block as configured) trained on a share of Training "
+             "drawn with one seed, with FER-2013's labels or the FER+ crowd's plurality on the same images, and "
+             "without the duplicate and conflicting images. Every run sees the same number of training images "
+             "(smaller shares train for more epochs), so the lines show the data, not the compute. Scored on the "
+             "leak-free test images against each reference (seven-class votes)." , ""]
+    if report.get("data_factors_png"):
+        lines += [f"![what affects the model]({report['data_factors_png']})", ""]
+    factors = factors.assign(
+        share=[f"{100 * f:g} %" for f in factors["fraction"]],
+        dedup=["yes" if d else "" for d in factors["without_duplicates"]],
+        reference=factors["reference"].map(REFERENCE_NAMES),
+        acc=[f"{pct(a)} ({pct(lo)}-{pct(hi)})" for a, lo, hi in
+             zip(factors["accuracy"], factors["ci_low"], factors["ci_high"])],
+        minutes=[f"{s / 60:.1f}{' (cut)' if c else ''}" for s, c in zip(factors["seconds"], factors["cut_by_budget"])])
+    return lines + _md(factors, {"label_source": "labels", "share": "share of Training", "dedup": "no duplicates",
+                                 "train_images": "training images", "epochs": "epochs", "minutes": "minutes",
+                                 "reference": "reference", "acc": "leak-free accuracy (95 % CI)"})
 
 
 def per_class_png(per_class, path: Path, title: str) -> Path:

@@ -23,7 +23,7 @@ from femo_pipeline.vocab import EMOTIONS, SOURCES
 SCHEMA_VERSION = "3"
 
 _TABLES_CHILD_FIRST = (
-    "verdicts_per_class", "verdicts", "benchmark_scores", "predictions", "human_votes", "model_runs",
+    "data_factors", "verdicts_per_class", "verdicts", "benchmark_scores", "predictions", "human_votes", "model_runs",
     "face_crops", "balanced_sample", "image_pixels", "quarantined_files", "images", "facs_emotions_units", "facs_single_units",
     "survey_responses", "survey_rejected_rows", "emotions", "data_sources", "warehouse_info",
 )

@@ -44,8 +44,9 @@ def test_records_merge_by_name_and_must_be_complete(tmp_path):
 @pytest.mark.timeout(600)
 def test_answer_bench_tiny_mode_runs_the_graph_without_training_and_writes_nothing():
     before = {p.name: p.read_bytes() for p in DOCS.glob("benchmarks.*")}
-    run = subprocess.run([sys.executable, str(PROJECT_ROOT / "bench" / "answer.py"), "--tiny"],
+    run = subprocess.run([sys.executable, str(PROJECT_ROOT / "bench" / "answer.py"), "--tiny", "--factors"],
                          capture_output=True, text=True, timeout=580, cwd=PROJECT_ROOT)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "<!-- answer:start -->" in run.stdout and "| leak-free test |" in run.stdout
+    assert "<!-- factors:start -->" in run.stdout and "| fer2013 | 100 % | yes |" in run.stdout
     assert {p.name: p.read_bytes() for p in DOCS.glob("benchmarks.*")} == before

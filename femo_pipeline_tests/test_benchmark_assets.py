@@ -7,6 +7,7 @@ import json
 import dagster as dg
 import duckdb
 import numpy as np
+import pandas as pd
 import pytest
 
 from femo_pipeline import benchmark, model
@@ -21,7 +22,7 @@ SMALL = {"demo_source_files": {"config": {"fer_train_per_class": 8, "fer_test_pe
          "model_evaluation": {"config": {"n_boot": 50}}, "contender_predictions": {"config": {"n_boot": 50}},
          "benchmark_report": {"config": {"n_boot": 200}}}
 MODEL_GROUP = (dg.AssetSelection.groups("model").upstream()
-               - dg.AssetSelection.assets("data_factors", "human_baseline"))
+               - dg.AssetSelection.assets("data_factors", "data_factors_table", "human_baseline"))
 
 
 def _run(data_dir, instance, selection, ops=None, **storage):
@@ -214,17 +215,51 @@ def test_votes_file_absent_and_offline_is_skipped_with_the_reason(tmp_path):
 
 @pytest.mark.slow
 def test_data_factors_tiny_in_the_demo(tmp_path):
-    ops = {**SMALL, "data_factors": {"config": {"fractions": [0.5, 1.0], "epochs": 1}}}
-    selection = dg.AssetSelection.assets("data_factors").upstream()
+    ops = {**SMALL, "data_factors": {"config": {"fractions": [0.5, 1.0]}}}
+    selection = dg.AssetSelection.assets("data_factors_table").upstream()
     with dg.DagsterInstance.ephemeral() as instance:
         result = _run(tmp_path / "data", instance, selection, ops)
     assert result.success
-    rows = json.loads((tmp_path / "data" / "reports" / "data_factors.json").read_text())
+    rows = [dict(zip(("label_source", "fraction", "without_duplicates", "train_images", "epochs", "accuracy",
+                      "test_images", "synthetic"), r)) for r in _q(
+        tmp_path / "data", "SELECT label_source, fraction, without_duplicates, train_images, epochs, accuracy, "
+                           "test_images, synthetic FROM data_factors")]
     # 2 label sources x 2 fractions, plus both sources without duplicates at 100 %; each against 2 references
     assert len(rows) == 6 * 2
     assert {r["label_source"] for r in rows} == {"fer2013", "ferplus"}
     sizes = {(r["label_source"], r["fraction"], r["without_duplicates"]): r["train_images"] for r in rows}
     assert sizes[("fer2013", 0.5, False)] < sizes[("fer2013", 1.0, False)]
     assert sizes[("fer2013", 1.0, True)] < sizes[("fer2013", 1.0, False)]  # the demo's duplicates are dropped
-    assert all(0 <= r["accuracy"] <= 1 and r["test_images"] == 7 * 4 for r in rows)
+    # the same compute for every run: half the images, twice the epochs (demo: 1 epoch at full size)
+    epochs = {(r["label_source"], r["fraction"]): r["epochs"] for r in rows}
+    assert epochs[("fer2013", 0.5)] == 2 * epochs[("fer2013", 1.0)] == 2
+    assert all(0 <= r["accuracy"] <= 1 and r["test_images"] == 7 * 4 and r["synthetic"] for r in rows)
     assert (tmp_path / "data" / "reports" / "data_factors.png").stat().st_size > 1000
+
+
+def test_data_factors_runs_share_images_across_label_sources():
+    from femo_pipeline.assets import factors
+
+    rng = np.random.default_rng(0)
+    n = 400
+    votes = rng.integers(0, 4, size=(n, 7))
+    votes[:20] = 0  # nobody voted an emotion for these
+    frame = pd.DataFrame({"emotion_id": rng.integers(0, 7, n), "duplicate_count": np.where(np.arange(n) % 10 == 0, 2, 1),
+                          "duplicate_cross_split": False, "duplicate_label_conflict": np.arange(n) % 25 == 1,
+                          **{c: 0 for c in hb.VOTE_COLUMNS}})
+    study_order = [hb.VOTE_COLUMNS[c] for c in hb._FERPLUS_COLUMN_OF_STUDY_ID]
+    frame[study_order] = votes  # votes[:, k] are the votes for study emotion k
+    labels_rows, labels = factors.run_rows(frame, "fer2013", 0.5, False, 7)
+    crowd_rows, crowd = factors.run_rows(frame, "ferplus", 0.5, False, 7)
+    soft_rows, soft = factors.run_rows(frame, "ferplus_votes", 0.5, False, 7)
+    assert len(labels_rows) == 200 and set(crowd_rows) <= set(labels_rows)  # same draw, less unvoted images
+    assert set(labels_rows) - set(crowd_rows) == {i for i in labels_rows if i < 20}
+    assert np.array_equal(crowd, votes[crowd_rows].argmax(axis=1)) and np.array_equal(soft, votes[soft_rows])
+    assert np.array_equal(labels, frame["emotion_id"].to_numpy()[labels_rows])
+    clean_rows, _ = factors.run_rows(frame, "fer2013", 0.5, True, 7)
+    assert set(clean_rows) < set(labels_rows)
+    assert not any(i % 10 == 0 or i % 25 == 1 for i in clean_rows)
+    with pytest.raises(dg.Failure, match="label sources"):
+        factors.plan(factors.DataFactorsConfig(label_sources=["imagenet"]), demo=False)
+    runs, at_full, width = factors.plan(factors.DataFactorsConfig(), demo=False)
+    assert len(runs) == 10 and at_full == 8 and width == 16

@@ -14,6 +14,7 @@ from femo_pipeline import warehouse as wh
 from femo_pipeline.assets._bench import FER2013, MODEL_WRITER, json_value, latest_metadata, read_images, skipped
 from femo_pipeline.assets._meta import md_table, png_md
 from femo_pipeline.assets.contenders import contender_predictions
+from femo_pipeline.assets.factors import data_factors_table
 from femo_pipeline.assets.humans import human_votes
 from femo_pipeline.assets.model_evaluation import model_evaluation
 from femo_pipeline.files import write_text_atomic
@@ -44,7 +45,7 @@ def lineage_runs(context, con, synthetic_profile: bool) -> tuple[pd.DataFrame, d
     return runs[~wrong].reset_index(drop=True), refused
 
 
-@dg.asset(deps=[model_evaluation, contender_predictions, human_votes], kinds={"markdown", "json", "duckdb"},
+@dg.asset(deps=[model_evaluation, contender_predictions, human_votes, data_factors_table], kinds={"markdown", "json", "duckdb"},
           **MODEL_WRITER)
 def benchmark_report(context: dg.AssetExecutionContext, config: ReportConfig, duckdb: DuckDBResource,
                      storage: FemoStorage) -> dg.MaterializeResult:
@@ -78,12 +79,22 @@ def benchmark_report(context: dg.AssetExecutionContext, config: ReportConfig, du
             return skipped(context, "benchmark_report", "no FER-2013 test images in the warehouse")
         tables = benchmark.benchmark_tables(test, votes.drop(columns="synthetic") if len(votes) else None,
                                             predictions, run_of, declared, config.n_boot, config.seed)
+        factors = con.execute("SELECT * FROM data_factors ORDER BY label_source, without_duplicates, fraction, "
+                              "reference").df()
         for name in TABLES:
             columns = [c for (c,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = ? "
                                                  "AND schema_name = 'main' ORDER BY column_index", [name]).fetchall()]
             frame = tables[name]
             wh.replace_rows(con, name, frame.reindex(columns=columns))
     report = build_report(tables, runs, declared, not_run, storage.is_demo)
+    if len(factors):
+        if (factors["synthetic"].astype(bool) != storage.is_demo).any():
+            report["not_run"]["data_factors"] = "the data_factors table holds runs of the other profile"
+        else:
+            report["data_factors"] = factors.drop(columns=["synthetic"]).to_dict("records")
+            report["data_factors_png"] = reports.factors_png(
+                factors, storage.path("reports", "data_factors.png"),
+                "What affects the model" + (" (SYNTHETIC)" if storage.is_demo else "")).name
     plot = None
     pc = tables["verdicts_per_class"]
     if declared and len(pc):

@@ -10,7 +10,8 @@ from femo_pipeline.assets.warehouse import WRITER, erd, images, study_query_resu
 from femo_pipeline.resources import FemoStorage
 
 
-@dg.asset(kinds={"duckdb"}, deps=[images, survey_responses, study_query_results, erd, dg.AssetKey("balanced_sample")],
+@dg.asset(kinds={"duckdb"}, deps=[images, survey_responses, study_query_results, erd, dg.AssetKey("balanced_sample"),
+                                  dg.AssetKey("benchmark_report")],
           **{**WRITER, "group_name": "serving"})
 def serving_snapshot(context: dg.AssetExecutionContext, duckdb: DuckDBResource, storage: FemoStorage) -> dg.MaterializeResult:
     """A CHECKPOINTed copy of the warehouse, renamed atomically into place, that the HTTP API reads read-only."""

@@ -220,6 +220,29 @@ CREATE TABLE IF NOT EXISTS verdicts_per_class (
     PRIMARY KEY (dataset, reference, variant, reader, against, emotion_id)
 );
 
+-- What affects the model (asset data_factors): femo's recipe trained on a share of Training, with FER-2013's or
+-- the FER+ crowd's labels, with or without duplicates, each run with the same compute; leak-free test accuracy
+-- against each reference (seven-class votes), with its 95 % interval.
+CREATE TABLE IF NOT EXISTS data_factors (
+    label_source       VARCHAR NOT NULL,         -- fer2013 / ferplus (crowd plurality) / ferplus_votes (soft)
+    fraction           DOUBLE NOT NULL,          -- share of Training drawn
+    without_duplicates BOOLEAN NOT NULL,         -- byte copies and conflicting images left out
+    reference          VARCHAR NOT NULL,         -- fer2013 (label) / ferplus (leave-one-out plurality)
+    train_images       BIGINT NOT NULL,          -- after the validation split
+    validation_images  BIGINT NOT NULL,
+    epochs             INTEGER NOT NULL,         -- planned (epochs_at_full / fraction)
+    epochs_run         INTEGER NOT NULL,
+    batch_size         INTEGER NOT NULL,
+    seconds            DOUBLE NOT NULL,          -- training time
+    cut_by_budget      BOOLEAN NOT NULL,         -- the time cap stopped it before its schedule ended
+    best_validation_accuracy DOUBLE,
+    accuracy           DOUBLE, ci_low DOUBLE, ci_high DOUBLE,
+    test_images        BIGINT NOT NULL,          -- leak-free test images with votes
+    synthetic          BOOLEAN NOT NULL,         -- trained on the demo's generated faces
+    created            TIMESTAMP NOT NULL,
+    PRIMARY KEY (label_source, fraction, without_duplicates, reference)
+);
+
 -- Where a model and people part ways (FER-2013 label as truth): the model right and most people (over half the
 -- votes) wrong, and the reverse; one row per model run and image. `declared` marks the model that faces the
 -- humans (recorded by model_evaluation).
