@@ -46,17 +46,16 @@ def main() -> None:
 
     import dagster as dg
     import duckdb
-    from dagster_duckdb import DuckDBResource
 
     from bench._report import machine, write_records, write_section
-    from femo_pipeline.definitions import all_assets, all_checks, web_resources
+    from femo_pipeline.definitions import all_assets, all_checks, core_resources, web_resources
     from femo_pipeline.resources import FacsPageResource, FemoStorage, QualityThresholds
 
     if args.tiny:
         storage = FemoStorage(data_dir=str(data_dir), profile="demo")
     else:
         storage = FemoStorage(data_dir=str(data_dir), profile="real", fer2013_dir=args.fer2013)
-    resources = {"storage": storage, "duckdb": DuckDBResource(database=str(storage.warehouse_path)),
+    resources = {**core_resources(storage),
                  "facs_source": FacsPageResource(url="fixture"), "quality_thresholds": QualityThresholds(),
                  **web_resources()}
     skip = (SKIP | {"data_factors_table"}) - ({"data_factors", "data_factors_table"} if args.factors else set())

@@ -30,11 +30,10 @@ sys.path.insert(0, str(ROOT))
 import cv2  # noqa: E402
 import dagster as dg  # noqa: E402
 import numpy as np  # noqa: E402
-from dagster_duckdb import DuckDBResource  # noqa: E402
 
 from bench._report import RECORDS, machine, write_records, write_section  # noqa: E402
 from femo_pipeline import demo_data  # noqa: E402
-from femo_pipeline.definitions import defs  # noqa: E402
+from femo_pipeline.definitions import core_resources, defs  # noqa: E402
 from femo_pipeline.resources import FemoStorage  # noqa: E402
 
 SELECTION = ["fer2013_images", "kaggle_face_images", "image_catalog", "data_sources", "emotions", "images"]
@@ -77,7 +76,7 @@ def write_synthetic(root: Path, n: int, seed: int = 2013) -> int:
 def run_once(fer_dir: Path, workers: int) -> tuple[float, dict[str, float]]:
     with tempfile.TemporaryDirectory() as tmp:
         storage = FemoStorage(data_dir=tmp, profile="real", fer2013_dir=str(fer_dir))
-        resources = {**defs.resources, "storage": storage, "duckdb": DuckDBResource(database=str(storage.warehouse_path))}
+        resources = {**defs.resources, **core_resources(storage)}
         assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)]
         start = time.perf_counter()
         result = dg.materialize(

@@ -4,12 +4,12 @@ import hashlib
 import os
 
 import dagster as dg
-import pyarrow.parquet as pq
 
 from femo_pipeline import folders
 from femo_pipeline.assets.facs import facs_page
-from femo_pipeline.assets.ingest import fer2013_images, kaggle_face_images, staging_path
+from femo_pipeline.assets.ingest import fer2013_images, kaggle_face_images
 from femo_pipeline.assets.web import duckduckgo_hits, pixabay_hits
+from femo_pipeline.io_managers import latest_staged
 from femo_pipeline.resources import FemoStorage
 
 # Every job rewrites the warehouse: the tag lets dagster.yaml's run queue keep them from overlapping.
@@ -49,8 +49,10 @@ web_refresh_schedule = dg.build_schedule_from_partitioned_job(
 WATCHED = {"fer2013_images": ("fer2013", True), "kaggle_face_images": ("kaggle", False)}
 
 
-def folder_changes(storage: FemoStorage) -> dict[str, dict[str, int]]:
-    """Per watched source, files in its folder that its staged table lacks (added) or has no more (removed)."""
+def folder_changes(storage: FemoStorage, instance: dg.DagsterInstance) -> dict[str, dict[str, int]]:
+    """Per watched source, files in its folder that the staged table of its asset's latest materialization
+    lacks (added) or has no more (removed). An asset never materialized (or whose staged file was replaced)
+    counts as an empty table: every file is new."""
     changes = {}
     for asset_name, (key, with_splits) in WATCHED.items():
         plan = storage.source_plan(key)
@@ -60,8 +62,11 @@ def folder_changes(storage: FemoStorage) -> dict[str, dict[str, int]]:
             on_disk = {e.rel_path for e in folders.scan_folder(plan.path, with_splits)}
         except folders.FolderLayoutError:
             continue  # the ingest asset reports a wrong layout; the sensor only looks for changes
-        staged_path = staging_path(storage, asset_name)
-        staged = set(pq.read_table(staged_path, columns=["rel_path"]).column(0).to_pylist()) if staged_path.exists() else set()
+        try:
+            table = latest_staged(instance, storage, asset_name)
+        except dg.Failure:
+            table = None
+        staged = set(table.read(["rel_path"]).column(0).to_pylist()) if table is not None else set()
         added, removed = on_disk - staged, staged - on_disk
         if added or removed:
             digest = hashlib.sha256("\n".join(sorted(added) + ["--"] + sorted(removed)).encode()).hexdigest()[:16]
@@ -73,7 +78,7 @@ def folder_changes(storage: FemoStorage) -> dict[str, dict[str, int]]:
            default_status=dg.DefaultSensorStatus.RUNNING)
 def raw_folder_sensor(context: dg.SensorEvaluationContext, storage: FemoStorage) -> dg.SensorResult:
     """Starts folder_ingest when image files appear in (or vanish from) the FER-2013 or Kaggle folder."""
-    changes = folder_changes(storage)
+    changes = folder_changes(storage, context.instance)
     if not changes:
         return dg.SensorResult(skip_reason="no new or removed files in the watched folders")
     key, number = sensor_run_key(changes, context.cursor)

@@ -1,7 +1,6 @@
 """The femo code location: every asset, check, resource, job, schedule and sensor (workspace.yaml and `dg`)."""
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from femo_pipeline import web_sources
 from femo_pipeline.assets import (
@@ -28,9 +27,26 @@ from femo_pipeline.automation import (
     web_refresh_job,
     web_refresh_schedule,
 )
-from femo_pipeline.resources import FacsPageResource, QualityThresholds, WebSearchResource, storage_from_env
+from femo_pipeline.io_managers import STAGED, StagedParquetIOManager
+from femo_pipeline.resources import (
+    FacsPageResource,
+    FemoStorage,
+    QualityThresholds,
+    WarehouseResource,
+    WebSearchResource,
+    storage_from_env,
+)
 
+# Every setting is read from the FEMO_* environment when a run uses it, not here (see FemoStorage).
 storage = storage_from_env()
+
+
+def core_resources(femo_storage: FemoStorage) -> dict:
+    """The resources every femo run needs for one data folder: storage, the warehouse and the staged IO manager.
+    A storage whose data_dir is empty resolves the folder (and so the warehouse) at run time."""
+    database = str(femo_storage.warehouse_path) if femo_storage.data_dir else ""
+    return {"storage": femo_storage, "duckdb": WarehouseResource(database=database),
+            STAGED: StagedParquetIOManager(storage=femo_storage)}
 
 
 def web_resources(pixabay_url: str = web_sources.PIXABAY_URL, ddg_url: str = web_sources.DDG_URL, **politeness) -> dict:
@@ -60,8 +76,7 @@ defs = dg.Definitions(
     schedules=[web_refresh_schedule],
     sensors=[raw_folder_sensor],
     resources={
-        "storage": storage,
-        "duckdb": DuckDBResource(database=str(storage.warehouse_path)),
+        **core_resources(storage),
         "facs_source": FacsPageResource(),  # FEMO_FACS_URL is read at run time
         "quality_thresholds": QualityThresholds(),
         **web_resources(),

@@ -1,11 +1,13 @@
 """Dagster resources: where data lives and which profile runs."""
 
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from femo_pipeline.facs import FACS_URL
@@ -28,27 +30,43 @@ class SourcePlan:
 
 
 class FemoStorage(dg.ConfigurableResource):
-    """Folders femo reads raw data from and writes outputs to, and the data profile (demo or real)."""
+    """Folders femo reads raw data from and writes outputs to, and the data profile (demo or real).
 
-    data_dir: str = Field(default=str(DEFAULT_DATA_DIR), description="Root of every output (gitignored).")
+    A field left empty is read from its FEMO_* environment variable when it is used (at run time, never when the
+    definitions load), so one code location serves every profile and tests set what they need."""
+
+    data_dir: str = Field(default="", description="Root of every output (gitignored); empty: FEMO_DATA_DIR, "
+                                                  "else data/ in the project.")
     profile: str = Field(
-        default="auto",
-        description="'demo' (generated synthetic data), 'real' (paths below), or 'auto': real when any path is set.",
+        default="",
+        description="'demo' (generated synthetic data), 'real' (paths below), or 'auto': real when any path is set; "
+                    "empty: FEMO_PROFILE, else auto.",
     )
-    fer2013_dir: str = Field(default="", description="FER-2013 folder: <root>/<train|test>/<emotion>/*.jpg")
-    kaggle_dir: str = Field(default="", description="Kaggle random-images folder: <root>/<emotion>/*.png")
-    survey_csv: str = Field(default="", description="'Emotions in everyday life' survey CSV")
+    fer2013_dir: str = Field(default="", description="FER-2013 folder: <root>/<train|test>/<emotion>/*.jpg; "
+                                                     "empty: FEMO_FER2013_DIR")
+    kaggle_dir: str = Field(default="", description="Kaggle random-images folder: <root>/<emotion>/*.png; "
+                                                    "empty: FEMO_KAGGLE_DIR")
+    survey_csv: str = Field(default="", description="'Emotions in everyday life' survey CSV; empty: FEMO_SURVEY_CSV")
+
+    def _setting(self, field: str, env: str) -> str:
+        return getattr(self, field) or os.environ.get(env, "")
+
+    def source_setting(self, key: str) -> str:
+        """The configured path of source key ('fer2013', 'kaggle', 'survey'): the field, else its variable."""
+        return self._setting({"fer2013": "fer2013_dir", "kaggle": "kaggle_dir", "survey": "survey_csv"}[key],
+                             SOURCE_ENV[key])
 
     @property
     def root(self) -> Path:
-        return Path(self.data_dir)
+        return Path(self._setting("data_dir", "FEMO_DATA_DIR") or DEFAULT_DATA_DIR)
 
     def resolved_profile(self) -> str:
-        if self.profile not in ("auto", "demo", "real"):
-            raise dg.Failure(f"FEMO_PROFILE must be auto, demo or real, not {self.profile!r}")
-        if self.profile != "auto":
-            return self.profile
-        return "real" if any((self.fer2013_dir, self.kaggle_dir, self.survey_csv)) else "demo"
+        profile = self._setting("profile", "FEMO_PROFILE") or "auto"
+        if profile not in ("auto", "demo", "real"):
+            raise dg.Failure(f"FEMO_PROFILE must be auto, demo or real, not {profile!r}")
+        if profile != "auto":
+            return profile
+        return "real" if any(self.source_setting(k) for k in SOURCE_ENV) else "demo"
 
     @property
     def is_demo(self) -> bool:
@@ -77,21 +95,32 @@ class FemoStorage(dg.ConfigurableResource):
         if self.is_demo:
             demo = {"fer2013": "fer2013", "kaggle": "kaggle", "survey": "survey.csv"}[key]
             return SourcePlan(self.demo_dir / demo, synthetic=True)
-        configured = {"fer2013": self.fer2013_dir, "kaggle": self.kaggle_dir, "survey": self.survey_csv}[key]
+        configured = self.source_setting(key)
         if not configured:
             return SourcePlan(None, synthetic=False, skip_reason=f"real profile and {SOURCE_ENV[key]} is not set")
         return SourcePlan(Path(configured).expanduser(), synthetic=False)
 
 
 def storage_from_env() -> FemoStorage:
-    """FemoStorage configured from FEMO_* environment variables (read when the definitions load)."""
-    return FemoStorage(
-        data_dir=os.environ.get("FEMO_DATA_DIR") or str(DEFAULT_DATA_DIR),
-        profile=os.environ.get("FEMO_PROFILE") or "auto",
-        fer2013_dir=os.environ.get("FEMO_FER2013_DIR", ""),
-        kaggle_dir=os.environ.get("FEMO_KAGGLE_DIR", ""),
-        survey_csv=os.environ.get("FEMO_SURVEY_CSV", ""),
-    )
+    """FemoStorage that reads every setting from the FEMO_* environment variables when used."""
+    return FemoStorage()
+
+
+class WarehouseResource(DuckDBResource):
+    """The DuckDB warehouse: `database` if set, else <data dir>/warehouse/femo.duckdb with the data folder taken
+    from FEMO_DATA_DIR when a connection opens (run time), like FemoStorage."""
+
+    database: str = Field(default="", description="DuckDB file; empty: femo.duckdb under FEMO_DATA_DIR/warehouse "
+                                                  "(else data/warehouse in the project), resolved at run time.")
+
+    def resolved_path(self) -> str:
+        return self.database or str(FemoStorage().warehouse_path)
+
+    @contextlib.contextmanager
+    def get_connection(self):
+        resolved = DuckDBResource(database=self.resolved_path(), connection_config=self.connection_config)
+        with resolved.get_connection() as con:
+            yield con
 
 
 class WebSearchResource(dg.ConfigurableResource):

@@ -7,6 +7,7 @@ transaction, so re-running a load gives the same rows.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 from collections.abc import Iterator
 from importlib import resources
@@ -65,10 +66,46 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f"DROP VIEW IF EXISTS {view}")
         for table in _TABLES_CHILD_FIRST:
             con.execute(f"DROP TABLE IF EXISTS {table}")
-    con.execute(sql_text("schema.sql"))
+    apply_schema(con)
     con.execute(
         "INSERT OR REPLACE INTO warehouse_info VALUES ('schema_version', ?)", [SCHEMA_VERSION]
     )
+
+
+def apply_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """schema.sql (idempotent), then the table, view and column descriptions of comments.sql (a view or table
+    created again loses its comments, so they are applied after every schema run)."""
+    con.execute(sql_text("schema.sql"))
+    con.execute(sql_text("comments.sql"))
+    described = con.execute("SELECT column_name, comment FROM duckdb_columns() WHERE table_name = 'all_images' "
+                            "AND schema_name = 'main'").fetchall()
+    for source in SOURCES.values():  # the per-source views: the columns of all_images, the same descriptions
+        for column, comment in described:
+            text = (comment or "").replace("'", "''")  # COMMENT takes no bound parameter
+            con.execute(f"COMMENT ON COLUMN {source.view}.{column} IS '{text}'")
+
+
+@functools.cache
+def column_docs() -> dict[str, dict]:
+    """Per table and view of the schema: its description and columns (name, type, nullable, key, description),
+    read from an in-memory DuckDB built from schema.sql and comments.sql."""
+    con = duckdb.connect()
+    try:
+        apply_schema(con)
+        keys = {(t, c) for t, cols in con.execute(
+            "SELECT table_name, constraint_column_names FROM duckdb_constraints() WHERE constraint_type = "
+            "'PRIMARY KEY'").fetchall() for c in cols}
+        docs = {name: {"description": comment or "", "columns": []} for name, comment in con.execute(
+            "SELECT table_name, comment FROM duckdb_tables() WHERE schema_name = 'main' UNION ALL "
+            "SELECT view_name, comment FROM duckdb_views() WHERE schema_name = 'main' AND NOT internal").fetchall()}
+        for table, column, dtype, nullable, comment in con.execute(
+                "SELECT table_name, column_name, data_type, is_nullable, comment FROM duckdb_columns() "
+                "WHERE schema_name = 'main' AND NOT internal ORDER BY table_name, column_index").fetchall():
+            docs[table]["columns"].append({"name": column, "type": dtype, "nullable": bool(nullable),
+                                           "primary_key": (table, column) in keys, "description": comment or ""})
+        return docs
+    finally:
+        con.close()
 
 
 def set_info(con: duckdb.DuckDBPyConnection, values: dict[str, str]) -> None:
@@ -123,7 +160,7 @@ def replace_images(con: duckdb.DuckDBPyConnection, catalog: pa.Table | str | Pat
             for child in ("predictions", "human_votes", "face_crops", "balanced_sample", "image_pixels", "images"):
                 con.execute(f"DROP TABLE IF EXISTS {child}")
             con.execute("DELETE FROM quarantined_files")
-            con.execute(sql_text("schema.sql"))
+            apply_schema(con)
             con.execute(f"INSERT INTO images ({cols}) SELECT {select_cols} FROM _catalog WHERE status = 'ok' ORDER BY image_id")
             con.execute("INSERT INTO image_pixels SELECT image_id, content FROM _catalog WHERE status = 'ok'")
             con.execute(

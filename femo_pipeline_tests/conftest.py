@@ -7,10 +7,9 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster_duckdb import DuckDBResource
 
 from femo_pipeline import demo_data
-from femo_pipeline.definitions import all_assets, all_checks, web_resources
+from femo_pipeline.definitions import all_assets, all_checks, core_resources, web_resources
 from femo_pipeline.resources import PROJECT_ROOT, FacsPageResource, FemoStorage, QualityThresholds
 
 SHARED = PROJECT_ROOT.parent / "shared"
@@ -57,20 +56,44 @@ def facs_server():
 
 def resources_for(data_dir: Path, web: dict | None = None, facs_url: str | None = None, **storage_fields) -> dict:
     storage = FemoStorage(data_dir=str(data_dir), **storage_fields)
-    return {"storage": storage, "duckdb": DuckDBResource(database=str(storage.warehouse_path)),
+    return {**core_resources(storage),
             "facs_source": FacsPageResource(url=facs_url or _FACS_SERVER["url"], max_retries=0, timeout=5),
             "quality_thresholds": QualityThresholds(),
             **(web or web_resources(pixabay_url="http://127.0.0.1:9/unused", ddg_url="http://127.0.0.1:9/unused"))}
 
 
+_INSTANCES: dict[Path, dg.DagsterInstance] = {}
+
+
+def instance_for(data_dir: Path) -> dg.DagsterInstance:
+    """One Dagster instance per data folder for the whole test session (as `femo` keeps one per data folder):
+    assets load their upstream's latest materialization from it, so successive materialize calls on the same
+    folder see each other's outputs, and a folder of another test never does."""
+    key = Path(data_dir).resolve()
+    if key not in _INSTANCES:
+        home = key.parent / f".dagster-{key.name}"
+        home.mkdir(parents=True, exist_ok=True)
+        _INSTANCES[key] = dg.DagsterInstance.local_temp(str(home))
+    return _INSTANCES[key]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _dispose_instances():
+    yield
+    for instance in _INSTANCES.values():
+        instance.dispose()
+
+
 def materialize(data_dir: Path, selection=None, run_config=None, raise_on_error: bool = True, web: dict | None = None,
-                facs_url: str | None = None, **storage_fields):
-    """Materialize assets (all by default) in process against a data folder of the test's own.
+                facs_url: str | None = None, instance: dg.DagsterInstance | None = None, **storage_fields):
+    """Materialize assets (all by default) in process against a data folder of the test's own, in the Dagster
+    instance of that folder (instance_for) unless one is given.
 
     Web clients point at a closed local port unless `web` gives resources; with no API key set they skip anyway.
     """
     return dg.materialize(
         [*all_assets, *all_checks],
+        instance=instance or instance_for(data_dir),
         selection=selection,
         partition_key=TODAY if _selects_partitioned(selection) else None,
         resources=resources_for(data_dir, web, facs_url, **storage_fields),
@@ -81,6 +104,8 @@ def materialize(data_dir: Path, selection=None, run_config=None, raise_on_error:
 
 @pytest.fixture(autouse=True)
 def no_api_keys(monkeypatch):
-    """Tests never see a developer's real keys; a test that needs a key sets a fake one."""
-    for name in ("PIXABAY_API_KEY", "RAPIDAPI_KEY"):
+    """Tests never see a developer's real keys or femo settings (FemoStorage reads FEMO_* at run time, so a
+    developer's FEMO_DATA_DIR would otherwise reach a test); a test that needs one sets it."""
+    for name in ("PIXABAY_API_KEY", "RAPIDAPI_KEY", "FEMO_DATA_DIR", "FEMO_PROFILE", "FEMO_FER2013_DIR",
+                 "FEMO_KAGGLE_DIR", "FEMO_SURVEY_CSV"):
         monkeypatch.delenv(name, raising=False)

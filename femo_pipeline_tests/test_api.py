@@ -171,8 +171,10 @@ def test_api_keeps_answering_while_the_pipeline_rebuilds(built, tmp_path):
     thread.start()
     try:
         for _ in range(2):
-            result = materialize(data_dir, selection=["images", "survey_responses", "study_query_results", "erd",
-                                                      "serving_snapshot"])
+            # a new folder is a new Dagster instance: the staged inputs are materialized again, never reused
+            result = materialize(data_dir, selection=["fer2013_images", "kaggle_face_images", "image_catalog",
+                                                      "everyday_emotions_survey", "images", "survey_responses",
+                                                      "study_query_results", "erd", "serving_snapshot"])
             assert result.success
     finally:
         stop.set()

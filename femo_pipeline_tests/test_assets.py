@@ -48,6 +48,9 @@ def test_demo_graph_fills_every_table(demo_run):
     assert reasons["fear/empty_0001.png"] == "empty file (0 bytes)"
     assert _query(data_dir, "SELECT count(*) FROM survey_responses")[0][0] + \
         _query(data_dir, "SELECT count(*) FROM survey_rejected_rows")[0][0] == 300
+    # every column keeps its description, also after the image tables were dropped and made again
+    assert _query(data_dir, "SELECT count(*) FROM duckdb_columns() WHERE schema_name = 'main' AND NOT internal "
+                            "AND coalesce(comment, '') = ''") == [(0,)]
     # every demo output says it is synthetic
     assert _query(data_dir, "SELECT DISTINCT synthetic FROM images") == [(True,)]
     assert _query(data_dir, "SELECT source_key FROM data_sources WHERE synthetic ORDER BY 1") == [("fer2013",), ("kaggle",)]

@@ -9,12 +9,14 @@ import dagster as dg
 
 from femo_pipeline.automation import raw_folder_sensor, sensor_run_key, web_refresh_schedule
 from femo_pipeline.definitions import defs
-from femo_pipeline_tests.conftest import materialize, resources_for
+from femo_pipeline_tests.conftest import instance_for, materialize, resources_for
 from femo_pipeline_tests.test_assets import DEMO_RUN_CONFIG
 
 
 def _evaluate(data_dir, cursor=None, **storage_fields):
-    with dg.build_sensor_context(resources=resources_for(data_dir, **storage_fields), cursor=cursor) as context:
+    """The sensor, in the Dagster instance the test's materializations of this data folder use."""
+    with dg.build_sensor_context(resources=resources_for(data_dir, **storage_fields), cursor=cursor,
+                                 instance=instance_for(data_dir)) as context:
         return raw_folder_sensor(context)
 
 

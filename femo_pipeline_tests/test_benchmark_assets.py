@@ -262,4 +262,4 @@ def test_data_factors_runs_share_images_across_label_sources():
     with pytest.raises(dg.Failure, match="label sources"):
         factors.plan(factors.DataFactorsConfig(label_sources=["imagenet"]), demo=False)
     runs, at_full, width = factors.plan(factors.DataFactorsConfig(), demo=False)
-    assert len(runs) == 10 and at_full == 8 and width == 16
+    assert len(runs) == 10 and at_full == 6 and width == 16

@@ -5,8 +5,6 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 
 from femo_pipeline import catalog
-from femo_pipeline.assets.ingest import staging_path
-from femo_pipeline.resources import FemoStorage
 from femo_pipeline_tests.conftest import materialize
 from femo_pipeline_tests.test_assets import DEMO_RUN_CONFIG
 
@@ -17,9 +15,8 @@ def test_streamed_catalog_equals_the_in_memory_build(tmp_path):
     data_dir = tmp_path / "data"
     config = {"ops": {"demo_source_files": DEMO_RUN_CONFIG["ops"]["demo_source_files"]}}
     assert materialize(data_dir, selection=INGEST, run_config=config, facs_url="http://127.0.0.1:9/").success
-    storage = FemoStorage(data_dir=str(data_dir))
-    paths = {"fer2013": (staging_path(storage, "fer2013_images"), True),
-             "kaggle": (staging_path(storage, "kaggle_face_images"), False)}
+    paths = {"fer2013": (data_dir / "staging" / "fer2013_images.parquet", True),
+             "kaggle": (data_dir / "staging" / "kaggle_face_images.parquet", False)}
     expected = catalog.build_catalog({k: (pq.read_table(p), s) for k, (p, s) in paths.items()})
     out = tmp_path / "catalog.parquet"
     meta = catalog.write_catalog(paths, out, memory_limit="64MB")
@@ -47,5 +44,5 @@ def test_image_catalog_asset_never_loads_the_staged_bytes(tmp_path, monkeypatch)
                        facs_url="http://127.0.0.1:9/").success
     staged = [(s, c) for s, c in read_columns if "staging" in s]
     assert staged and all(c is not None and "content" not in c for _, c in staged)
-    with_bytes = pq.read_table(staging_path(FemoStorage(data_dir=str(data_dir)), "image_catalog"))
+    with_bytes = pq.read_table(data_dir / "staging" / "image_catalog.parquet")
     assert with_bytes.column("content").null_count < with_bytes.num_rows  # the catalog file still has the bytes

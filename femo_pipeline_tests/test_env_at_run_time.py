@@ -50,3 +50,27 @@ def test_facs_page_url_comes_from_the_environment_at_run_time(tmp_path, monkeypa
     result = dg.materialize([*all_assets], selection=["facs_page"], resources=resources)
     assert result.success
     assert result.asset_materializations_for_node("facs_page")[0].metadata["origin"].value == "femo fixture"
+
+
+def test_the_code_location_reads_the_data_folder_and_profile_at_run_time(tmp_path, monkeypatch):
+    """definitions.defs was imported before these variables existed: its run still writes the warehouse and the
+    staged tables under FEMO_DATA_DIR and runs the real profile on FEMO_KAGGLE_DIR."""
+    from femo_pipeline.definitions import defs
+    from femo_pipeline_tests.test_hostile_ingest import face
+
+    source = tmp_path / "kaggle"
+    (source / "anger").mkdir(parents=True)
+    (source / "anger" / "a.png").write_bytes(face(1, ".png", size=48))
+    monkeypatch.setenv("FEMO_DATA_DIR", str(tmp_path / "from-env"))
+    monkeypatch.setenv("FEMO_KAGGLE_DIR", str(source))
+    storage = defs.resources["storage"]
+    assert storage.resolved_profile() == "real" and storage.root == tmp_path / "from-env"
+    job = defs.resolve_implicit_global_asset_job_def()
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = job.execute_in_process(instance=instance, asset_selection=[
+            dg.AssetKey(k) for k in ("kaggle_face_images", "data_sources")])
+    assert result.success
+    assert (tmp_path / "from-env" / "staging" / "kaggle_face_images.parquet").exists()
+    assert (tmp_path / "from-env" / "warehouse" / "femo.duckdb").exists()
+    meta = result.asset_materializations_for_node("kaggle_face_images")[0].metadata
+    assert meta["usable_images"].value == 1 and meta["synthetic"].value is False

@@ -87,7 +87,7 @@ def add_results(con: duckdb.DuckDBPyConnection) -> dict:
 
 def build(data_dir: Path) -> Path:
     """The warehouse assets up to serving_snapshot (no model training), in data_dir."""
-    selection = dg.AssetSelection.assets("serving_snapshot").upstream() \
+    selection = (dg.AssetSelection.assets("serving_snapshot").upstream() - dg.AssetSelection.groups("model")) \
         | dg.AssetSelection.assets("facs_emotion_action_units").upstream()
     assert materialize(data_dir, selection=selection, run_config=DEMO).success
     return data_dir / "serving" / "femo.duckdb"

@@ -144,3 +144,30 @@ def test_pixels_are_stored_uncompressed_for_fast_single_reads(con):
         "SELECT DISTINCT compression FROM pragma_storage_info('image_pixels') WHERE column_name = 'pixels' "
         "AND segment_type = 'BLOB'").fetchall()}
     assert kinds == {"Uncompressed"}
+
+
+def test_every_warehouse_table_view_and_column_is_described():
+    docs = warehouse.column_docs()
+    assert set(docs) == set(warehouse._TABLES_CHILD_FIRST) | set(warehouse._VIEWS)
+    assert [t for t, d in docs.items() if not d["description"]] == []
+    assert [(t, c["name"]) for t, d in docs.items() for c in d["columns"] if not c["description"]] == []
+
+
+def test_each_table_is_shown_with_its_columns_on_the_asset_that_writes_it():
+    """The UI's column schema (with descriptions and keys) comes from the definitions, before any run."""
+    import dagster as dg
+
+    from femo_pipeline.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    shown = {}
+    for key in graph.get_all_asset_keys():
+        meta = graph.get(key).metadata
+        if "dagster/table_name" in meta:
+            shown[meta["dagster/table_name"].split(".")[-1]] = meta["dagster/column_schema"]
+        shown.update({k.removeprefix("columns of "): v for k, v in meta.items() if k.startswith("columns of ")})
+    assert set(warehouse._TABLES_CHILD_FIRST) <= set(shown)
+    images = {c.name: c for c in shown["images"].columns}
+    assert images["id"].constraints.unique and not images["id"].constraints.nullable
+    assert "sha256" in images["content_hash"].description
+    assert all(isinstance(s, dg.TableSchema) and all(c.description for c in s.columns) for s in shown.values())

@@ -30,6 +30,30 @@ def column_schema(schema: pa.Schema, descriptions: dict[str, str] | None = None)
     )
 
 
+def table_schema(table: str) -> dg.TableSchema:
+    """The warehouse table's columns with their types, keys and descriptions (from sql/comments.sql)."""
+    from femo_pipeline.warehouse import column_docs
+
+    return dg.TableSchema(columns=[
+        dg.TableColumn(c["name"], c["type"], description=c["description"] or None,
+                       constraints=dg.TableColumnConstraints(nullable=c["nullable"], unique=c["primary_key"]))
+        for c in column_docs()[table]["columns"]])
+
+
+def warehouse_tables(*tables: str) -> dict:
+    """Definition metadata of an asset that writes these warehouse tables (the first is its main table): the
+    column schema with descriptions, the table name, and the other tables' schemas. Shown in the UI before any
+    run."""
+    from femo_pipeline.warehouse import column_docs
+
+    docs = column_docs()
+    meta = {"dagster/column_schema": table_schema(tables[0]), "dagster/table_name": f"main.{tables[0]}",
+            "warehouse_tables": dg.MetadataValue.md("\n".join(
+                f"- `{t}`: {docs[t]['description']}" for t in tables))}
+    meta.update({f"columns of {t}": table_schema(t) for t in tables[1:]})
+    return meta
+
+
 def png_md(path: Path, caption: str = "") -> dg.MetadataValue:
     """A PNG shown inline in the Dagster UI (Markdown with a data URI)."""
     data = base64.b64encode(Path(path).read_bytes()).decode()

@@ -6,27 +6,32 @@ import duckdb
 
 from femo_pipeline import catalog
 from femo_pipeline.assets._meta import column_schema, md_table
-from femo_pipeline.assets.ingest import fer2013_images, kaggle_face_images, staging_path
-from femo_pipeline.assets.web import duckduckgo_images, pixabay_images
+from femo_pipeline.io_managers import ALLOW_MISSING, STAGED, StagedTable, incoming_path
 from femo_pipeline.resources import FemoStorage
 
-# staged asset name -> source key (every one stages a folders.SCHEMA table)
+# upstream asset (its staged table of files, folders.SCHEMA) -> source key
 STAGED_SOURCES = {"fer2013_images": "fer2013", "kaggle_face_images": "kaggle", "pixabay_images": "pixabay",
                   "duckduckgo_images": "ddg"}
 
 
-@dg.asset(group_name="faces", kinds={"python", "duckdb", "parquet"}, deps=[fer2013_images, kaggle_face_images, pixabay_images, duckduckgo_images])
-def image_catalog(context: dg.AssetExecutionContext, storage: FemoStorage) -> dg.MaterializeResult:
-    """One row per image file: source, emotion, split, size, format, colour space, hash, duplicates, status."""
+@dg.asset(group_name="faces", kinds={"python", "duckdb", "parquet"}, io_manager_key=STAGED,
+          ins={name: dg.AssetIn(metadata={ALLOW_MISSING: True}) for name in STAGED_SOURCES})
+def image_catalog(context: dg.AssetExecutionContext, storage: FemoStorage, fer2013_images, kaggle_face_images,
+                  pixabay_images, duckduckgo_images) -> dg.Output:
+    """One row per image file: source, emotion, split, size, format, colour space, hash, duplicates, status.
+    A source asset never materialized in this instance is left out (with a warning and in the metadata)."""
+    staged = {"fer2013_images": fer2013_images, "kaggle_face_images": kaggle_face_images,
+              "pixabay_images": pixabay_images["files"] if pixabay_images else None,
+              "duckduckgo_images": duckduckgo_images["files"] if duckduckgo_images else None}
     per_source, missing = {}, []
     for asset_name, key in STAGED_SOURCES.items():
-        if not staging_path(storage, asset_name).exists():
+        if staged[asset_name] is None:
             missing.append(asset_name)
             context.log.warning(f"{asset_name} was never materialized: its source is left out of the catalog")
             continue
         synthetic = key in ("fer2013", "kaggle") and storage.source_plan(key).synthetic
-        per_source[key] = (staging_path(storage, asset_name), synthetic)
-    out = staging_path(storage, "image_catalog")
+        per_source[key] = (staged[asset_name].path, synthetic)
+    out = incoming_path(storage)
     try:  # the file bytes go from the staged files to the catalog file through DuckDB, never all in memory
         table = catalog.write_catalog(per_source, out)
     except catalog.CatalogError as exc:
@@ -46,8 +51,7 @@ def image_catalog(context: dg.AssetExecutionContext, storage: FemoStorage) -> dg
         "SELECT source_key, reason, count(*) AS files FROM catalog WHERE status <> 'ok' GROUP BY ALL ORDER BY ALL"
     ).df()
     context.log.info(f"catalog: {table.num_rows} files; duplicates: {dupes}")
-    return dg.MaterializeResult(metadata={
-        "dagster/row_count": table.num_rows,
+    return dg.Output(StagedTable(out, table.num_rows), metadata={
         "dagster/column_schema": column_schema(table.schema),
         "files_by_source_and_status": md_table(by_source),
         "images_by_emotion": md_table(by_emotion),
@@ -55,5 +59,4 @@ def image_catalog(context: dg.AssetExecutionContext, storage: FemoStorage) -> dg
         "duplicates": dg.MetadataValue.json(dupes),
         "synthetic_sources": [k for k, (_, synth) in per_source.items() if synth],
         "sources_never_materialized": missing,
-        "catalog_file": dg.MetadataValue.path(str(out)),
     })

@@ -2,16 +2,15 @@
 
 import dagster as dg
 import duckdb as duckdb_lib
-import pyarrow.parquet as pq
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from femo_pipeline import benchmark, quality
 from femo_pipeline.assets.catalog import image_catalog
 from femo_pipeline.assets.faces import balanced_sample
-from femo_pipeline.assets.ingest import staging_path
 from femo_pipeline.assets.model_evaluation import model_evaluation
 from femo_pipeline.assets.warehouse import images
+from femo_pipeline.io_managers import StagedTable
 from femo_pipeline.resources import FemoStorage, QualityThresholds
 
 WARN = dg.AssetCheckSeverity.WARN
@@ -53,10 +52,10 @@ def images_class_balance(duckdb: DuckDBResource, quality_thresholds: QualityThre
 
 
 @dg.asset_check(asset=image_catalog)
-def catalog_quarantine_share(storage: FemoStorage, quality_thresholds: QualityThresholds) -> dg.AssetCheckResult:
+def catalog_quarantine_share(image_catalog: StagedTable, quality_thresholds: QualityThresholds) -> dg.AssetCheckResult:
     """WARN: at most max_quarantine_share of the files are quarantined."""
     con = duckdb_lib.connect()
-    con.register("c", pq.read_table(staging_path(storage, "image_catalog"), columns=["status"]))
+    con.register("c", image_catalog.read(["status"]))
     return _result(quality.quarantine_share(con, "c", quality_thresholds.max_quarantine_share), WARN)
 
 

@@ -14,7 +14,7 @@ from femo_pipeline import benchmark, evaluation, modeldata
 from femo_pipeline import model as femo_model
 from femo_pipeline import warehouse as wh
 from femo_pipeline.assets._bench import FER2013, KAGGLE, MODEL_WRITER, read_images, training_fingerprint
-from femo_pipeline.assets._meta import md_table
+from femo_pipeline.assets._meta import md_table, warehouse_tables
 from femo_pipeline.resources import FemoStorage
 from femo_pipeline.vocab import EMOTIONS
 
@@ -72,7 +72,8 @@ def _run(kind: str, reader: str, sha: str, origin: str, caveat: str, **extra) ->
             "caveat": caveat, **extra}
 
 
-@dg.asset(deps=["images"], kinds={"keras", "duckdb"}, **MODEL_WRITER)
+@dg.asset(deps=["images"], kinds={"keras", "duckdb"}, metadata=warehouse_tables("predictions", "model_runs"),
+          **MODEL_WRITER)
 def contender_predictions(context: dg.AssetExecutionContext, config: ContenderConfig, duckdb: DuckDBResource,
                           storage: FemoStorage) -> dg.MaterializeResult:
     """Public models on the same images -> predictions: fer mini-Xception, DeepFace when available, majority class."""

@@ -7,15 +7,14 @@ from concurrent.futures import ProcessPoolExecutor
 import dagster as dg
 import duckdb as duckdb_lib
 import pandas as pd
-import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from femo_pipeline import faces, imaging, sampling, warehouse
-from femo_pipeline.assets._meta import md_table
-from femo_pipeline.assets.ingest import staging_path
+from femo_pipeline.assets._meta import md_table, warehouse_tables
 from femo_pipeline.assets.warehouse import WRITER, images
-from femo_pipeline.files import write_bytes_atomic, write_parquet_atomic
+from femo_pipeline.files import write_bytes_atomic
+from femo_pipeline.io_managers import StagedTable
 from femo_pipeline.resources import PROJECT_ROOT, FemoStorage
 from femo_pipeline.vocab import EMOTIONS, SOURCES
 
@@ -34,18 +33,14 @@ class FaceCropConfig(dg.Config):
     workers: int = Field(default=0, description="Processes (0: one per CPU core).")
 
 
-def _arrow(frame: pd.DataFrame) -> pa.Table:
-    return pa.Table.from_pandas(frame, preserve_index=False)
-
-
 def _crop_one(args):
     data, params = args
     return faces.face_crop(data, params)
 
 
-@dg.asset(kinds={"opencv"}, deps=["image_catalog"], group_name=GROUP)
-def face_detections(context: dg.AssetExecutionContext, config: FaceCropConfig,
-                    storage: FemoStorage) -> dg.Output[pd.DataFrame]:
+@dg.asset(kinds={"opencv"}, group_name=GROUP)
+def face_detections(context: dg.AssetExecutionContext, config: FaceCropConfig, storage: FemoStorage,
+                    image_catalog: StagedTable) -> dg.Output[pd.DataFrame]:
     """Largest face of each web/Kaggle image (Haar cascade), cropped to data/faces/; no-face images kept with the reason.
 
     Detection takes minutes on large sets and touches no database, so it runs without the duckdb pool; the
@@ -59,7 +54,7 @@ def face_detections(context: dg.AssetExecutionContext, config: FaceCropConfig,
     rows = catalog.execute(
         "SELECT image_id, source_key, emotion_id, content FROM read_parquet(?) "
         "WHERE status = 'ok' AND list_contains(?, source_key) ORDER BY image_id",
-        [str(staging_path(storage, "image_catalog")), config.sources],
+        [str(image_catalog.path), config.sources],
     ).fetchall()
     context.log.info(f"face_crops: {len(rows)} images from {config.sources}")
     start = time.perf_counter()
@@ -93,7 +88,7 @@ def face_detections(context: dg.AssetExecutionContext, config: FaceCropConfig,
     })
 
 
-@dg.asset(kinds={"duckdb"}, deps=[images], **FACE_WRITER)
+@dg.asset(kinds={"duckdb"}, deps=[images], metadata=warehouse_tables("face_crops"), **FACE_WRITER)
 def face_crops(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
                face_detections: pd.DataFrame) -> dg.MaterializeResult:
     """The face detections as the warehouse table face_crops (the duckdb pool is held only for this write)."""
@@ -117,7 +112,8 @@ class SampleConfig(dg.Config):
     exclude_csv: str = Field(default=str(PROJECT_ROOT / "data" / "curation" / "exclude.csv"), description="Exclude list.")
 
 
-@dg.asset(kinds={"python", "duckdb"}, deps=[images, face_crops], **FACE_WRITER)
+@dg.asset(kinds={"python", "duckdb"}, deps=[images, face_crops], metadata=warehouse_tables("balanced_sample"),
+          **FACE_WRITER)
 def balanced_sample(context: dg.AssetExecutionContext, config: SampleConfig, duckdb: DuckDBResource,
                     storage: FemoStorage) -> dg.MaterializeResult:
     """A seeded sample of N images per emotion per source, after the committed relabel/exclude lists."""
@@ -140,7 +136,6 @@ def balanced_sample(context: dg.AssetExecutionContext, config: SampleConfig, duc
         sample = sample.assign(seed=config.seed)[
             ["image_id", "source_id", "emotion_id", "original_emotion_id", "relabelled", "seed"]]
         count = warehouse.replace_rows(con, "balanced_sample", sample)
-    write_parquet_atomic(_arrow(sample), storage.path("staging", "balanced_sample.parquet"))
     counts = sample.groupby(["source_id", "emotion_id"]).size().unstack(fill_value=0)
     short = [f"{s}/{EMOTIONS[e]}: {n}" for (s, e), n in sample.groupby(["source_id", "emotion_id"]).size().items()
              if n < config.per_class]

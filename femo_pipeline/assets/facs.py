@@ -4,13 +4,13 @@ import datetime as dt
 
 import dagster as dg
 import pyarrow as pa
-import pyarrow.parquet as pq
 from dagster_duckdb import DuckDBResource
 
 from femo_pipeline import facs, imaging, warehouse
-from femo_pipeline.assets._meta import md_table
+from femo_pipeline.assets._meta import md_table, warehouse_tables
 from femo_pipeline.assets.warehouse import WRITER, emotions
-from femo_pipeline.files import write_parquet_atomic, write_text_atomic
+from femo_pipeline.files import write_text_atomic
+from femo_pipeline.io_managers import STAGED
 from femo_pipeline.resources import FacsPageResource, FemoStorage
 from femo_pipeline.webclient import WebError
 
@@ -61,38 +61,38 @@ def facs_page(context: dg.AssetExecutionContext, facs_source: FacsPageResource, 
     })
 
 
-@dg.asset(kinds={"duckdb"}, deps=[facs_page, emotions], **{**WRITER, "group_name": GROUP})
+@dg.asset(kinds={"duckdb"}, deps=[facs_page, emotions], io_manager_key=STAGED,
+          metadata=warehouse_tables("facs_single_units"), **{**WRITER, "group_name": GROUP})
 def facs_action_units(context: dg.AssetExecutionContext, facs_source: FacsPageResource, duckdb: DuckDBResource,
-                      storage: FemoStorage) -> dg.MaterializeResult:
-    """The page's action-unit table (number, description, muscle, example gif) in facs_single_units."""
+                      storage: FemoStorage) -> dg.Output:
+    """The page's action-unit table (number, description, muscle, example gif) in facs_single_units; the parse's
+    links and units are staged for facs_emotion_action_units."""
     html = storage.path("raw", "facs", "facs-latest.html").read_text()
     try:
         tables = facs.parse_facs_page(html, base_url=_base_url(facs_source, storage))
     except facs.FacsParseError as exc:
         raise dg.Failure(description=f"FACS page not parsed, warehouse tables left as they were: {exc}") from exc
-    write_parquet_atomic(pa.Table.from_pandas(tables.links, preserve_index=False),
-                         storage.path("staging", "facs_links.parquet"))
-    write_parquet_atomic(pa.table({"action_unit": [int(u) for u in tables.units["action_unit"]]}),
-                         storage.path("staging", "facs_units.parquet"))
     with duckdb.get_connection() as con:
         warehouse.ensure_schema(con)
         count = warehouse.replace_facs_units(con, tables.units)
     for reason in tables.skipped:
         context.log.warning(f"FACS row skipped: {reason}")
-    return dg.MaterializeResult(metadata={
-        "dagster/row_count": count, "parsed_units": len(tables.units), "skipped_rows": tables.skipped,
+    staged = {"links": pa.Table.from_pandas(tables.links, preserve_index=False),
+              "units": pa.table({"action_unit": [int(u) for u in tables.units["action_unit"]]})}
+    return dg.Output(staged, metadata={
+        "units_in_warehouse": count, "parsed_units": len(tables.units), "skipped_rows": tables.skipped,
         "preview": md_table(tables.units, 40),
     })
 
 
-@dg.asset(kinds={"duckdb"}, deps=[facs_action_units], **{**WRITER, "group_name": GROUP})
+@dg.asset(kinds={"duckdb"}, metadata=warehouse_tables("facs_emotions_units"), **{**WRITER, "group_name": GROUP})
 def facs_emotion_action_units(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
-                              storage: FemoStorage) -> dg.MaterializeResult:
+                              facs_action_units: dict) -> dg.MaterializeResult:
     """The page's emotion -> action-unit links in facs_emotions_units; units gone from the page are removed."""
-    links = pq.read_table(storage.path("staging", "facs_links.parquet")).to_pandas()
+    links = facs_action_units["links"].to_pandas()
     # the units of the same parse: units that vanished from the page are deleted once the new links no longer
     # need them, so both tables equal the last good parse (DuckDB refuses to delete a referenced unit earlier)
-    units = pq.read_table(storage.path("staging", "facs_units.parquet")).column("action_unit").to_pylist()
+    units = facs_action_units["units"].read(["action_unit"]).column("action_unit").to_pylist()
     with duckdb.get_connection() as con:
         count = warehouse.replace_facs_links(con, links, units)
         most = con.execute(warehouse.study_queries()["emotion_with_most_action_units"]).df()

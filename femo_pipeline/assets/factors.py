@@ -13,7 +13,7 @@ from femo_pipeline import human_baseline as hb
 from femo_pipeline import model as femo_model
 from femo_pipeline import warehouse as wh
 from femo_pipeline.assets._bench import GROUP, MODEL_WRITER, skipped
-from femo_pipeline.assets._meta import md_table, png_md
+from femo_pipeline.assets._meta import md_table, png_md, warehouse_tables
 from femo_pipeline.resources import FemoStorage
 
 
@@ -24,14 +24,14 @@ class DataFactorsConfig(dg.Config):
         "less those nobody voted an emotion for); ferplus_votes: the vote distributions as soft targets."))
     duplicates_at: list[float] = Field(default=[1.0], description="Fractions also trained without duplicate and "
                                                                    "conflicting images (quality of the data).")
-    epochs_at_full: float = Field(default=8.0, description=(
+    epochs_at_full: float = Field(default=6.0, description=(
         "Training images each run sees, in epochs of the whole of Training: a run on a share f trains "
         "epochs_at_full / f epochs, so every run gets the same compute and a whole warm-up + cosine schedule."))
     batch_size: int = Field(default=128, description="Batch of every run (smaller only where a subset is tiny).")
     width: int = Field(default=16, description="Filters of the first block (femo's recipe, narrower).")
-    budget_minutes: float = Field(default=75.0, description=(
-        "Safety cap on the training time of all runs, shared equally (the default plan takes about 50 min on 2 "
-        "idle cores); a run stopped by it is marked cut_by_budget: its schedule did not finish."))
+    budget_minutes: float = Field(default=90.0, description=(
+        "Safety cap on the training time of all runs, shared equally (the default plan takes under an hour on 2 "
+        "cores); a run stopped by it is marked cut_by_budget: its schedule did not finish."))
     tiny_in_demo: bool = Field(default=True, description="Demo profile: 1 epoch at full, width 8, 0.5 and 1.0 only.")
     seed: int = Field(default=2013, description="Seed of the subsets and of training.")
 
@@ -155,7 +155,7 @@ def shown(results: pd.DataFrame) -> pd.DataFrame:
     return results.drop(columns=["ci_low", "ci_high"]).assign(accuracy=text)
 
 
-@dg.asset(kinds={"duckdb"}, **MODEL_WRITER)
+@dg.asset(kinds={"duckdb"}, metadata=warehouse_tables("data_factors"), **MODEL_WRITER)
 def data_factors_table(context: dg.AssetExecutionContext, data_factors: pd.DataFrame, duckdb: DuckDBResource,
                        storage: FemoStorage) -> dg.MaterializeResult:
     """data_factors' results as the warehouse table `data_factors` (replaced whole; a short pooled write)."""

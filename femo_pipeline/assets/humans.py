@@ -13,7 +13,7 @@ from femo_pipeline import ferplus_map
 from femo_pipeline import human_baseline as hb
 from femo_pipeline import warehouse as wh
 from femo_pipeline.assets._bench import FER2013, GROUP, MODEL_WRITER, latest_metadata, read_images, skipped
-from femo_pipeline.assets._meta import md_table
+from femo_pipeline.assets._meta import md_table, warehouse_tables
 from femo_pipeline.files import write_text_atomic
 from femo_pipeline.resources import PROJECT_ROOT, FemoStorage
 from femo_pipeline.vocab import EMOTIONS
@@ -67,7 +67,7 @@ def fer2013new_csv(context: dg.AssetExecutionContext, config: Fer2013NewConfig, 
                                           "origin": origin, "bytes": len(data)})
 
 
-@dg.asset(deps=["images", fer2013new_csv], kinds={"duckdb"}, **MODEL_WRITER)
+@dg.asset(deps=["images", fer2013new_csv], kinds={"duckdb"}, metadata=warehouse_tables("human_votes"), **MODEL_WRITER)
 def human_votes(context: dg.AssetExecutionContext, duckdb: DuckDBResource, storage: FemoStorage) -> dg.MaterializeResult:
     """FER+ votes per FER-2013 image in the warehouse, joined by content hash (demo: drawn, marked synthetic)."""
     raw = latest_metadata(context, "fer2013new_csv") or {}

@@ -11,7 +11,8 @@ from pydantic import Field
 
 from femo_pipeline import demo_data, folders, imaging, survey
 from femo_pipeline.assets._meta import column_schema, md_table
-from femo_pipeline.files import atomic_path, write_parquet_atomic
+from femo_pipeline.files import atomic_path
+from femo_pipeline.io_managers import STAGED, StagedTable, incoming_path
 from femo_pipeline.resources import FemoStorage
 
 GROUP = "ingest"
@@ -51,21 +52,16 @@ class FolderIngestConfig(dg.Config):
                           description="Images whose shorter side is under this many pixels are quarantined.")
 
 
-def staging_path(storage: FemoStorage, asset_name: str):
-    return storage.path("staging", f"{asset_name}.parquet")
-
-
 def ingest_folder(
     context: dg.AssetExecutionContext, storage: FemoStorage, config: FolderIngestConfig, source_key: str, with_splits: bool
-) -> dg.MaterializeResult:
-    """Scan, inspect and stage one labelled folder source; shared by the folder ingest assets."""
+) -> dg.Output:
+    """Scan, inspect and stage one labelled folder source; shared by the folder ingest assets. The table (one row
+    per file, with its bytes) is streamed to a staging file that the staged IO manager moves into place."""
     asset_name = context.asset_key.path[-1]
-    out = staging_path(storage, asset_name)
     plan = storage.source_plan(source_key)
     if plan.path is None:
-        write_parquet_atomic(folders.SCHEMA.empty_table(), out)
         context.log.warning(f"{asset_name} skipped: {plan.skip_reason}")
-        return dg.MaterializeResult(metadata={"skipped": plan.skip_reason, "dagster/row_count": 0})
+        return dg.Output(folders.SCHEMA.empty_table(), metadata={"skipped": plan.skip_reason, "synthetic": False})
     try:
         entries = folders.scan_folder(plan.path, with_splits=with_splits)
     except folders.FolderLayoutError as exc:
@@ -78,6 +74,7 @@ def ingest_folder(
     start = time.perf_counter()
     # parts go to the Parquet file as they come, so the run never holds every file's bytes at once
     compression = {f.name: ("none" if pa.types.is_binary(f.type) else "zstd") for f in folders.SCHEMA}
+    out = incoming_path(storage)
     with atomic_path(out) as tmp, pq.ParquetWriter(tmp, folders.SCHEMA, compression=compression) as writer:
         table = folders.inspect_folder(
             plan.path, entries, workers=config.workers or None, max_pixels=config.max_pixels,
@@ -92,8 +89,7 @@ def ingest_folder(
         .reset_index()
     )
     quarantined = frame[frame["status"] != imaging.OK][["rel_path", "reason"]]
-    return dg.MaterializeResult(metadata={
-        "dagster/row_count": len(frame),
+    return dg.Output(StagedTable(out, len(frame)), metadata={
         "dagster/column_schema": column_schema(folders.SCHEMA),
         "source_folder": dg.MetadataValue.path(str(plan.path)),
         "synthetic": plan.synthetic,
@@ -103,29 +99,27 @@ def ingest_folder(
         "images_per_emotion_and_split": md_table(counts),
         "quarantined_files": md_table(quarantined),
         "color_spaces": dg.MetadataValue.json(ok["color_space"].value_counts().to_dict()),
-        "staged_file": dg.MetadataValue.path(str(out)),
         "inspect_seconds": round(seconds, 2),
         "files_per_second": round(len(frame) / max(seconds, 1e-9)),
     })
 
 
-@dg.asset(group_name=GROUP, kinds={"python", "parquet"}, deps=[demo_source_files])
-def fer2013_images(context: dg.AssetExecutionContext, config: FolderIngestConfig, storage: FemoStorage) -> dg.MaterializeResult:
+@dg.asset(group_name=GROUP, kinds={"python", "parquet"}, deps=[demo_source_files], io_manager_key=STAGED)
+def fer2013_images(context: dg.AssetExecutionContext, config: FolderIngestConfig, storage: FemoStorage) -> dg.Output:
     """FER-2013 image files (train/test/<emotion>) read, inspected and staged with their bytes."""
     return ingest_folder(context, storage, config, "fer2013", with_splits=True)
 
 
-@dg.asset(group_name=GROUP, kinds={"python", "parquet"}, deps=[demo_source_files])
-def kaggle_face_images(context: dg.AssetExecutionContext, config: FolderIngestConfig, storage: FemoStorage) -> dg.MaterializeResult:
+@dg.asset(group_name=GROUP, kinds={"python", "parquet"}, deps=[demo_source_files], io_manager_key=STAGED)
+def kaggle_face_images(context: dg.AssetExecutionContext, config: FolderIngestConfig, storage: FemoStorage) -> dg.Output:
     """Kaggle 'random images for face emotion recognition' files (<emotion>/) read, inspected and staged."""
     return ingest_folder(context, storage, config, "kaggle", with_splits=False)
 
 
-@dg.asset(group_name=GROUP, kinds={"python", "parquet"}, deps=[demo_source_files])
-def everyday_emotions_survey(context: dg.AssetExecutionContext, storage: FemoStorage) -> dg.MaterializeResult:
-    """'Emotions in everyday life' survey answers (Trampe et al. 2015), coerced to numbers with bad rows set aside."""
-    out = storage.path("staging", "everyday_emotions_survey.parquet")
-    rejected_out = storage.path("staging", "everyday_emotions_survey_rejected.parquet")
+@dg.asset(group_name=GROUP, kinds={"python", "parquet"}, deps=[demo_source_files], io_manager_key=STAGED)
+def everyday_emotions_survey(context: dg.AssetExecutionContext, storage: FemoStorage) -> dg.Output:
+    """'Emotions in everyday life' survey answers (Trampe et al. 2015), coerced to numbers with bad rows set aside
+    (two staged tables: responses, rejected)."""
     plan = storage.source_plan("survey")
     if plan.path is None:
         cleaned = survey.CleanSurvey(
@@ -141,10 +135,9 @@ def everyday_emotions_survey(context: dg.AssetExecutionContext, storage: FemoSto
             raise dg.Failure(description=str(exc)) from exc
         context.log.info(f"survey: {cleaned.stats}")
     responses = pa.Table.from_pandas(cleaned.responses, preserve_index=False)
-    write_parquet_atomic(responses, out)
-    write_parquet_atomic(pa.Table.from_pandas(cleaned.rejected, preserve_index=False), rejected_out)
-    return dg.MaterializeResult(metadata={
-        "dagster/row_count": len(cleaned.responses),
+    rejected = pa.Table.from_pandas(cleaned.rejected, preserve_index=False)
+    return dg.Output({"responses": responses, "rejected": rejected}, metadata={
+        "responses": len(cleaned.responses),
         "dagster/column_schema": column_schema(responses.schema),
         "synthetic": plan.synthetic,
         "source_csv": dg.MetadataValue.path(str(plan.path)) if plan.path else "none",
@@ -152,10 +145,3 @@ def everyday_emotions_survey(context: dg.AssetExecutionContext, storage: FemoSto
         "preview": md_table(cleaned.responses, 10),
         "rejected_rows_preview": md_table(cleaned.rejected, 20),
     })
-
-
-def read_staged(storage: FemoStorage, asset_name: str) -> pa.Table:
-    path = staging_path(storage, asset_name)
-    if not path.exists():
-        raise dg.Failure(description=f"{path} is missing: materialize {asset_name} first")
-    return pq.read_table(path)

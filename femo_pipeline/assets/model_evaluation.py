@@ -21,7 +21,7 @@ from femo_pipeline.assets._bench import (
     read_images,
     training_fingerprint,
 )
-from femo_pipeline.assets._meta import md_table, png_md
+from femo_pipeline.assets._meta import md_table, png_md, warehouse_tables
 from femo_pipeline.assets.model_training import emotion_model
 from femo_pipeline.resources import FemoStorage
 
@@ -78,7 +78,8 @@ def predict_images(path: str, frame: pd.DataFrame, flip_tta: bool) -> np.ndarray
     return femo_model.predict(net, modeldata.stack(list(frame["pixels"]), size), flip_tta=flip_tta)
 
 
-@dg.asset(deps=[emotion_model, "images"], kinds={"keras", "duckdb"}, **MODEL_WRITER)
+@dg.asset(deps=[emotion_model, "images"], kinds={"keras", "duckdb"},
+          metadata=warehouse_tables("predictions", "model_runs"), **MODEL_WRITER)
 def model_evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig, duckdb: DuckDBResource,
                      storage: FemoStorage) -> dg.MaterializeResult:
     """femo's CNN (trained in this lineage and/or shipped) on FER-2013 test and Kaggle images -> predictions."""

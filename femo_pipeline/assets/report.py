@@ -12,7 +12,7 @@ from pydantic import Field
 from femo_pipeline import benchmark, fair
 from femo_pipeline import warehouse as wh
 from femo_pipeline.assets._bench import FER2013, MODEL_WRITER, json_value, latest_metadata, read_images, skipped
-from femo_pipeline.assets._meta import md_table, png_md
+from femo_pipeline.assets._meta import md_table, png_md, warehouse_tables
 from femo_pipeline.assets.contenders import contender_predictions
 from femo_pipeline.assets.factors import data_factors_table
 from femo_pipeline.assets.humans import human_votes
@@ -45,7 +45,9 @@ def lineage_runs(context, con, synthetic_profile: bool) -> tuple[pd.DataFrame, d
     return runs[~wrong].reset_index(drop=True), refused
 
 
-@dg.asset(deps=[model_evaluation, contender_predictions, human_votes, data_factors_table], kinds={"markdown", "json", "duckdb"},
+@dg.asset(deps=[model_evaluation, contender_predictions, human_votes, data_factors_table],
+          kinds={"markdown", "json", "duckdb"},
+          metadata=warehouse_tables("verdicts", "benchmark_scores", "verdicts_per_class", "disagreements"),
           **MODEL_WRITER)
 def benchmark_report(context: dg.AssetExecutionContext, config: ReportConfig, duckdb: DuckDBResource,
                      storage: FemoStorage) -> dg.MaterializeResult:

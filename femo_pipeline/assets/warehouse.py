@@ -2,15 +2,13 @@
 
 
 import dagster as dg
-import pyarrow.parquet as pq
 from dagster_duckdb import DuckDBResource
 
 from femo_pipeline import erd as erd_lib
 from femo_pipeline import warehouse
-from femo_pipeline.assets._meta import md_table, png_md
-from femo_pipeline.assets.catalog import image_catalog
-from femo_pipeline.assets.ingest import everyday_emotions_survey, staging_path
+from femo_pipeline.assets._meta import md_table, png_md, warehouse_tables
 from femo_pipeline.files import write_text_atomic
+from femo_pipeline.io_managers import StagedTable
 from femo_pipeline.resources import FemoStorage
 from femo_pipeline.vocab import SOURCES
 
@@ -19,7 +17,7 @@ GROUP = "warehouse"
 WRITER = dict(group_name=GROUP, pool="duckdb", op_tags={"femo/writer": "duckdb"})
 
 
-@dg.asset(kinds={"duckdb"}, **WRITER)
+@dg.asset(kinds={"duckdb"}, metadata=warehouse_tables("data_sources", "warehouse_info"), **WRITER)
 def data_sources(context: dg.AssetExecutionContext, duckdb: DuckDBResource, storage: FemoStorage) -> dg.MaterializeResult:
     """The four image sources (study ids 1-4), marked synthetic when the demo profile generated them."""
     synthetic = {key for key in ("fer2013", "kaggle") if storage.source_plan(key).synthetic}
@@ -30,7 +28,7 @@ def data_sources(context: dg.AssetExecutionContext, duckdb: DuckDBResource, stor
     return dg.MaterializeResult(metadata={"dagster/row_count": len(frame), "preview": md_table(frame)})
 
 
-@dg.asset(kinds={"duckdb"}, **WRITER)
+@dg.asset(kinds={"duckdb"}, metadata=warehouse_tables("emotions"), **WRITER)
 def emotions(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     """The emotion vocabulary with the study's ids (0 Anger ... 7 Contempt); view emotions_ids keeps its name."""
     with duckdb.get_connection() as con:
@@ -39,35 +37,30 @@ def emotions(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.Ma
     return dg.MaterializeResult(metadata={"dagster/row_count": len(frame), "preview": md_table(frame)})
 
 
-@dg.asset(kinds={"duckdb"}, deps=[image_catalog, data_sources, emotions], **WRITER)
-def images(context: dg.AssetExecutionContext, duckdb: DuckDBResource, storage: FemoStorage) -> dg.MaterializeResult:
+@dg.asset(kinds={"duckdb"}, deps=[data_sources, emotions],
+          metadata=warehouse_tables("images", "image_pixels", "quarantined_files", "all_images"), **WRITER)
+def images(context: dg.AssetExecutionContext, duckdb: DuckDBResource, image_catalog: StagedTable) -> dg.MaterializeResult:
     """Usable images (metadata + file bytes in image_pixels) and quarantined files, with per-source study views."""
-    path = staging_path(storage, "image_catalog")
-    if not path.exists():
-        raise dg.Failure(description=f"{path} is missing: materialize image_catalog first")
     with duckdb.get_connection() as con:
         warehouse.ensure_schema(con)
-        counts = warehouse.replace_images(con, path)
+        counts = warehouse.replace_images(con, image_catalog.path)
         per_view = {s.view: con.execute(f"SELECT count(*) FROM {s.view}").fetchone()[0] for s in SOURCES.values()}
         per_emotion = con.execute(warehouse.study_queries()["images_per_emotion"]).df()
-        schema = con.execute("DESCRIBE images").df()
     context.log.info(f"warehouse images: {counts}; views: {per_view}")
     return dg.MaterializeResult(metadata={
         "dagster/row_count": counts["images"],
-        "dagster/column_schema": dg.TableSchema(
-            columns=[dg.TableColumn(r.column_name, r.column_type) for r in schema.itertuples()]
-        ),
         **{f"rows_{k}": v for k, v in counts.items()},
         "rows_per_view": dg.MetadataValue.json(per_view),
         "images_per_emotion (study query)": md_table(per_emotion),
     })
 
 
-@dg.asset(kinds={"duckdb"}, deps=[everyday_emotions_survey], **WRITER)
-def survey_responses(context: dg.AssetExecutionContext, duckdb: DuckDBResource, storage: FemoStorage) -> dg.MaterializeResult:
+@dg.asset(kinds={"duckdb"}, metadata=warehouse_tables("survey_responses", "survey_rejected_rows"), **WRITER)
+def survey_responses(context: dg.AssetExecutionContext, duckdb: DuckDBResource, storage: FemoStorage,
+                     everyday_emotions_survey: dict) -> dg.MaterializeResult:
     """Clean survey answers, one row per questionnaire, plus the rejected rows with their reason."""
-    responses = pq.read_table(storage.path("staging", "everyday_emotions_survey.parquet")).to_pandas()
-    rejected = pq.read_table(storage.path("staging", "everyday_emotions_survey_rejected.parquet")).to_pandas()
+    responses = everyday_emotions_survey["responses"].to_pandas()
+    rejected = everyday_emotions_survey["rejected"].to_pandas()
     with duckdb.get_connection() as con:
         warehouse.ensure_schema(con)
         rows = warehouse.replace_survey(con, responses, rejected)

@@ -6,13 +6,11 @@ from collections.abc import Callable
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import Field
 
 from femo_pipeline import folders, web_sources
 from femo_pipeline.assets._meta import column_schema, md_table
-from femo_pipeline.assets.ingest import staging_path
-from femo_pipeline.files import write_parquet_atomic
+from femo_pipeline.io_managers import STAGED
 from femo_pipeline.resources import FemoStorage, WebSearchResource
 from femo_pipeline.vocab import EMOTIONS, emotion_id
 from femo_pipeline.webclient import WebError
@@ -37,16 +35,11 @@ DOWNLOAD_SCHEMA = pa.schema([
 WEB_PARTITIONS = dg.DailyPartitionsDefinition(start_date="2026-11-01", end_offset=1, timezone="UTC")
 
 
-def hits_path(storage: FemoStorage, asset_name: str, day: str):
-    return storage.path("staging", asset_name, f"{day}.parquet")
-
-
-def read_all_hits(storage: FemoStorage, asset_name: str) -> list[dict]:
-    """Hits of every day pulled so far, newest first, one per image (the newest pull of it wins)."""
-    folder = storage.root / "staging" / asset_name
+def newest_hits(days: dict) -> list[dict]:
+    """Hits of every day pulled so far ({day: StagedTable}), newest first, one per image (its newest pull wins)."""
     rows, seen = [], set()
-    for path in sorted(folder.glob("*.parquet"), reverse=True):
-        for hit in pq.read_table(path).to_pylist():
+    for day in sorted(days, reverse=True):
+        for hit in days[day].read().to_pylist():
             if hit["remote_id"] not in seen:
                 seen.add(hit["remote_id"])
                 rows.append(hit)
@@ -64,21 +57,18 @@ class WebDownloadConfig(dg.Config):
                               "drips bytes is cut off there; the per-read timeout alone would not stop it).")
 
 
-def _skip(context, reason: str, *outputs) -> dg.MaterializeResult:
-    for table, path in outputs:
-        write_parquet_atomic(table, path)
+def _skip(context, reason: str, value) -> dg.Output:
     context.log.warning(f"{context.asset_key.to_user_string()} skipped: {reason}")
-    return dg.MaterializeResult(metadata={"skipped": reason, "dagster/row_count": 0})
+    return dg.Output(value, metadata={"skipped": reason})
 
 
 def collect_hits(context: dg.AssetExecutionContext, config: WebSearchConfig, api: WebSearchResource,
-                 storage: FemoStorage, search: Callable) -> dg.MaterializeResult:
+                 search: Callable) -> dg.Output:
     """Run the search per emotion; failures are recorded per query with the reason. Shared by both sources."""
     name = context.asset_key.path[-1]
-    out = hits_path(storage, name, context.partition_key)
     key = api.api_key()
     if not key:
-        return _skip(context, f"{api.api_key_env} is not set", (HITS_SCHEMA.empty_table(), out))
+        return _skip(context, f"{api.api_key_env} is not set", HITS_SCHEMA.empty_table())
     unknown = [e for e in config.queries if emotion_id(e) is None]
     if unknown:
         raise dg.Failure(description=f"queries name unknown emotions {unknown}; use {list(EMOTIONS.values())}")
@@ -96,10 +86,8 @@ def collect_hits(context: dg.AssetExecutionContext, config: WebSearchConfig, api
     if failures and not hits:
         raise dg.Failure(description=f"every query failed: {failures}")
     table = pa.Table.from_pylist(hits, schema=HITS_SCHEMA)
-    write_parquet_atomic(table, out)
     frame = table.to_pandas()
-    return dg.MaterializeResult(metadata={
-        "dagster/row_count": len(frame),
+    return dg.Output(table, metadata={
         "dagster/column_schema": column_schema(HITS_SCHEMA),
         "hits_per_emotion": md_table(frame.groupby("emotion_id").size().rename("hits").reset_index()),
         "failed_queries": md_table(pd.DataFrame(failures, columns=["emotion", "query", "reason"])),
@@ -109,16 +97,15 @@ def collect_hits(context: dg.AssetExecutionContext, config: WebSearchConfig, api
 
 
 def download_hits(context: dg.AssetExecutionContext, config: WebDownloadConfig, api: WebSearchResource,
-                  storage: FemoStorage, hits_asset: str, source_key: str) -> dg.MaterializeResult:
-    """Download the hits of every day into data/raw/<source>/<emotion>/ (resumable), then inspect the folder."""
+                  storage: FemoStorage, days: dict, hits_asset: str, source_key: str) -> dg.Output:
+    """Download the hits of every day into data/raw/<source>/<emotion>/ (resumable), then inspect the folder.
+    Two staged tables: files (the folder inspected, as the folder ingest stages it) and downloads (per URL)."""
     name = context.asset_key.path[-1]
-    manifest_path = storage.path("staging", f"{name}_downloads.parquet")
-    staged = staging_path(storage, name)
-    hits = read_all_hits(storage, hits_asset)
+    hits = newest_hits(days)
     folder = storage.root / "raw" / source_key
     if not hits:
-        return _skip(context, f"no hits from {hits_asset}", (DOWNLOAD_SCHEMA.empty_table(), manifest_path),
-                     (folders.SCHEMA.empty_table(), staged))
+        return _skip(context, f"no hits from {hits_asset}",
+                     {"files": folders.SCHEMA.empty_table(), "downloads": DOWNLOAD_SCHEMA.empty_table()})
     client = api.client()
     rows = []
     start = time.perf_counter()
@@ -132,13 +119,11 @@ def download_hits(context: dg.AssetExecutionContext, config: WebDownloadConfig, 
         if i % 25 == 0 or i == len(hits):
             context.log.info(f"{name}: {i}/{len(hits)} processed ({i / (time.perf_counter() - start):.1f}/s)")
     manifest = pa.Table.from_pylist(rows, schema=DOWNLOAD_SCHEMA)
-    write_parquet_atomic(manifest, manifest_path)
     entries = folders.scan_folder(folder, with_splits=False) if folder.exists() else []
     table = folders.inspect_folder(folder, entries, workers=1) if entries else folders.SCHEMA.empty_table()
-    write_parquet_atomic(table, staged)
     frame = manifest.to_pandas()
-    return dg.MaterializeResult(metadata={
-        "dagster/row_count": table.num_rows,
+    return dg.Output({"files": table, "downloads": manifest}, metadata={
+        "files": table.num_rows,
         "hits_all_days": len(hits),
         "downloads": dg.MetadataValue.json(frame["status"].value_counts().to_dict()),
         "failures": md_table(frame[frame["status"] == "failed"][["image_url", "reason"]]),
@@ -155,29 +140,28 @@ def _ddg(client, key, query, emotion, count, per_page, base_url):
     return web_sources.ddg_search(client, key, query, emotion, count, base_url=base_url)
 
 
-@dg.asset(group_name=GROUP, kinds={"python", "parquet"}, partitions_def=WEB_PARTITIONS)
-def pixabay_hits(context: dg.AssetExecutionContext, config: WebSearchConfig, pixabay: WebSearchResource,
-                 storage: FemoStorage) -> dg.MaterializeResult:
+@dg.asset(group_name=GROUP, kinds={"python", "parquet"}, partitions_def=WEB_PARTITIONS, io_manager_key=STAGED)
+def pixabay_hits(context: dg.AssetExecutionContext, config: WebSearchConfig, pixabay: WebSearchResource) -> dg.Output:
     """Pixabay API search results per emotion and day (photo, people, safesearch): image URLs and sizes, no uploader data."""
-    return collect_hits(context, config, pixabay, storage, _pixabay)
+    return collect_hits(context, config, pixabay, _pixabay)
 
 
-@dg.asset(group_name=GROUP, kinds={"python", "parquet"}, deps=[pixabay_hits])
+@dg.asset(group_name=GROUP, kinds={"python", "parquet"}, io_manager_key=STAGED)
 def pixabay_images(context: dg.AssetExecutionContext, config: WebDownloadConfig, pixabay: WebSearchResource,
-                   storage: FemoStorage) -> dg.MaterializeResult:
+                   storage: FemoStorage, pixabay_hits: dict) -> dg.Output:
     """The Pixabay hits downloaded (resumable, type from the bytes) into data/raw/pixabay/<emotion>/ and inspected."""
-    return download_hits(context, config, pixabay, storage, "pixabay_hits", "pixabay")
+    return download_hits(context, config, pixabay, storage, pixabay_hits, "pixabay_hits", "pixabay")
 
 
-@dg.asset(group_name=GROUP, kinds={"python", "parquet"}, partitions_def=WEB_PARTITIONS)
-def duckduckgo_hits(context: dg.AssetExecutionContext, config: WebSearchConfig, duckduckgo: WebSearchResource,
-                    storage: FemoStorage) -> dg.MaterializeResult:
+@dg.asset(group_name=GROUP, kinds={"python", "parquet"}, partitions_def=WEB_PARTITIONS, io_manager_key=STAGED)
+def duckduckgo_hits(context: dg.AssetExecutionContext, config: WebSearchConfig,
+                    duckduckgo: WebSearchResource) -> dg.Output:
     """DuckDuckGo image search results per emotion and day (RapidAPI, strict safe search): image URLs only."""
-    return collect_hits(context, config, duckduckgo, storage, _ddg)
+    return collect_hits(context, config, duckduckgo, _ddg)
 
 
-@dg.asset(group_name=GROUP, kinds={"python", "parquet"}, deps=[duckduckgo_hits])
+@dg.asset(group_name=GROUP, kinds={"python", "parquet"}, io_manager_key=STAGED)
 def duckduckgo_images(context: dg.AssetExecutionContext, config: WebDownloadConfig, duckduckgo: WebSearchResource,
-                      storage: FemoStorage) -> dg.MaterializeResult:
+                      storage: FemoStorage, duckduckgo_hits: dict) -> dg.Output:
     """The DuckDuckGo hits downloaded (resumable, type from the bytes) into data/raw/ddg/<emotion>/ and inspected."""
-    return download_hits(context, config, duckduckgo, storage, "duckduckgo_hits", "ddg")
+    return download_hits(context, config, duckduckgo, storage, duckduckgo_hits, "duckduckgo_hits", "ddg")

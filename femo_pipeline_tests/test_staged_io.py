@@ -1,0 +1,124 @@
+"""Data flows through Dagster: each asset reads exactly its upstream's output, never a leftover file."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from femo_pipeline.automation import folder_changes
+from femo_pipeline.io_managers import StagedParquetIOManager, StagedTable
+from femo_pipeline.resources import FemoStorage
+from femo_pipeline_tests.conftest import instance_for, materialize
+from femo_pipeline_tests.test_assets import DEMO_RUN_CONFIG
+
+DEMO = {"ops": {"demo_source_files": DEMO_RUN_CONFIG["ops"]["demo_source_files"]}}
+# upstream asset -> (its staged file(s) under staging/, a downstream asset that loads it, what it needs first)
+PAIRS = {
+    "fer2013_images": (["fer2013_images.parquet"], "image_catalog", ["demo_source_files"]),
+    "image_catalog": (["image_catalog.parquet"], "images",
+                      ["demo_source_files", "fer2013_images", "kaggle_face_images", "data_sources", "emotions"]),
+    "everyday_emotions_survey": (["everyday_emotions_survey.responses.parquet",
+                                  "everyday_emotions_survey.rejected.parquet"], "survey_responses",
+                                 ["demo_source_files"]),
+    "facs_action_units": (["facs_action_units.links.parquet", "facs_action_units.units.parquet"],
+                          "facs_emotion_action_units", ["facs_page", "emotions"]),
+}
+
+
+def _failure_text(result) -> str:
+    return " ".join(e.step_failure_data.error.to_string() for e in result.all_events
+                    if e.event_type_value == "STEP_FAILURE")
+
+
+@pytest.mark.parametrize("upstream", list(PAIRS))
+def test_a_replaced_staged_file_is_refused_and_a_fresh_materialization_is_read(tmp_path, upstream):
+    files, downstream, first = PAIRS[upstream]
+    data = tmp_path / "data"
+    assert materialize(data, selection=[*first, upstream],
+                       run_config=DEMO if "demo_source_files" in first else None).success
+    target = data / "staging" / files[0]
+    stale = pq.read_table(target).slice(0, 1)  # a leftover: a valid table, but not the latest materialization
+    tmp = target.with_suffix(".other")
+    pq.write_table(stale, tmp)
+    os.replace(tmp, target)
+    result = materialize(data, selection=[downstream], raise_on_error=False)
+    assert not result.success
+    assert "not the one its latest materialization wrote" in _failure_text(result)
+    assert f"materialize {upstream} again" in _failure_text(result)
+    assert materialize(data, selection=[upstream, downstream]).success  # materialized again: read again
+
+
+def test_an_upstream_never_materialized_is_a_clear_failure_not_an_old_file(tmp_path):
+    """A staged file left on disk by another instance (e.g. a deleted DAGSTER_HOME) is never picked up."""
+    data = tmp_path / "data"
+    assert materialize(data, selection=["demo_source_files", "everyday_emotions_survey"], run_config=DEMO).success
+    other = dg.DagsterInstance.ephemeral()  # the files are there, this instance never materialized the survey
+    result = materialize(data, selection=["survey_responses"], raise_on_error=False, instance=other)
+    assert not result.success
+    assert "everyday_emotions_survey was never materialized in this Dagster instance" in _failure_text(result)
+
+
+def test_the_catalog_leaves_out_a_source_never_materialized_and_says_so(tmp_path):
+    data = tmp_path / "data"
+    result = materialize(data, selection=["demo_source_files", "fer2013_images", "image_catalog"], run_config=DEMO)
+    assert result.success
+    meta = result.asset_materializations_for_node("image_catalog")[0].metadata
+    assert set(meta["sources_never_materialized"].value) == {"kaggle_face_images", "pixabay_images",
+                                                            "duckduckgo_images"}
+    sources = set(pq.read_table(data / "staging" / "image_catalog.parquet", columns=["source_key"])
+                  .column(0).to_pylist())
+    assert sources == {"fer2013"}
+    assert meta["staged_stamp"].value and meta["dagster/row_count"].value > 0
+
+
+def test_the_sensor_compares_the_folder_with_the_latest_materialization(tmp_path):
+    data = tmp_path / "data"
+    storage = FemoStorage(data_dir=str(data))
+    assert materialize(data, selection=["demo_source_files", "fer2013_images", "kaggle_face_images"],
+                       run_config=DEMO).success
+    instance = instance_for(data)
+    assert folder_changes(storage, instance) == {}
+    # the staged file replaced behind Dagster's back: not trusted, every file counts as new
+    target = data / "staging" / "kaggle_face_images.parquet"
+    pq.write_table(pq.read_table(target).slice(0, 3), target)
+    changes = folder_changes(storage, instance)
+    assert set(changes) == {"kaggle"} and changes["kaggle"]["added"] > 0 and changes["kaggle"]["removed"] == 0
+    # another instance never materialized anything: both folders are new to it
+    assert set(folder_changes(storage, dg.DagsterInstance.ephemeral())) == {"fer2013", "kaggle"}
+
+
+def test_the_io_manager_stores_tables_named_tables_and_streamed_files(tmp_path):
+    storage = FemoStorage(data_dir=str(tmp_path))
+    streamed = tmp_path / "staging" / ".incoming" / "x.parquet"
+    streamed.parent.mkdir(parents=True)
+    pq.write_table(pa.table({"a": [1, 2, 3]}), streamed)
+
+    @dg.asset(io_manager_key="staged")
+    def single() -> pa.Table:
+        return pa.table({"a": [1, 2]})
+
+    @dg.asset(io_manager_key="staged")
+    def named() -> dict:
+        return {"x": pa.table({"b": ["u"]}), "y": pa.table({"c": [0.5, 1.5]})}
+
+    @dg.asset(io_manager_key="staged")
+    def moved() -> StagedTable:
+        return StagedTable(streamed, 3)
+
+    @dg.asset
+    def reader(single: StagedTable, named: dict, moved: StagedTable) -> None:
+        assert single.read().column("a").to_pylist() == [1, 2] and single.rows == 2
+        assert named["y"].to_pandas()["c"].tolist() == [0.5, 1.5] and named["x"].rows == 1
+        assert moved.rows == 3 and moved.path == tmp_path / "staging" / "moved.parquet"
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize([single, named, moved, reader], instance=instance,
+                                resources={"staged": StagedParquetIOManager(storage=storage)})
+    assert result.success
+    assert not streamed.exists()  # moved into place, not copied
+    assert sorted(p.name for p in (tmp_path / "staging").glob("*.parquet")) == [
+        "moved.parquet", "named.x.parquet", "named.y.parquet", "single.parquet"]
