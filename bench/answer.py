@@ -117,7 +117,7 @@ def factors_section(warehouse, today: str, where: str, write: bool = True) -> li
     import duckdb
 
     from bench._report import write_section
-    from femo_pipeline.assets.factors import DataFactorsConfig
+    from femo_pipeline.defs.model.factors import DataFactorsConfig
 
     with duckdb.connect(str(warehouse), read_only=True) as con:
         f = con.execute("SELECT * FROM data_factors ORDER BY label_source, without_duplicates, fraction, "

@@ -1,32 +1,12 @@
-"""The femo code location: every asset, check, resource, job, schedule and sensor (workspace.yaml and `dg`)."""
+"""The femo code location (workspace.yaml and `dg`): every asset, check, job, schedule and sensor is autoloaded
+from femo_pipeline/defs/<stage>/ (ingest, web, facs, faces, warehouse, eda, model, serving, automation); this
+module adds the resources and the executor."""
+
+from pathlib import Path
 
 import dagster as dg
 
 from femo_pipeline import web_sources
-from femo_pipeline.assets import (
-    catalog,
-    checks,
-    contenders,
-    eda,
-    faces,
-    facs,
-    factors,
-    humans,
-    ingest,
-    model_evaluation,
-    model_training,
-    report,
-    serving,
-    warehouse,
-    web,
-)
-from femo_pipeline.automation import (
-    femo_all_job,
-    folder_ingest_job,
-    raw_folder_sensor,
-    web_refresh_job,
-    web_refresh_schedule,
-)
 from femo_pipeline.io_managers import STAGED, StagedParquetIOManager
 from femo_pipeline.resources import (
     FacsPageResource,
@@ -59,27 +39,29 @@ def web_resources(pixabay_url: str = web_sources.PIXABAY_URL, ddg_url: str = web
     }
 
 
-all_assets = dg.load_assets_from_modules([ingest, web, facs, catalog, faces, warehouse, eda, humans, model_training,
-                                         model_evaluation, contenders, report, factors, serving])
-all_checks = dg.load_asset_checks_from_modules([checks])
-
 # Inside one run, DuckDB users go one at a time whatever the instance's pool settings are.
 executor = dg.multiprocess_executor.configured(
     {"tag_concurrency_limits": [{"key": "femo/writer", "value": "duckdb", "limit": 1}]}
 )
 
 
-defs = dg.Definitions(
-    assets=all_assets,
-    asset_checks=all_checks,
-    jobs=[femo_all_job, web_refresh_job, folder_ingest_job],
-    schedules=[web_refresh_schedule],
-    sensors=[raw_folder_sensor],
-    resources={
-        **core_resources(storage),
-        "facs_source": FacsPageResource(),  # FEMO_FACS_URL is read at run time
-        "quality_thresholds": QualityThresholds(),
-        **web_resources(),
-    },
-    executor=executor,
-)
+def _code_location() -> tuple[list, list, dg.Definitions]:
+    """dg's defs-folder autoloading (every module under femo_pipeline/defs: its assets, checks, jobs, schedules,
+    sensors) merged with the resources and the executor; also the asset and check lists, one entry per object
+    (a module that imports another stage's asset lists it again). Built in a function: Dagster wants one
+    Definitions object at module scope."""
+    folder = dg.load_from_defs_folder(project_root=Path(__file__).resolve().parents[1])
+    assets = list({id(a): a for a in folder.assets or []}.values())
+    checks = list({id(c): c for c in folder.asset_checks or []}.values())
+    return assets, checks, dg.Definitions.merge(folder, dg.Definitions(
+        resources={
+            **core_resources(storage),
+            "facs_source": FacsPageResource(),  # FEMO_FACS_URL is read at run time
+            "quality_thresholds": QualityThresholds(),
+            **web_resources(),
+        },
+        executor=executor,
+    ))
+
+
+all_assets, all_checks, defs = _code_location()

@@ -7,8 +7,8 @@ import shutil
 
 import dagster as dg
 
-from femo_pipeline.automation import raw_folder_sensor, sensor_run_key, web_refresh_schedule
 from femo_pipeline.definitions import defs
+from femo_pipeline.defs.automation.automation import raw_folder_sensor, sensor_run_key, web_refresh_schedule
 from femo_pipeline_tests.conftest import instance_for, materialize, resources_for
 from femo_pipeline_tests.test_assets import DEMO_RUN_CONFIG
 

@@ -238,7 +238,7 @@ def test_data_factors_tiny_in_the_demo(tmp_path):
 
 
 def test_data_factors_runs_share_images_across_label_sources():
-    from femo_pipeline.assets import factors
+    from femo_pipeline.defs.model import factors
 
     rng = np.random.default_rng(0)
     n = 400

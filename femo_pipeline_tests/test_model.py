@@ -81,7 +81,7 @@ def _tiny_model(folder, name="femo_cnn_fer2013.keras"):
 
 
 def test_without_a_shipped_model_the_fallback_says_so(tmp_path, monkeypatch):
-    from femo_pipeline.assets.model_evaluation import shipped_runs
+    from femo_pipeline.defs.model.model_evaluation import shipped_runs
 
     monkeypatch.setattr(model, "SHIPPED", {"fer2013": tmp_path / "a.keras", "ferplus": tmp_path / "b.keras"})
     assert model.shipped_path("fer2013") is None
@@ -92,7 +92,7 @@ def test_without_a_shipped_model_the_fallback_says_so(tmp_path, monkeypatch):
 
 def test_shipped_model_is_recorded_by_content_and_predicts(tmp_path, monkeypatch):
     from femo_pipeline import benchmark
-    from femo_pipeline.assets.model_evaluation import shipped_runs
+    from femo_pipeline.defs.model.model_evaluation import shipped_runs
 
     path, net, x = _tiny_model(tmp_path / "shipped")
     path.with_suffix(".json").write_text(json.dumps({"best_validation_accuracy": 0.61, "seconds": 120.0}))
@@ -109,7 +109,7 @@ def test_deepface_weights_file_loads_into_the_rebuilt_network(tmp_path, monkeypa
     import h5py
     from keras.src.legacy.saving import legacy_h5_format
 
-    from femo_pipeline.assets.contenders import deepface_weights
+    from femo_pipeline.defs.model.contenders import deepface_weights
 
     monkeypatch.setenv("DEEPFACE_HOME", str(tmp_path))
     assert deepface_weights()[0] is None and "not in $DEEPFACE_HOME" in deepface_weights()[1]
@@ -133,7 +133,7 @@ def test_deepface_package_path_runs_offline_on_a_weights_file_and_agrees_with_th
     import h5py
     from keras.src.legacy.saving import legacy_h5_format
 
-    from femo_pipeline.assets.contenders import deepface_available, deepface_package_probabilities
+    from femo_pipeline.defs.model.contenders import deepface_available, deepface_package_probabilities
 
     monkeypatch.setenv("DEEPFACE_HOME", str(tmp_path))
     path = tmp_path / ".deepface" / "weights" / "facial_expression_model_weights.h5"

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from femo_pipeline.automation import folder_changes
+from femo_pipeline.defs.automation.automation import folder_changes
 from femo_pipeline.io_managers import StagedParquetIOManager, StagedTable
 from femo_pipeline.resources import FemoStorage
 from femo_pipeline_tests.conftest import instance_for, materialize

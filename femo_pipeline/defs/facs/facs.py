@@ -7,8 +7,8 @@ import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
 from femo_pipeline import facs, imaging, warehouse
-from femo_pipeline.assets._meta import md_table, warehouse_tables
-from femo_pipeline.assets.warehouse import WRITER, emotions
+from femo_pipeline.defs._meta import md_table, warehouse_tables
+from femo_pipeline.defs.warehouse.warehouse import WRITER, emotions
 from femo_pipeline.files import write_text_atomic
 from femo_pipeline.io_managers import STAGED
 from femo_pipeline.resources import FacsPageResource, FemoStorage

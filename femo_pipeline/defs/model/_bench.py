@@ -7,7 +7,7 @@ import json
 import dagster as dg
 import pandas as pd
 
-from femo_pipeline.assets.warehouse import WRITER
+from femo_pipeline.defs.warehouse.warehouse import WRITER
 
 GROUP = "model"
 # Assets that touch DuckDB: the duckdb pool across runs, the writer tag inside a run (never while training).

@@ -6,9 +6,9 @@ import os
 import dagster as dg
 
 from femo_pipeline import folders
-from femo_pipeline.assets.facs import facs_page
-from femo_pipeline.assets.ingest import fer2013_images, kaggle_face_images
-from femo_pipeline.assets.web import duckduckgo_hits, pixabay_hits
+from femo_pipeline.defs.facs.facs import facs_page
+from femo_pipeline.defs.ingest.ingest import fer2013_images, kaggle_face_images
+from femo_pipeline.defs.web.web import duckduckgo_hits, pixabay_hits
 from femo_pipeline.io_managers import latest_staged
 from femo_pipeline.resources import FemoStorage
 

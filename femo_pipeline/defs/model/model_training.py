@@ -14,9 +14,9 @@ from pydantic import Field
 from femo_pipeline import benchmark, modeldata
 from femo_pipeline import human_baseline as hb
 from femo_pipeline import model as femo_model
-from femo_pipeline.assets._bench import FER2013, GROUP, MODEL_WRITER, read_images, skipped
-from femo_pipeline.assets._meta import md_table, png_md
-from femo_pipeline.assets.humans import human_votes
+from femo_pipeline.defs._meta import md_table, png_md
+from femo_pipeline.defs.model._bench import FER2013, GROUP, MODEL_WRITER, read_images, skipped
+from femo_pipeline.defs.model.humans import human_votes
 from femo_pipeline.resources import FemoStorage
 
 _TC = femo_model.TrainConfig()

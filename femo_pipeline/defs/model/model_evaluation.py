@@ -12,7 +12,8 @@ from pydantic import Field
 from femo_pipeline import benchmark, evaluation, modeldata
 from femo_pipeline import model as femo_model
 from femo_pipeline import warehouse as wh
-from femo_pipeline.assets._bench import (
+from femo_pipeline.defs._meta import md_table, png_md, warehouse_tables
+from femo_pipeline.defs.model._bench import (
     FER2013,
     KAGGLE,
     MODEL_WRITER,
@@ -21,8 +22,7 @@ from femo_pipeline.assets._bench import (
     read_images,
     training_fingerprint,
 )
-from femo_pipeline.assets._meta import md_table, png_md, warehouse_tables
-from femo_pipeline.assets.model_training import emotion_model
+from femo_pipeline.defs.model.model_training import emotion_model
 from femo_pipeline.resources import FemoStorage
 
 

@@ -6,7 +6,7 @@ from dagster_duckdb import DuckDBResource
 
 from femo_pipeline import erd as erd_lib
 from femo_pipeline import warehouse
-from femo_pipeline.assets._meta import md_table, png_md, warehouse_tables
+from femo_pipeline.defs._meta import md_table, png_md, warehouse_tables
 from femo_pipeline.files import write_text_atomic
 from femo_pipeline.io_managers import StagedTable
 from femo_pipeline.resources import FemoStorage

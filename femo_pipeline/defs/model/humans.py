@@ -12,8 +12,8 @@ from pydantic import Field
 from femo_pipeline import ferplus_map
 from femo_pipeline import human_baseline as hb
 from femo_pipeline import warehouse as wh
-from femo_pipeline.assets._bench import FER2013, GROUP, MODEL_WRITER, latest_metadata, read_images, skipped
-from femo_pipeline.assets._meta import md_table, warehouse_tables
+from femo_pipeline.defs._meta import md_table, warehouse_tables
+from femo_pipeline.defs.model._bench import FER2013, GROUP, MODEL_WRITER, latest_metadata, read_images, skipped
 from femo_pipeline.files import write_text_atomic
 from femo_pipeline.resources import PROJECT_ROOT, FemoStorage
 from femo_pipeline.vocab import EMOTIONS

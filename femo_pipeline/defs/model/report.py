@@ -11,12 +11,12 @@ from pydantic import Field
 
 from femo_pipeline import benchmark, fair
 from femo_pipeline import warehouse as wh
-from femo_pipeline.assets._bench import FER2013, MODEL_WRITER, json_value, latest_metadata, read_images, skipped
-from femo_pipeline.assets._meta import md_table, png_md, warehouse_tables
-from femo_pipeline.assets.contenders import contender_predictions
-from femo_pipeline.assets.factors import data_factors_table
-from femo_pipeline.assets.humans import human_votes
-from femo_pipeline.assets.model_evaluation import model_evaluation
+from femo_pipeline.defs._meta import md_table, png_md, warehouse_tables
+from femo_pipeline.defs.model._bench import FER2013, MODEL_WRITER, json_value, latest_metadata, read_images, skipped
+from femo_pipeline.defs.model.contenders import contender_predictions
+from femo_pipeline.defs.model.factors import data_factors_table
+from femo_pipeline.defs.model.humans import human_votes
+from femo_pipeline.defs.model.model_evaluation import model_evaluation
 from femo_pipeline.files import write_text_atomic
 from femo_pipeline.resources import FemoStorage
 

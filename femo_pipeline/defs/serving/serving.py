@@ -6,7 +6,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from femo_pipeline import serving
-from femo_pipeline.assets.warehouse import WRITER, erd, images, study_query_results, survey_responses
+from femo_pipeline.defs.warehouse.warehouse import WRITER, erd, images, study_query_results, survey_responses
 from femo_pipeline.resources import FemoStorage
 
 

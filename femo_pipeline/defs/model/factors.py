@@ -12,8 +12,8 @@ from femo_pipeline import benchmark, fair
 from femo_pipeline import human_baseline as hb
 from femo_pipeline import model as femo_model
 from femo_pipeline import warehouse as wh
-from femo_pipeline.assets._bench import GROUP, MODEL_WRITER, skipped
-from femo_pipeline.assets._meta import md_table, png_md, warehouse_tables
+from femo_pipeline.defs._meta import md_table, png_md, warehouse_tables
+from femo_pipeline.defs.model._bench import GROUP, MODEL_WRITER, skipped
 from femo_pipeline.resources import FemoStorage
 
 
@@ -128,9 +128,10 @@ def data_factors(context: dg.AssetExecutionContext, config: DataFactorsConfig, t
                          "epochs": epochs, "epochs_run": facts["epochs_run"], "batch_size": batch,
                          "seconds": facts["seconds"], "cut_by_budget": cut,
                          "best_validation_accuracy": facts["best_validation_accuracy"], **score})
+        scored = {r["reference"]: r["accuracy"] for r in rows[-len(fair.REFERENCES):]}
         context.log.info(f"data_factors {i}/{len(runs)}: {name}: {facts['train_images']} images, {epochs} epochs "
-                         f"({facts['seconds']:.0f} s): leak-free accuracy {rows[-2]['accuracy']:.3f} vs FER-2013 "
-                         f"labels, {rows[-1]['accuracy']:.3f} vs the crowd")
+                         f"({facts['seconds']:.0f} s): leak-free accuracy {scored['fer2013']:.3f} vs FER-2013 "
+                         f"labels, {scored['ferplus']:.3f} vs the crowd")
         if cut:
             context.log.warning(f"data_factors: {name} stopped by the time cap after {facts['epochs_run']} of "
                                 f"{epochs} epochs (budget_minutes): its schedule did not finish")

@@ -9,7 +9,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from femo_pipeline import folders, web_sources
-from femo_pipeline.assets._meta import column_schema, md_table
+from femo_pipeline.defs._meta import column_schema, md_table
 from femo_pipeline.io_managers import STAGED
 from femo_pipeline.resources import FemoStorage, WebSearchResource
 from femo_pipeline.vocab import EMOTIONS, emotion_id

@@ -6,10 +6,10 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from femo_pipeline import benchmark, quality
-from femo_pipeline.assets.catalog import image_catalog
-from femo_pipeline.assets.faces import balanced_sample
-from femo_pipeline.assets.model_evaluation import model_evaluation
-from femo_pipeline.assets.warehouse import images
+from femo_pipeline.defs.faces.catalog import image_catalog
+from femo_pipeline.defs.faces.faces import balanced_sample
+from femo_pipeline.defs.model.model_evaluation import model_evaluation
+from femo_pipeline.defs.warehouse.warehouse import images
 from femo_pipeline.io_managers import StagedTable
 from femo_pipeline.resources import FemoStorage, QualityThresholds
 

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 from pydantic import Field
 
 from femo_pipeline import demo_data, folders, imaging, survey
-from femo_pipeline.assets._meta import column_schema, md_table
+from femo_pipeline.defs._meta import column_schema, md_table
 from femo_pipeline.files import atomic_path
 from femo_pipeline.io_managers import STAGED, StagedTable, incoming_path
 from femo_pipeline.resources import FemoStorage

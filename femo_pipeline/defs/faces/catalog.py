@@ -5,7 +5,7 @@ import dagster as dg
 import duckdb
 
 from femo_pipeline import catalog
-from femo_pipeline.assets._meta import column_schema, md_table
+from femo_pipeline.defs._meta import column_schema, md_table
 from femo_pipeline.io_managers import ALLOW_MISSING, STAGED, StagedTable, incoming_path
 from femo_pipeline.resources import FemoStorage
 

@@ -7,9 +7,9 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from femo_pipeline import eda
-from femo_pipeline.assets._meta import md_table, png_md
-from femo_pipeline.assets.faces import face_crops
-from femo_pipeline.assets.warehouse import WRITER, images, survey_responses
+from femo_pipeline.defs._meta import md_table, png_md
+from femo_pipeline.defs.faces.faces import face_crops
+from femo_pipeline.defs.warehouse.warehouse import WRITER, images, survey_responses
 from femo_pipeline.files import write_text_atomic
 from femo_pipeline.resources import FemoStorage
 from femo_pipeline.survey import COLUMNS

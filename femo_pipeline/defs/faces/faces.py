@@ -11,8 +11,8 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from femo_pipeline import faces, imaging, sampling, warehouse
-from femo_pipeline.assets._meta import md_table, warehouse_tables
-from femo_pipeline.assets.warehouse import WRITER, images
+from femo_pipeline.defs._meta import md_table, warehouse_tables
+from femo_pipeline.defs.warehouse.warehouse import WRITER, images
 from femo_pipeline.files import write_bytes_atomic
 from femo_pipeline.io_managers import StagedTable
 from femo_pipeline.resources import PROJECT_ROOT, FemoStorage

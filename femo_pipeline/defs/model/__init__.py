@@ -1,0 +1,1 @@
+"""femo definitions: the model stage (autoloaded by dg from femo_pipeline/defs)."""
