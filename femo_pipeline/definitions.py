@@ -17,15 +17,15 @@ from femo_pipeline.resources import (
     storage_from_env,
 )
 
-# Every setting is read from the FEMO_* environment when a run uses it, not here (see FemoStorage).
+# Every setting is read from the FEMO_* environment when a run uses it, not here (see FemoStorage); the two
+# exceptions are FEMO_REFRESH_HOUR and FEMO_SENSOR_INTERVAL, which the schedule and sensor need at load time.
 storage = storage_from_env()
 
 
 def core_resources(femo_storage: FemoStorage) -> dict:
     """The resources every femo run needs for one data folder: storage, the warehouse and the staged IO manager.
     A storage whose data_dir is empty resolves the folder (and so the warehouse) at run time."""
-    database = str(femo_storage.warehouse_path) if femo_storage.data_dir else ""
-    return {"storage": femo_storage, "duckdb": WarehouseResource(database=database),
+    return {"storage": femo_storage, "duckdb": WarehouseResource(storage=femo_storage),
             STAGED: StagedParquetIOManager(storage=femo_storage)}
 
 

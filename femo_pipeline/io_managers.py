@@ -12,7 +12,9 @@ Daily-partitioned outputs go to <asset>/<partition>.parquet and load as {partiti
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,9 +50,19 @@ class StagedTable:
         return pq.read_schema(self.path)
 
 
+STALE_INCOMING_S = 24 * 3600
+
+
 def incoming_path(storage: FemoStorage) -> Path:
-    """A fresh file name in the staging folder for an asset that streams its table (moved into place on return)."""
-    return storage.path(STAGING, ".incoming", f"{uuid.uuid4().hex}.parquet")
+    """A fresh file name in the staging folder for an asset that streams its table (moved into place on return).
+    Files a failed run left there over a day ago are removed (no run streams for that long)."""
+    target = storage.path(STAGING, ".incoming", f"{uuid.uuid4().hex}.parquet")
+    now = time.time()
+    for old in target.parent.glob("*.parquet"):
+        with contextlib.suppress(OSError):
+            if now - old.stat().st_mtime > STALE_INCOMING_S:
+                old.unlink()
+    return target
 
 
 def stamp(path: Path) -> str:
@@ -67,6 +79,13 @@ def _as_arrow(value) -> pa.Table:
     raise dg.Failure(description=f"the staged IO manager stores tables, not {type(value).__name__}")
 
 
+def _is_partitioned(context: dg.OutputContext) -> bool:
+    try:
+        return context.asset_partitions_def is not None
+    except dg.DagsterInvariantViolationError:  # raised for an asset without partitions
+        return False
+
+
 class StagedParquetIOManager(dg.ConfigurableIOManager):
     """Asset tables as Parquet under <data>/staging (see the module docstring)."""
 
@@ -77,6 +96,9 @@ class StagedParquetIOManager(dg.ConfigurableIOManager):
         return self.storage.root / STAGING / (f"{name}/{partition}" if partition else name)
 
     def handle_output(self, context: dg.OutputContext, obj) -> None:
+        if _is_partitioned(context) and not context.has_asset_partitions:
+            raise dg.Failure(description=f"{context.asset_key.to_user_string()} is partitioned by day: materialize "
+                                         "one partition (a day), not the asset as a whole")
         partition = context.asset_partition_key if context.has_asset_partitions else None
         base = self._base(context.asset_key, partition)
         base.parent.mkdir(parents=True, exist_ok=True)
@@ -85,6 +107,9 @@ class StagedParquetIOManager(dg.ConfigurableIOManager):
         for name, value in named.items():
             target = base.with_name(f"{base.name}.{name}.parquet" if name else f"{base.name}.parquet")
             if isinstance(value, StagedTable):
+                if value.path.parent.name != ".incoming":
+                    raise dg.Failure(description="a StagedTable output must be a file from incoming_path() (an "
+                                                 "upstream's staged file is never moved)")
                 os.replace(value.path, target)  # streamed by the asset: moved into place whole
                 rows[name] = value.rows
             else:
@@ -102,13 +127,8 @@ class StagedParquetIOManager(dg.ConfigurableIOManager):
 
     def load_input(self, context: dg.InputContext):
         key = context.asset_key
-        if context.has_asset_partitions:  # a non-partitioned consumer of daily partitions: the days that exist
-            out = {}
-            for partition in context.asset_partition_keys:
-                path = self._base(key, None) / f"{partition}.parquet"
-                if path.exists():
-                    out[partition] = StagedTable(path, pq.read_metadata(path).num_rows)
-            return out
+        if context.has_asset_partitions:  # a non-partitioned consumer of daily partitions: the days materialized
+            return load_partitions(context.instance, key, self._base(key, None), context.asset_partition_keys)
         value = load_latest(context.instance, key, self._base(key, None))
         if value is None and not (context.definition_metadata or {}).get(ALLOW_MISSING):
             raise dg.Failure(description=f"{key.to_user_string()} was never materialized in this Dagster instance "
@@ -116,6 +136,24 @@ class StagedParquetIOManager(dg.ConfigurableIOManager):
         if value is None:
             context.log.warning(f"{key.to_user_string()} was never materialized in this instance: loaded as None")
         return value
+
+
+def load_partitions(instance: dg.DagsterInstance, key: dg.AssetKey, folder: Path, partitions) -> dict:
+    """{partition: StagedTable} for the partitions this instance materialized, each checked against the stamp of
+    its own latest materialization (a day's file from elsewhere, or replaced since, is refused)."""
+    wanted = set(partitions)
+    latest: dict[str, dict] = {}
+    records = instance.fetch_materializations(  # newest first; Dagster answers at most 10,000 at a time
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=sorted(wanted)), limit=10_000).records
+    for record in records:
+        if record.partition_key in wanted and record.partition_key not in latest:  # newest first
+            latest[record.partition_key] = record.asset_materialization.metadata
+    out = {}
+    for partition, meta in sorted(latest.items()):
+        if "staged_stamp" not in meta:
+            continue
+        out[partition] = load_latest_from(meta, key, folder / partition)
+    return out
 
 
 def latest_staged(instance: dg.DagsterInstance, storage: FemoStorage, asset_name: str):
@@ -129,9 +167,14 @@ def load_latest(instance: dg.DagsterInstance, key: dg.AssetKey, base: Path):
     tables), None if the asset was never materialized here; a Failure if the file is not that output."""
     event = instance.get_latest_materialization_event(key)
     meta = event.asset_materialization.metadata if event and event.asset_materialization else {}
-    name = key.to_user_string()
     if "staged_stamp" not in meta:
         return None
+    return load_latest_from(meta, key, base)
+
+
+def load_latest_from(meta: dict, key: dg.AssetKey, base: Path):
+    """The staged table(s) a materialization's metadata records, checked against the files' stamps now."""
+    name = key.to_user_string()
     stamps = meta["staged_stamp"].value
     out = {}
     for part, expected in stamps.items():

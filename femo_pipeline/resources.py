@@ -107,14 +107,15 @@ def storage_from_env() -> FemoStorage:
 
 
 class WarehouseResource(DuckDBResource):
-    """The DuckDB warehouse: `database` if set, else <data dir>/warehouse/femo.duckdb with the data folder taken
-    from FEMO_DATA_DIR when a connection opens (run time), like FemoStorage."""
+    """The DuckDB warehouse: `database` if set, else <data dir>/warehouse/femo.duckdb of the same FemoStorage the
+    run uses (its data folder resolved when a connection opens, so from FEMO_DATA_DIR at run time by default)."""
 
-    database: str = Field(default="", description="DuckDB file; empty: femo.duckdb under FEMO_DATA_DIR/warehouse "
-                                                  "(else data/warehouse in the project), resolved at run time.")
+    database: str = Field(default="", description="DuckDB file; empty: warehouse/femo.duckdb under the storage "
+                                                  "resource's data folder, resolved at run time.")
+    storage: FemoStorage = Field(description="The data folder it lives in (the run's storage resource).")
 
     def resolved_path(self) -> str:
-        return self.database or str(FemoStorage().warehouse_path)
+        return self.database or str(self.storage.warehouse_path)
 
     @contextlib.contextmanager
     def get_connection(self):

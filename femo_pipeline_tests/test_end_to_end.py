@@ -59,17 +59,19 @@ def test_demo_command_then_web_ui_and_daemon(tmp_path):
         assert con.execute("SELECT count(*) FROM images_fer2013").fetchone()[0] == 7 * 80 + 2
 
     port = _free_port()
+    ui_log = tmp_path / "ui.log"
     # dagster dev ignores SIGINT when started in the background unless the default handler is restored first
     ui = subprocess.Popen(
         [sys.executable, "-m", "femo_pipeline", "ui", "--port", str(port)], cwd=PROJECT_ROOT, env=_env(data_dir),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        # to a file, not a pipe nobody reads while it runs: a full pipe would block whichever process logs next
+        stdout=ui_log.open("w"), stderr=subprocess.STDOUT, text=True, start_new_session=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 180
         answer = None
         while time.monotonic() < deadline:
-            assert ui.poll() is None, ui.stdout.read()[-3000:]
+            assert ui.poll() is None, ui_log.read_text()[-3000:]
             try:
                 answer = _graphql(port, "{ assetNodes { assetKey { path } groupName "
                                         "assetMaterializations(limit: 1) { runId } } }")

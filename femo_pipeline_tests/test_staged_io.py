@@ -18,7 +18,7 @@ from femo_pipeline_tests.test_assets import DEMO_RUN_CONFIG
 DEMO = {"ops": {"demo_source_files": DEMO_RUN_CONFIG["ops"]["demo_source_files"]}}
 # upstream asset -> (its staged file(s) under staging/, a downstream asset that loads it, what it needs first)
 PAIRS = {
-    "fer2013_images": (["fer2013_images.parquet"], "image_catalog", ["demo_source_files"]),
+    "fer2013_images": (["fer2013_images.parquet"], "image_catalog", ["demo_source_files", "kaggle_face_images"]),
     "image_catalog": (["image_catalog.parquet"], "images",
                       ["demo_source_files", "fer2013_images", "kaggle_face_images", "data_sources", "emotions"]),
     "everyday_emotions_survey": (["everyday_emotions_survey.responses.parquet",
@@ -62,16 +62,22 @@ def test_an_upstream_never_materialized_is_a_clear_failure_not_an_old_file(tmp_p
     assert "everyday_emotions_survey was never materialized in this Dagster instance" in _failure_text(result)
 
 
-def test_the_catalog_leaves_out_a_source_never_materialized_and_says_so(tmp_path):
+def test_the_catalog_leaves_out_only_sources_without_files(tmp_path):
+    """A source never materialized here whose folder has files would be dropped from the warehouse: refused.
+    The web sources (no key, no downloads) have nothing to lose and are left out, said in the metadata."""
     data = tmp_path / "data"
-    result = materialize(data, selection=["demo_source_files", "fer2013_images", "image_catalog"], run_config=DEMO)
+    result = materialize(data, selection=["demo_source_files", "fer2013_images", "image_catalog"], run_config=DEMO,
+                         raise_on_error=False)
+    assert not result.success
+    assert "kaggle_face_images never materialized in this Dagster instance, but their source has files" \
+        in _failure_text(result)
+    result = materialize(data, selection=["kaggle_face_images", "image_catalog"])
     assert result.success
     meta = result.asset_materializations_for_node("image_catalog")[0].metadata
-    assert set(meta["sources_never_materialized"].value) == {"kaggle_face_images", "pixabay_images",
-                                                            "duckduckgo_images"}
+    assert set(meta["sources_never_materialized"].value) == {"pixabay_images", "duckduckgo_images"}
     sources = set(pq.read_table(data / "staging" / "image_catalog.parquet", columns=["source_key"])
                   .column(0).to_pylist())
-    assert sources == {"fer2013"}
+    assert sources == {"fer2013", "kaggle"}
     assert meta["staged_stamp"].value and meta["dagster/row_count"].value > 0
 
 
@@ -122,3 +128,53 @@ def test_the_io_manager_stores_tables_named_tables_and_streamed_files(tmp_path):
     assert not streamed.exists()  # moved into place, not copied
     assert sorted(p.name for p in (tmp_path / "staging").glob("*.parquet")) == [
         "moved.parquet", "named.x.parquet", "named.y.parquet", "single.parquet"]
+
+
+def test_streamed_files_a_failed_run_left_behind_are_cleaned_after_a_day(tmp_path):
+    from femo_pipeline.io_managers import STALE_INCOMING_S, incoming_path
+
+    storage = FemoStorage(data_dir=str(tmp_path))
+    first = incoming_path(storage)
+    old, recent = first.parent / "old.parquet", first.parent / "recent.parquet"
+    for path in (old, recent):
+        path.write_bytes(b"x")
+    os.utime(old, (0, 0))
+    second = incoming_path(storage)
+    assert second != first and second.parent == first.parent
+    assert not old.exists() and recent.exists()
+    assert STALE_INCOMING_S >= 3600
+
+
+def test_days_load_only_if_materialized_here_and_unchanged(tmp_path):
+    storage = FemoStorage(data_dir=str(tmp_path))
+    days = dg.StaticPartitionsDefinition(["2026-11-20", "2026-11-21", "2026-11-22"])
+
+    @dg.asset(io_manager_key="staged", partitions_def=days)
+    def hits(context) -> pa.Table:
+        return pa.table({"day": [context.partition_key if context.has_partition_key else "none"]})
+
+    @dg.asset(io_manager_key="staged")
+    def whole() -> pa.Table:
+        return pa.table({"x": [1]})
+
+    @dg.asset
+    def seen(hits: dict) -> list:
+        return sorted(hits)
+
+    resources = {"staged": StagedParquetIOManager(storage=storage)}
+    with dg.DagsterInstance.ephemeral() as instance:
+        for day in ("2026-11-20", "2026-11-21"):
+            assert dg.materialize([hits], partition_key=day, instance=instance, resources=resources).success
+        stray = tmp_path / "staging" / "hits" / "2026-11-22.parquet"  # on disk, never materialized here
+        pq.write_table(pa.table({"day": ["old"]}), stray)
+        result = dg.materialize([hits, seen], selection=[seen], instance=instance, resources=resources)
+        assert result.success and result.output_for_node("seen") == ["2026-11-20", "2026-11-21"]
+        day = tmp_path / "staging" / "hits" / "2026-11-21.parquet"
+        pq.write_table(pa.table({"day": ["replaced"]}), day)
+        result = dg.materialize([hits, seen], selection=[seen], instance=instance, resources=resources,
+                                raise_on_error=False)
+        assert not result.success and "materialize hits again" in _failure_text(result)
+        # a partitioned asset stored as a whole would be lost to its readers: refused
+        bad = dg.materialize([hits], instance=instance, resources=resources, raise_on_error=False)
+        assert not bad.success and "partitioned by day" in _failure_text(bad)
+        assert dg.materialize([whole], instance=instance, resources=resources).success

@@ -261,7 +261,7 @@ def test_hits_are_kept_per_day_and_downloads_take_every_day(web, tmp_path, monke
     import dagster as dg
 
     from femo_pipeline.definitions import all_assets
-    from femo_pipeline_tests.conftest import resources_for
+    from femo_pipeline_tests.conftest import instance_for, resources_for
 
     _serve_pixabay(web)
     monkeypatch.setenv("PIXABAY_API_KEY", KEY)
@@ -270,10 +270,12 @@ def test_hits_are_kept_per_day_and_downloads_take_every_day(web, tmp_path, monke
     for day, query in (("2026-11-20", {"Anger": "angry face"}), ("2026-11-21", {"Happiness": "happy face"})):
         config = {"ops": {"pixabay_hits": {"config": {"queries": query, "per_emotion": 2}}}}
         assert dg.materialize(all_assets, selection=["pixabay_hits"], partition_key=day, resources=resources,
-                              run_config=config).success
+                              run_config=config, instance=instance_for(tmp_path)).success
     assert sorted(p.name for p in (tmp_path / "staging" / "pixabay_hits").iterdir()) == ["2026-11-20.parquet",
                                                                                       "2026-11-21.parquet"]
-    result = dg.materialize(all_assets, selection=["pixabay_images"], resources=resources)
+    # the downloads take the days this instance pulled (a new instance would see none of them)
+    result = dg.materialize(all_assets, selection=["pixabay_images"], resources=resources,
+                            instance=instance_for(tmp_path))
     meta = result.asset_materializations_for_node("pixabay_images")[0].metadata
     assert meta["hits_all_days"].value == 4 and meta["downloads"].value == {"ok": 4}
     assert sorted(p.name for p in (tmp_path / "raw" / "pixabay").rglob("*.png")) == ["0.png", "1.png", "300.png", "301.png"]

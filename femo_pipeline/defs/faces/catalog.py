@@ -19,15 +19,20 @@ STAGED_SOURCES = {"fer2013_images": "fer2013", "kaggle_face_images": "kaggle", "
 def image_catalog(context: dg.AssetExecutionContext, storage: FemoStorage, fer2013_images, kaggle_face_images,
                   pixabay_images, duckduckgo_images) -> dg.Output:
     """One row per image file: source, emotion, split, size, format, colour space, hash, duplicates, status.
-    A source asset never materialized in this instance is left out (with a warning and in the metadata)."""
+    A source asset never materialized in this instance is left out when its source has no files (web sources
+    without a key, an unset folder), with a warning and in the metadata; otherwise the catalog fails."""
     staged = {"fer2013_images": fer2013_images, "kaggle_face_images": kaggle_face_images,
               "pixabay_images": pixabay_images["files"] if pixabay_images else None,
               "duckduckgo_images": duckduckgo_images["files"] if duckduckgo_images else None}
     per_source, missing = {}, []
+    unread = [name for name, key in STAGED_SOURCES.items() if staged[name] is None and _has_input(storage, key)]
+    if unread:  # leaving them out would drop their images (and what hangs on them) from the warehouse
+        raise dg.Failure(description=f"{', '.join(unread)} never materialized in this Dagster instance, but their "
+                                     "source has files: materialize them first (job femo_all does)")
     for asset_name, key in STAGED_SOURCES.items():
         if staged[asset_name] is None:
             missing.append(asset_name)
-            context.log.warning(f"{asset_name} was never materialized: its source is left out of the catalog")
+            context.log.warning(f"{asset_name} was never materialized and its source has no files: left out")
             continue
         synthetic = key in ("fer2013", "kaggle") and storage.source_plan(key).synthetic
         per_source[key] = (staged[asset_name].path, synthetic)
@@ -60,3 +65,12 @@ def image_catalog(context: dg.AssetExecutionContext, storage: FemoStorage, fer20
         "synthetic_sources": [k for k, (_, synth) in per_source.items() if synth],
         "sources_never_materialized": missing,
     })
+
+
+def _has_input(storage: FemoStorage, key: str) -> bool:
+    """Whether the source has files to read: its folder (FER-2013, Kaggle) or its download folder (web)."""
+    if key in ("fer2013", "kaggle"):
+        folder = storage.source_plan(key).path
+    else:
+        folder = storage.root / "raw" / key
+    return bool(folder) and folder.is_dir() and any(folder.iterdir())

@@ -43,6 +43,9 @@ def plan(config: DataFactorsConfig, demo: bool) -> tuple[list[tuple[str, float, 
     """The runs (label source, share of Training, without duplicates), epochs at full size and width."""
     fractions, epochs_at_full, width = config.fractions, config.epochs_at_full, config.width
     unknown = [s for s in config.label_sources if s not in LABEL_SOURCES]
+    stray = [f for f in config.duplicates_at if f not in fractions]
+    if stray:
+        raise dg.Failure(description=f"data_factors config: duplicates_at {stray} must be among fractions {fractions}")
     bad = [f for f in [*fractions, *config.duplicates_at] if not 0 < f <= 1]
     if unknown or bad or epochs_at_full <= 0:
         raise dg.Failure(description=f"data_factors config: label sources must be among {LABEL_SOURCES} "
@@ -74,7 +77,7 @@ def run_rows(frame: pd.DataFrame, source: str, fraction: float, dedup: bool, see
 def leak_free_scores(test: dict, pred: np.ndarray) -> list[dict]:
     """Accuracy of one model on the leak-free test images with votes, against both references (seven classes)."""
     frame = test["frame"]
-    keep = benchmark.leak_free(frame) & (frame[list(hb.VOTE_COLUMNS)].sum(axis=1) > 0).to_numpy()
+    keep = benchmark.leak_free(frame) & (hb.seven_class_votes(frame).sum(axis=1) > 0)
     out = []
     for reference in fair.REFERENCES:
         s = fair.score(frame[keep], {"model": pred[keep]}, frame.loc[keep, "emotion_id"].to_numpy(int),
@@ -101,7 +104,8 @@ def data_factors(context: dg.AssetExecutionContext, config: DataFactorsConfig, t
     frame, x = training_images["frame"], training_images["x"]
     if frame.empty or evaluation_images["frame"].empty:
         skipped(context, "data_factors", "no FER-2013 training or test images in the warehouse")
-        return dg.Output(pd.DataFrame(columns=COLUMNS), metadata={"skipped": "no FER-2013 training or test images"})
+        return dg.Output(pd.DataFrame(columns=[*COLUMNS, "synthetic"]),
+                         metadata={"skipped": "no FER-2013 training or test images"})
     runs, epochs_at_full, width = plan(config, storage.is_demo)
     cap = config.budget_minutes / max(1, len(runs))
     context.log.info(f"data_factors: {len(runs)} runs of {epochs_at_full:g} epochs of Training each (width "
@@ -135,7 +139,7 @@ def data_factors(context: dg.AssetExecutionContext, config: DataFactorsConfig, t
         if cut:
             context.log.warning(f"data_factors: {name} stopped by the time cap after {facts['epochs_run']} of "
                                 f"{epochs} epochs (budget_minutes): its schedule did not finish")
-    results = pd.DataFrame(rows, columns=COLUMNS)
+    results = pd.DataFrame(rows, columns=COLUMNS).assign(synthetic=storage.is_demo)  # the profile it trained on
     plot = reports.factors_png(results, storage.path("reports", "data_factors.png"),
                                "What affects the model" + (" (SYNTHETIC)" if storage.is_demo else "")) \
         if len(results) else None
@@ -160,11 +164,14 @@ def shown(results: pd.DataFrame) -> pd.DataFrame:
 def data_factors_table(context: dg.AssetExecutionContext, data_factors: pd.DataFrame, duckdb: DuckDBResource,
                        storage: FemoStorage) -> dg.MaterializeResult:
     """data_factors' results as the warehouse table `data_factors` (replaced whole; a short pooled write)."""
-    frame = data_factors.assign(synthetic=storage.is_demo, created=pd.Timestamp.now(tz="UTC").tz_localize(None))
+    frame = data_factors.assign(created=pd.Timestamp.now(tz="UTC").tz_localize(None))
+    if "synthetic" not in frame:  # an output from before the column existed: its profile is unknown, say demo
+        frame = frame.assign(synthetic=True)
     with duckdb.get_connection() as con:
         wh.ensure_schema(con)
         columns = [c for (c,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = "
                                              "'data_factors' AND schema_name = 'main' ORDER BY column_index").fetchall()]
         wh.replace_rows(con, "data_factors", frame.reindex(columns=columns))
         n = con.execute("SELECT count(*) FROM data_factors").fetchone()[0]
-    return dg.MaterializeResult(metadata={"rows": n, "table": "data_factors", "synthetic": storage.is_demo})
+    return dg.MaterializeResult(metadata={"rows": n, "table": "data_factors",
+                                          "synthetic": bool(frame["synthetic"].any()) if len(frame) else storage.is_demo})
