@@ -71,9 +71,7 @@ def instance_for(data_dir: Path) -> dg.DagsterInstance:
     folder see each other's outputs, and a folder of another test never does."""
     key = Path(data_dir).resolve()
     if key not in _INSTANCES:
-        home = key.parent / f".dagster-{key.name}"
-        home.mkdir(parents=True, exist_ok=True)
-        _INSTANCES[key] = dg.DagsterInstance.local_temp(str(home))
+        _INSTANCES[key] = dg.DagsterInstance.ephemeral()  # in memory: the runs are in process
     return _INSTANCES[key]
 
 
