@@ -24,23 +24,57 @@ from pathlib import Path
 from femo_pipeline.resources import DEFAULT_DATA_DIR, PROJECT_ROOT
 
 DAGSTER_YAML = PROJECT_ROOT / "dagster.yaml"  # the committed instance settings (pools, run limits)
+POOLS = ("duckdb",)  # the concurrency pools femo's assets and checks use (a test holds this to the definitions)
 
 
 def prepare_environment(profile: str | None) -> Path:
-    """Load .env, pick the profile, and point DAGSTER_HOME at a persistent instance under the data folder."""
+    """Load .env, pick the profile, and point DAGSTER_HOME at a persistent instance under the data folder.
+
+    femo's own instance folder (the default, <data>/dagster_home) gets the committed dagster.yaml at every start.
+    A DAGSTER_HOME of your own keeps its dagster.yaml (e.g. PostgreSQL storage, docs/scale/); it gets the committed
+    file only when it has none, and a warning when its concurrency settings differ from the committed ones."""
     from dotenv import load_dotenv
 
     load_dotenv(PROJECT_ROOT / ".env", override=False)
     if profile:
         os.environ["FEMO_PROFILE"] = profile
     data_dir = Path(os.environ.get("FEMO_DATA_DIR") or DEFAULT_DATA_DIR).resolve()
-    home = Path(os.environ.get("DAGSTER_HOME") or data_dir / "dagster_home").resolve()
+    own = (data_dir / "dagster_home").resolve()
+    home = Path(os.environ.get("DAGSTER_HOME") or own).resolve()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if config.resolve() != DAGSTER_YAML.resolve():  # the repository's file is the source: refresh the copy
+    if config.resolve() == DAGSTER_YAML.resolve():
+        pass  # the project folder itself
+    elif home == own or not config.exists():  # the repository's file is the source: refresh femo's copy
         config.write_text(DAGSTER_YAML.read_text())
+    elif concurrency_settings(config) != concurrency_settings(DAGSTER_YAML):
+        print(f"femo: warning: {config} has other concurrency settings than the project's dagster.yaml; copy its "
+              "`concurrency:` block there, or warehouse steps of overlapping runs may collide", file=sys.stderr)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
+
+
+def concurrency_settings(path: Path):
+    import yaml
+
+    try:
+        return (yaml.safe_load(path.read_text()) or {}).get("concurrency")
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
+
+
+def prepare_pools(instance) -> list[str]:
+    """Create the pools femo's steps use (with the instance's default limit) before any run claims a slot.
+
+    Dagster creates a pool lazily on the first claim; two runs whose first pooled steps start together on a fresh
+    instance can both create it and both get a slot (seen with SQLite storage: two `data_sources` steps at
+    once). Returns the pools created now."""
+    storage = instance.event_log_storage
+    if instance.get_concurrency_config().pool_config.default_pool_limit is None or not hasattr(
+            storage, "initialize_concurrency_limit_to_default"):
+        return []
+    known = set(storage.get_concurrency_keys())
+    return [p for p in POOLS if p not in known and storage.initialize_concurrency_limit_to_default(p)]
 
 
 def today_partition() -> str:
@@ -58,6 +92,7 @@ def run_all(profile: str | None) -> int:
     job = defs.resolve_job_def("femo_all")
     print(f"femo: materializing every asset (profile: {storage.resolved_profile()}) ...", flush=True)
     with dg.DagsterInstance.get() as instance:
+        prepare_pools(instance)
         result = job.execute_in_process(
             instance=instance,
             partition_key=today_partition(),  # the web hits are partitioned by day of pull
@@ -92,6 +127,10 @@ def run_all(profile: str | None) -> int:
 
 def run_ui(port: int, host: str) -> int:
     prepare_environment(None)
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        prepare_pools(instance)
     os.chdir(PROJECT_ROOT)
     args = [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-p", str(port), "-h", host]
     print(f"femo: Dagster UI on http://{host}:{port} (DAGSTER_HOME={os.environ['DAGSTER_HOME']})", flush=True)

@@ -3,8 +3,15 @@
 
 import contextlib
 import os
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; the duckdb pool alone keeps writers apart
+    fcntl = None
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
@@ -106,6 +113,66 @@ def storage_from_env() -> FemoStorage:
     return FemoStorage()
 
 
+_HELD: dict[str, int] = {}  # lock files this process holds, with their depth (a step may open the file twice)
+_HELD_GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def warehouse_lock(database: str, timeout: float = 3600.0, poll: float = 0.2):
+    """Hold an exclusive advisory lock (flock on `.<file>.lock` beside it) while this process uses the warehouse.
+
+    DuckDB allows one read-write process per file and fails the second at once ("Could not set lock"). Dagster's
+    `duckdb` pool keeps steps of different runs apart, but two runs starting the same instant can both get a slot
+    on SQLite instance storage (seen in CI: two `data_sources` steps together); this lock makes the second one wait
+    instead. The kernel releases it if the holder dies. Re-entrant within a process; nothing for `:memory:`/`md:`.
+    Waits at most `timeout` seconds, then fails with the lock file named."""
+    if fcntl is None or not database or database == ":memory:" or database.startswith("md:"):
+        yield
+        return
+    path = Path(database).resolve()
+    lock = path.with_name(f".{path.name}.lock")
+    key = str(lock)
+    with _HELD_GUARD:
+        if _HELD.get(key):
+            _HELD[key] += 1
+            nested = True
+        else:
+            nested = False
+    if nested:
+        try:
+            yield
+        finally:
+            with _HELD_GUARD:
+                _HELD[key] -= 1
+        return
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        start, told = time.monotonic(), 0.0
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                waited = time.monotonic() - start
+                if waited >= timeout:
+                    raise TimeoutError(f"the warehouse is in use by another process (lock {lock} held for over "
+                                       f"{timeout:.0f} s); is another femo run writing it?") from None
+                if waited - told >= 30 or not told:
+                    told = waited or 1e-9
+                    dg.get_dagster_logger().info(f"waiting for the warehouse: another process holds {lock.name}")
+                time.sleep(poll)
+        with _HELD_GUARD:
+            _HELD[key] = 1
+        try:
+            yield
+        finally:
+            with _HELD_GUARD:
+                _HELD.pop(key, None)
+    finally:
+        os.close(fd)  # releases the lock
+
+
 class WarehouseResource(DuckDBResource):
     """The DuckDB warehouse: `database` if set, else <data dir>/warehouse/femo.duckdb of the same FemoStorage the
     run uses (its data folder resolved when a connection opens, so from FEMO_DATA_DIR at run time by default)."""
@@ -113,14 +180,17 @@ class WarehouseResource(DuckDBResource):
     database: str = Field(default="", description="DuckDB file; empty: warehouse/femo.duckdb under the storage "
                                                   "resource's data folder, resolved at run time.")
     storage: FemoStorage = Field(description="The data folder it lives in (the run's storage resource).")
+    lock_timeout: float = Field(default=3600.0, description="Seconds to wait for another process to close the "
+                                                            "warehouse before failing.")
 
     def resolved_path(self) -> str:
         return self.database or str(self.storage.warehouse_path)
 
     @contextlib.contextmanager
     def get_connection(self):
-        resolved = DuckDBResource(database=self.resolved_path(), connection_config=self.connection_config)
-        with resolved.get_connection() as con:
+        database = self.resolved_path()
+        resolved = DuckDBResource(database=database, connection_config=self.connection_config)
+        with warehouse_lock(database, self.lock_timeout), resolved.get_connection() as con:
             yield con
 
 

@@ -7,7 +7,7 @@ import shutil
 
 import dagster as dg
 
-from femo_pipeline.definitions import defs
+from femo_pipeline.definitions import all_assets, all_checks, defs
 from femo_pipeline.defs.automation.automation import raw_folder_sensor, sensor_run_key, web_refresh_schedule
 from femo_pipeline_tests.conftest import instance_for, materialize, resources_for
 from femo_pipeline_tests.test_assets import DEMO_RUN_CONFIG
@@ -121,24 +121,64 @@ def test_refresh_jobs_stop_before_the_model_and_every_job_queues_as_a_warehouse_
         assert defs.resolve_job_def(name).tags.get("femo/warehouse") == "write", name
 
 
-def test_the_committed_dagster_yaml_limits_pools_and_overlapping_runs(tmp_path, monkeypatch):
+def test_the_committed_dagster_yaml_limits_pools_and_overlapping_runs(tmp_path, monkeypatch, capsys):
     """The repository's dagster.yaml is what every entry point uses: dagster dev in the project folder reads it,
-    and the CLI copies it into its DAGSTER_HOME (even over an older copy)."""
+    and the CLI refreshes femo's own instance folder from it (even over an older copy). A DAGSTER_HOME of the
+    user's keeps its own file (it may hold PostgreSQL storage), with a warning when its limits differ."""
     from dagster._core.instance.ref import InstanceRef
 
     from femo_pipeline import cli
     from femo_pipeline.resources import PROJECT_ROOT
 
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")  # an old copy without limits
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    committed = (PROJECT_ROOT / "dagster.yaml").read_text()
+    old = "telemetry:\n  enabled: false\n"  # an old copy without limits
     monkeypatch.setenv("FEMO_DATA_DIR", str(tmp_path / "data"))
-    assert cli.prepare_environment("demo") == home
-    assert (home / "dagster.yaml").read_text() == (PROJECT_ROOT / "dagster.yaml").read_text()
-    for config_dir in (home, PROJECT_ROOT):
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    own = tmp_path / "data" / "dagster_home"
+    own.mkdir(parents=True)
+    (own / "dagster.yaml").write_text(old)
+    assert cli.prepare_environment("demo") == own.resolve()
+    assert (own / "dagster.yaml").read_text() == committed
+    assert "warning" not in capsys.readouterr().err
+
+    users = tmp_path / "home"
+    users.mkdir()
+    (users / "dagster.yaml").write_text(old)
+    monkeypatch.setenv("DAGSTER_HOME", str(users))
+    assert cli.prepare_environment("demo") == users.resolve()
+    assert (users / "dagster.yaml").read_text() == old  # the user's file is kept ...
+    assert "other concurrency settings" in capsys.readouterr().err  # ... and the missing limits are named
+    (users / "dagster.yaml").write_text(committed + "storage:\n  sqlite:\n    base_dir: " + str(users) + "\n")
+    cli.prepare_environment("demo")
+    assert "warning" not in capsys.readouterr().err  # same limits, other storage: nothing to say
+    empty = tmp_path / "empty_home"
+    monkeypatch.setenv("DAGSTER_HOME", str(empty))
+    cli.prepare_environment("demo")
+    assert (empty / "dagster.yaml").read_text() == committed  # none there: the committed file
+
+    for config_dir in (own, PROJECT_ROOT):
         with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(tmp_path / "storage"), config_dir=str(config_dir))) as instance:
             concurrency = instance.get_concurrency_config()
             assert concurrency.pool_config.default_pool_limit == 1
             assert {"key": "femo/warehouse", "value": "write", "limit": 1} in list(
                 concurrency.run_queue_config.tag_concurrency_limits)
+
+
+def test_the_cli_creates_every_pool_before_a_run_claims_a_slot(tmp_path):
+    """Dagster creates a pool on its first claim, and two runs starting together on a fresh instance can both
+    create it (both got a slot: two warehouse steps at once). The CLI creates the pools first, with the limit of
+    dagster.yaml; POOLS names every pool the definitions use."""
+    from dagster._core.instance.ref import InstanceRef
+
+    from femo_pipeline import cli
+    from femo_pipeline.resources import PROJECT_ROOT
+
+    used = {d.node_def.pool for d in (*all_assets, *all_checks) if getattr(d.node_def, "pool", None)}
+    assert used == set(cli.POOLS)
+    ref = InstanceRef.from_dir(str(tmp_path / "storage"), config_dir=str(PROJECT_ROOT))
+    with dg.DagsterInstance.from_ref(ref) as instance:
+        assert instance.event_log_storage.get_concurrency_keys() == set()
+        assert cli.prepare_pools(instance) == ["duckdb"]
+        assert cli.prepare_pools(instance) == []  # already there
+        info = instance.event_log_storage.get_concurrency_info("duckdb")
+        assert info.slot_count == 1 and info.active_slot_count == 0

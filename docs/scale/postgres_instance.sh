@@ -71,8 +71,8 @@ setup() {
 }
 
 run() {
-  # Same call as `python -m femo_pipeline demo` (femo_pipeline/cli.py, run_all), but on this DAGSTER_HOME: the
-  # CLI would overwrite $DAGSTER_HOME/dagster.yaml with the committed (SQLite) file.
+  # Same call as `python -m femo_pipeline demo` (femo_pipeline/cli.py, run_all), on this DAGSTER_HOME (the CLI
+  # itself now keeps a DAGSTER_HOME's own dagster.yaml too; this script predates that and times the job alone).
   cd "$REPO"
   /usr/bin/time -f "femo_all wall %e s, max RSS %M KB" "$PY" - <<'EOF'
 import datetime as dt
