@@ -38,7 +38,7 @@ class FolderLayoutError(ValueError):
     """The folder does not have the layout the source needs."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a million entries without a dict each
 class FileEntry:
     rel_path: str  # '/'-separated, valid UTF-8: bytes of a name that are not UTF-8 shown as \\xNN escapes
     split: str | None
@@ -305,11 +305,13 @@ def read_regular_file(path: str, max_bytes: int) -> tuple[bytes | None, int | No
             return None, st.st_size, f"file too large: {st.st_size} bytes > limit {max_bytes}"
         chunks, size = [], 0
         while size <= max_bytes:
-            chunk = os.read(fd, max_bytes + 1 - size)
-            if not chunk:
-                break
+            # ask for what fstat announced (+1 to see growth), not max_bytes: os.read allocates what it is asked
+            want = min(max_bytes + 1 - size, max(st.st_size + 1 - size, 65536))
+            chunk = os.read(fd, want)
             chunks.append(chunk)
             size += len(chunk)
+            if len(chunk) < want:  # a short read of a regular file is its end
+                break
         return b"".join(chunks), None, None
     except OSError as exc:
         return None, None, f"unreadable file: {exc.strerror or type(exc).__name__}"

@@ -57,6 +57,46 @@ def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# JPEG start-of-frame markers (baseline, progressive, lossless, arithmetic): their segment holds the image size
+_JPEG_SOF = frozenset((0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF))
+
+
+def header_size(data: bytes, fmt: str | None) -> tuple[int, int] | None:
+    """(width, height) read straight from a PNG's IHDR chunk or a JPEG's frame header, or None when the bytes
+    do not show it plainly (then Pillow reads the header and names what is wrong). A few microseconds instead
+    of Pillow's tens: for small faces the header parse was a third of the inspection time."""
+    if fmt == "PNG":
+        if len(data) >= 24 and data[12:16] == b"IHDR":
+            width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+            return (width, height) if width and height else None
+        return None
+    if fmt != "JPEG":
+        return None
+    i, n = 2, len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
+            i += 2
+            continue
+        if marker in (0xD8, 0xD9, 0xDA):  # image data before any frame header: not plain
+            return None
+        length = (data[i + 2] << 8) | data[i + 3]
+        if length < 2:
+            return None
+        if marker in _JPEG_SOF:
+            if length < 7 or i + 9 > n:
+                return None
+            height, width = (data[i + 5] << 8) | data[i + 6], (data[i + 7] << 8) | data[i + 8]
+            return (width, height) if width and height else None
+        i += 2 + length
+    return None
+
+
 def _truncation_problem(data: bytes, fmt: str) -> str | None:
     tail = data[-1024:]
     if fmt == "JPEG" and b"\xff\xd9" not in tail:
@@ -169,15 +209,19 @@ def inspect_image(
     row["image_format"] = fmt
     if fmt is None:
         return bad("not an image: unrecognised file signature")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            header = Image.open(io.BytesIO(data))
-            width, height = header.size
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        return bad("decompression bomb: declared size is too large")
-    except Exception as exc:  # PIL raises many types for broken headers
-        return bad(f"unreadable {fmt} header: {type(exc).__name__}")
+    size = header_size(data, fmt)
+    if size is not None:
+        width, height = size
+    else:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                header = Image.open(io.BytesIO(data))
+                width, height = header.size
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            return bad("decompression bomb: declared size is too large")
+        except Exception as exc:  # PIL raises many types for broken headers
+            return bad(f"unreadable {fmt} header: {type(exc).__name__}")
     if width <= 0 or height <= 0:
         return bad(f"invalid size {width}x{height}")
     if width * height > max_pixels:

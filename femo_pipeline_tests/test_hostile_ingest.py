@@ -256,6 +256,13 @@ def test_hostile_tree_through_the_assets_into_duckdb(corpus, tmp_path):
     _check_outcomes(corpus, rows)
     stored = b"".join(r[3] for r in images)
     assert SECRET not in stored
+    node = "fer2013_images" if corpus.with_splits else "kaggle_face_images"
+    meta = result.asset_materializations_for_node(node)[0].metadata  # the summary shown in the UI agrees
+    assert meta["files"].value == len(rows)
+    assert meta["usable_images"].value == len(images) and meta["quarantined"].value == len(quarantined)
+    assert sum(meta["color_spaces"].value.values()) == len(images)
+    shown = meta["images_per_emotion_and_split"].value
+    assert len(images) == 0 or all(cell in shown for cell in ("label_raw", "|"))
 
 
 def test_symlink_rule_allows_links_inside_the_root(tmp_path):

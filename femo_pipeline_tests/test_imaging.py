@@ -156,3 +156,38 @@ def test_real_fer2013_jpegs_pass_the_strict_check():
     assert files
     bad = {f.name: r["reason"] for f in files if (r := imaging.inspect_image(f.read_bytes()))["status"] != "ok"}
     assert bad == {}
+
+
+def _jpeg_with_size(width: int, height: int) -> bytes:
+    """A small JPEG whose frame header is rewritten to declare width x height."""
+    data = bytearray(encode(np.zeros((16, 16), np.uint8), ".jpg"))
+    i = data.index(b"\xff\xc0")
+    data[i + 5:i + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(data)
+
+
+def test_the_fast_header_reader_agrees_with_pillow_or_steps_aside():
+    """header_size reads PNG/JPEG sizes without Pillow; where the bytes are not plain it returns None (Pillow then
+    reads them), and a declared size it reads is held to the same limits (a bomb stays a bomb)."""
+    import io
+
+    from PIL import Image
+
+    rng = np.random.default_rng(4)
+    img = rng.integers(0, 255, (37, 53, 3), dtype=np.uint8)
+    for ext, params in ((".png", []), (".jpg", []), (".jpg", [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])):
+        ok, buf = cv2.imencode(ext, img, params)
+        data = buf.tobytes()
+        assert imaging.header_size(data, imaging.sniff_format(data)) == Image.open(io.BytesIO(data)).size == (53, 37)
+    jpg = encode(img, ".jpg")
+    with_exif = jpg[:2] + b"\xff\xe1" + (66).to_bytes(2, "big") + b"Exif\x00\x00" + bytes(58) + jpg[2:]
+    assert imaging.header_size(with_exif, "JPEG") == (53, 37)  # other segments are stepped over
+    assert imaging.header_size(b"\xff\xd8\xff\xda\x00\x08" + bytes(20), "JPEG") is None  # scan before a frame
+    assert imaging.header_size(jpg[:20], "JPEG") is None  # cut before the frame header
+    assert imaging.header_size(b"\xff\xd8\xff\xe0\x00\x01" + bytes(40), "JPEG") is None  # impossible length
+    assert imaging.header_size(b"\xff\xd8\x00" + bytes(40), "JPEG") is None  # not a marker
+    assert imaging.header_size(b"GIF89a" + bytes(20), "GIF") is None  # other formats: Pillow's job
+    assert imaging.header_size(_jpeg_with_size(0, 16), "JPEG") is None  # size from a later DNL: Pillow's job
+    assert imaging.inspect_image(_jpeg_with_size(60000, 60000))["reason"].startswith("decompression bomb")
+    row = imaging.inspect_image(_jpeg_with_size(40, 16))  # the header lies about the pixels
+    assert row["status"] == "quarantined" and row["reason"].startswith("corrupt JPEG"), row["reason"]

@@ -6,6 +6,7 @@ import time
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import Field
 
@@ -81,26 +82,29 @@ def ingest_folder(
             max_bytes=config.max_bytes, min_side=config.min_side, progress=progress, sink=writer.write_table,
         )
     seconds = time.perf_counter() - start
-    frame = table.to_pandas()
-    ok = frame[frame["status"] == imaging.OK]
+    # summaries with Arrow (a million rows never become a pandas frame; only the small results do)
+    is_ok = pc.equal(table["status"], imaging.OK)
+    ok = table.filter(is_ok).select(["label_raw", "split", "color_space"])
+    per_group = ok.group_by(["label_raw", "split"], use_threads=False).aggregate([([], "count_all")])
     counts = (
-        ok.assign(split=ok["split"].fillna("-"))
-        .pivot_table(index="label_raw", columns="split", values="rel_path", aggfunc="count", fill_value=0)
+        per_group.to_pandas().assign(split=lambda f: f["split"].fillna("-"))
+        .pivot_table(index="label_raw", columns="split", values="count_all", aggfunc="sum", fill_value=0)
         .reset_index()
-    )
-    quarantined = frame[frame["status"] != imaging.OK][["rel_path", "reason"]]
-    return dg.Output(StagedTable(out, len(frame)), metadata={
+    ) if ok.num_rows else pd.DataFrame({"label_raw": []})
+    quarantined = table.filter(pc.invert(is_ok)).select(["rel_path", "reason"]).to_pandas()
+    colours = ok["color_space"].value_counts().to_pylist()
+    return dg.Output(StagedTable(out, table.num_rows), metadata={
         "dagster/column_schema": column_schema(folders.SCHEMA),
         "source_folder": dg.MetadataValue.path(str(plan.path)),
         "synthetic": plan.synthetic,
-        "files": len(frame),
-        "usable_images": len(ok),
+        "files": table.num_rows,
+        "usable_images": ok.num_rows,
         "quarantined": len(quarantined),
         "images_per_emotion_and_split": md_table(counts),
         "quarantined_files": md_table(quarantined),
-        "color_spaces": dg.MetadataValue.json(ok["color_space"].value_counts().to_dict()),
+        "color_spaces": dg.MetadataValue.json({c["values"]: c["counts"] for c in colours if c["values"] is not None}),
         "inspect_seconds": round(seconds, 2),
-        "files_per_second": round(len(frame) / max(seconds, 1e-9)),
+        "files_per_second": round(table.num_rows / max(seconds, 1e-9)),
     })
 
 
