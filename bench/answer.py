@@ -121,6 +121,7 @@ def factors_section(warehouse, today: str, where: str, write: bool = True) -> li
 
     from bench._report import write_section
     from femo_pipeline.defs.model.factors import DataFactorsConfig
+    from femo_pipeline.reports import factors_table
 
     with duckdb.connect(str(warehouse), read_only=True) as con:
         f = con.execute("SELECT * FROM data_factors ORDER BY label_source, without_duplicates, fraction, "
@@ -129,11 +130,7 @@ def factors_section(warehouse, today: str, where: str, write: bool = True) -> li
         print("data_factors wrote no rows (skipped?): the 'factors' section and records are left as they were")
         return []
     runs = f.drop_duplicates(["label_source", "fraction", "without_duplicates"])
-    rows = "\n".join(
-        f"| {r.label_source} | {100 * r.fraction:g} % | {'yes' if r.without_duplicates else 'no'} | "
-        f"{r.train_images:,} | {r.epochs} | {r.seconds / 60:.1f}{' (cut)' if r.cut_by_budget else ''} | "
-        f"{r.reference} | {100 * r.accuracy:.1f} % ({100 * r.ci_low:.1f}-{100 * r.ci_high:.1f}) |"
-        for r in f.itertuples())
+    table = "\n".join(factors_table(f)).strip()
     section = f"""<!-- factors:start -->
 ## What affects the model (`data_factors`, `bench/answer.py --factors`)
 
@@ -144,9 +141,7 @@ with a byte copy and every conflicting one. Scored on the leak-free test images 
 intervals cover the test images' sampling only (one training seed per run, so run-to-run training noise is not in
 them).
 
-| labels | share of Training | no duplicates | training images | epochs | minutes | reference | leak-free accuracy (95 % CI) |
-| --- | --- | --- | --- | --- | --- | --- | --- |
-{rows}
+{table}
 <!-- factors:end -->"""
     print(section)
     if write:

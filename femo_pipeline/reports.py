@@ -175,6 +175,11 @@ def _factors_lines(report: dict) -> list[str]:
              "leak-free test images against each reference (seven-class votes)." , ""]
     if report.get("data_factors_png"):
         lines += [f"![what affects the model]({report['data_factors_png']})", ""]
+    return lines + factors_table(factors)
+
+
+def factors_table(factors) -> list[str]:
+    """The data_factors rows as a Markdown table (the report and bench/answer.py --factors show the same)."""
     factors = factors.assign(
         share=[f"{100 * f:g} %" for f in factors["fraction"]],
         dedup=["yes" if d else "" for d in factors["without_duplicates"]],
@@ -182,7 +187,7 @@ def _factors_lines(report: dict) -> list[str]:
         acc=[f"{pct(a)} ({pct(lo)}-{pct(hi)})" for a, lo, hi in
              zip(factors["accuracy"], factors["ci_low"], factors["ci_high"])],
         minutes=[f"{s / 60:.1f}{' (cut)' if c else ''}" for s, c in zip(factors["seconds"], factors["cut_by_budget"])])
-    return lines + _md(factors, {"label_source": "labels", "share": "share of Training", "dedup": "no duplicates",
+    return _md(factors, {"label_source": "labels", "share": "share of Training", "dedup": "no duplicates",
                                  "train_images": "training images", "epochs": "epochs", "minutes": "minutes",
                                  "reference": "reference", "acc": "leak-free accuracy (95 % CI)"})
 

@@ -55,6 +55,9 @@ def test_demo_command_then_web_ui_and_daemon(tmp_path):
     assert f"femo: {len(ALL_ASSETS)} asset materializations, 0 failed steps" in done.stdout
     assert "Where to look" in done.stdout and str(data_dir / "warehouse" / "femo.duckdb") in done.stdout
     assert (data_dir / "warehouse" / "erd.png").exists()
+    # data_factors' plot is drawn by the report from the warehouse table, and the report shows it
+    assert (data_dir / "reports" / "data_factors.png").stat().st_size > 1000
+    assert "data_factors.png" in (data_dir / "reports" / "benchmark.md").read_text()
     with duckdb.connect(str(data_dir / "warehouse" / "femo.duckdb"), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM images_fer2013").fetchone()[0] == 7 * 80 + 2
 

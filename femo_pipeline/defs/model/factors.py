@@ -12,7 +12,7 @@ from femo_pipeline import benchmark, fair
 from femo_pipeline import human_baseline as hb
 from femo_pipeline import model as femo_model
 from femo_pipeline import warehouse as wh
-from femo_pipeline.defs._meta import md_table, png_md, warehouse_tables
+from femo_pipeline.defs._meta import md_table, warehouse_tables
 from femo_pipeline.defs.model._bench import GROUP, MODEL_WRITER, skipped
 from femo_pipeline.resources import FemoStorage
 
@@ -99,7 +99,6 @@ def data_factors(context: dg.AssetExecutionContext, config: DataFactorsConfig, t
     """What affects the model: femo's recipe (narrower) on 10-100 % of Training, FER-2013 labels vs the FER+
     crowd's, with and without duplicates, every run with the same compute, scored on the leak-free test against
     both references. Trains without the warehouse; data_factors_table stores the result."""
-    from femo_pipeline import reports
 
     frame, x = training_images["frame"], training_images["x"]
     if frame.empty or evaluation_images["frame"].empty:
@@ -140,13 +139,10 @@ def data_factors(context: dg.AssetExecutionContext, config: DataFactorsConfig, t
             context.log.warning(f"data_factors: {name} stopped by the time cap after {facts['epochs_run']} of "
                                 f"{epochs} epochs (budget_minutes): its schedule did not finish")
     results = pd.DataFrame(rows, columns=COLUMNS).assign(synthetic=storage.is_demo)  # the profile it trained on
-    plot = reports.factors_png(results, storage.path("reports", "data_factors.png"),
-                               "What affects the model" + (" (SYNTHETIC)" if storage.is_demo else "")) \
-        if len(results) else None
+    # the plot is drawn once, by benchmark_report from the warehouse table (shown in its metadata and the report)
     return dg.Output(results, metadata={
         "results": md_table(shown(results), 40), "runs": len(runs), "epochs_at_full": epochs_at_full,
         "width": width, "cut_by_budget": int(results["cut_by_budget"].sum()) if len(results) else 0,
-        **({"plot": png_md(plot, "accuracy vs training images")} if plot else {}),
         "synthetic": storage.is_demo,
     })
 

@@ -117,6 +117,8 @@ def benchmark_report(context: dg.AssetExecutionContext, config: ReportConfig, du
         "headline": report["headline"],
         "report": dg.MetadataValue.md(md),
         "per_class": png_md(plot, "per-class recall") if plot else "no declared model or no votes",
+        **({"data_factors": png_md(storage.path("reports", report["data_factors_png"]), "accuracy vs training images")}
+           if report.get("data_factors_png") else {}),
         "verdicts": md_table(tables["verdicts"].drop(columns=["model_run_id"], errors="ignore"), 40),
         "rows": dg.MetadataValue.json({name: len(tables[name]) for name in TABLES}),
         "declared_model_run": declared_id if declared else "",
