@@ -43,7 +43,9 @@ from femo_pipeline.vocab import FER2013_CLASSES  # noqa: E402
 SHARED = ROOT.parent / "shared" / "datasets"
 FER7 = list(range(7))
 # the recipe shipped in femo_pipeline/shipped/ (the --tiny run shrinks it)
-RECIPE = {"targets": "both", "epochs": 26, "width": 32, "learning_rate": 0.05, "batch_size": 128}
+# (minutes: a 42-minute time budget drives the warm-up + cosine schedule; epochs is only an upper bound)
+RECIPE = {"targets": "both", "minutes": 42, "epochs": 200, "width": 32, "block_convs": [1, 2, 2, 2],
+          "learning_rate": 0.05, "batch_size": 128}
 VOTE_ORDER = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")  # study ids 0-6
 
 
@@ -116,7 +118,11 @@ def main() -> None:
     parser.add_argument("--fer2013", default=str(SHARED / "fer2013"))
     parser.add_argument("--votes", default=str(SHARED / "ferplus" / "ferplus_votes_by_file.csv"))
     parser.add_argument("--epochs", type=int, default=RECIPE["epochs"])
+    parser.add_argument("--minutes", type=float, default=RECIPE["minutes"], help="training time budget (0: epochs)")
     parser.add_argument("--width", type=int, default=RECIPE["width"])
+    parser.add_argument("--block-convs", default=",".join(map(str, RECIPE["block_convs"])),
+                        help="3x3 convolutions per block, e.g. 2,2,2,2")
+    parser.add_argument("--out", default="", help="keep the trained models in this folder (default: a temp folder)")
     parser.add_argument("--models", default="", help="score the models saved by an earlier run in this folder")
     parser.add_argument("--ship", action="store_true", help="copy the trained heads to femo_pipeline/shipped/")
     parser.add_argument("--tiny", action="store_true", help="a few hundred images, 1 epoch, width 8; writes nothing")
@@ -129,9 +135,12 @@ def main() -> None:
     x, y, h, v, _ = load_split(Path(args.fer2013), "train", votes, limit)
     xt, yt, ht, vt, _ = load_split(Path(args.fer2013), "test", votes, limit // 4)
     log(f"loaded {len(x):,} training and {len(xt):,} test images in {time.perf_counter() - start:.1f} s")
-    recipe = {**RECIPE, "epochs": 1 if args.tiny else args.epochs, "width": 8 if args.tiny else args.width}
-    config = femo_model.TrainConfig(**recipe)
-    out = Path(args.models or tempfile.mkdtemp(prefix="femo-train-"))
+    recipe = {**RECIPE, "epochs": 1 if args.tiny else args.epochs, "width": 8 if args.tiny else args.width,
+              "minutes": 0 if args.tiny else args.minutes,
+              "block_convs": [int(c) for c in args.block_convs.split(",")]}
+    config = femo_model.TrainConfig(**{**recipe, "block_convs": tuple(recipe["block_convs"])})
+    out = Path(args.models or args.out or tempfile.mkdtemp(prefix="femo-train-"))
+    out.mkdir(parents=True, exist_ok=True)
     if args.models:
         facts = json.loads((out / "facts.json").read_text())
         heads = {k: femo_model.load(out / f"{k}.keras") for k in femo_model.HEADS}
@@ -151,10 +160,14 @@ def main() -> None:
     va_truth = {"fer2013": y[va], "ferplus": np.where(va_votes.sum(1) > 0, va_votes.argmax(1), y[va])}
     tta = {}
     for k, net in heads.items():
-        plain = (femo_model.predict(net, x[va]).argmax(1) == va_truth[k]).mean()
-        flipped = (femo_model.predict(net, x[va], flip_tta=True).argmax(1) == va_truth[k]).mean()
-        tta[k] = {"validation_plain": float(plain), "validation_flip": float(flipped), "use": bool(flipped > plain)}
-    pred = {k: femo_model.predict(net, xt, flip_tta=tta[k]["use"]).argmax(1) for k, net in heads.items()}
+        scores = {m: float((femo_model.predict(net, x[va], tta=m).argmax(1) == va_truth[k]).mean())
+                  for m in femo_model.TTA_MODES}
+        # the best on validation; on a tie the cheaper (TTA_MODES is cheapest first)
+        best = max(femo_model.TTA_MODES, key=lambda m, s=scores: (s[m], -femo_model.TTA_MODES.index(m)))
+        tta[k] = {"validation": scores, "use": best}
+        log(f"{k} head, validation accuracy by test-time augmentation: "
+            + ", ".join(f"{m} {100 * v:.2f} %" for m, v in scores.items()) + f" -> {best}")
+    pred = {k: femo_model.predict(net, xt, tta=tta[k]["use"]).argmax(1) for k, net in heads.items()}
     leakfree = ~np.isin(ht, h)
     fer_pred = fer_package_predictions(xt)
 
@@ -193,14 +206,14 @@ for validation), {facts['epochs_run']} epochs, {facts['parameters']:,} parameter
 validation: FER-2013 head epoch {facts['heads']['fer2013']['best_epoch']} (validation
 {pct(facts['heads']['fer2013']['best_validation_accuracy'])}), FER+ head epoch
 {facts['heads']['ferplus']['best_epoch']} (validation {pct(facts['heads']['ferplus']['best_validation_accuracy'])});
-flip test-time augmentation used: {', '.join(f'{k} {"yes" if t["use"] else "no"}' for k, t in tta.items())}
-(decided on validation).
+test-time augmentation (views averaged: none 1, flip 2, flip_scale 6), chosen on validation:
+{', '.join(f'{k} {t["use"]}' for k, t in tta.items())}.
 
 | measure | value |
 | --- | --- |
 | training wall time | {minutes:.1f} min ({facts['train_images_per_second']:.0f} images/s) |
 | training process CPU time | {facts.get('process_cpu_seconds', float('nan')) / 60:.1f} CPU-min |
-| batched inference (batch 512, decoded 48x48, one head) | {speed:,.0f} images/s |
+| batched inference (batch 512, decoded 48x48, one head, one view) | {speed:,.0f} images/s |
 | single image, p50 (predict_on_batch) | {single_ms:.1f} ms |
 
 Accuracy against the FER-2013 test labels (95 % bootstrap interval) and macro-F1; leak-free = the
@@ -262,7 +275,7 @@ def ship(out: Path, facts: dict, tta: dict, table: dict, crowd: dict, today: str
             "best_epoch": facts["heads"][k]["best_epoch"],
             "best_validation_accuracy": facts["heads"][k]["best_validation_accuracy"],
             "validation_reference": "FER-2013 label" if k == "fer2013" else "FER+ vote plurality (seven classes)",
-            "flip_tta_on_validation": tta[k],
+            "tta": tta[k]["use"], "tta_on_validation": tta[k]["validation"],
             "fer2013_test": {s: {m: table[k][s][m] for m in ("images", "accuracy", "accuracy_ci95", "macro_f1")}
                              for s in table[k]},
             "ferplus_loo_seven_classes_leakfree": crowd[f"femo_{k}"],

@@ -30,6 +30,8 @@ class TrainConfig:
     seed: int = 2013
     val_fraction: float = 0.1
     width: int = 32  # filters of the first block; doubles per block
+    block_convs: tuple[int, ...] = (1, 2, 2, 2)  # 3x3 convolutions in each of the four blocks (one at full
+    # resolution: 19 % fewer multiply-adds than 2-2-2-2 at the same validation accuracy, docs/benchmarks.md)
     optimizer: str = "sgd"  # "sgd" (Nesterov momentum 0.9) or "adam"
     learning_rate: float = 0.05  # peak rate for a batch of 128 (scaled linearly with the batch size), reached
     # after the warm-up, then cosine decay to zero
@@ -41,6 +43,10 @@ class TrainConfig:
     targets: str = "labels"  # "labels": one class per image; "votes": vote distributions (N x 7) as soft targets;
     # "both": a head for each (y = labels, votes = N x 7 counts passed to train)
     max_minutes: float = 0  # stop after the epoch that passes this training time (0: no limit)
+    minutes: float = 0  # > 0: a time budget instead of an epoch count: after the warm-up (in steps) the learning
+    # rate follows a cosine over the remaining time, reaching zero when the budget is spent, and training stops
+    # there (mid-epoch; that epoch is still validated). `epochs` is then only an upper bound. The same recipe thus
+    # finishes its schedule on a fast or a slow machine instead of being cut off half-way.
 
 
 def keras_module():
@@ -50,7 +56,8 @@ def keras_module():
 
 
 def build_model(config: TrainConfig, n_classes: int = N_CLASSES):
-    """A VGG-style CNN: a centre crop, four blocks of two 3x3 convolutions with batch norm, global pooling, a head.
+    """A VGG-style CNN: a centre crop, four blocks of 3x3 convolutions (block_convs) with batch norm, global
+    pooling, a head.
 
     Takes image_size x image_size x 1 uint8-range input, so callers never crop or scale themselves."""
     keras = keras_module()
@@ -59,9 +66,9 @@ def build_model(config: TrainConfig, n_classes: int = N_CLASSES):
     x = layers.Rescaling(1 / 255.0)(inputs)
     if config.crop and config.crop < config.image_size:
         x = layers.CenterCrop(config.crop, config.crop)(x)
-    for block in range(4):
+    for block, convs in enumerate(config.block_convs):
         filters = config.width * 2**block
-        for _ in range(2):
+        for _ in range(convs):
             x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
             x = layers.BatchNormalization(momentum=0.9)(x)
             x = layers.Activation("relu")(x)
@@ -102,9 +109,12 @@ def _compile(model, config: TrainConfig, steps_per_epoch: int, batch: int = 128)
     total = max(1, steps_per_epoch * config.epochs)
     warmup = int(min(total - 1, round(config.warmup_epochs * steps_per_epoch)))
     peak = peak_learning_rate(config, batch)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        0.0 if warmup else peak, decay_steps=max(1, total - warmup), alpha=0.0,
-        warmup_target=peak if warmup else None, warmup_steps=warmup)
+    if config.minutes:  # the TimeBudget callback sets the rate before every step
+        schedule = 0.0
+    else:
+        schedule = keras.optimizers.schedules.CosineDecay(
+            0.0 if warmup else peak, decay_steps=max(1, total - warmup), alpha=0.0,
+            warmup_target=peak if warmup else None, warmup_steps=warmup)
     if config.optimizer == "sgd":
         opt = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
     elif config.optimizer == "adam":
@@ -112,10 +122,57 @@ def _compile(model, config: TrainConfig, steps_per_epoch: int, batch: int = 128)
     else:
         raise ValueError(f"unknown optimizer {config.optimizer!r} (sgd or adam)")
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+    # XLA off: on the 2-core CPU, Keras' default ("auto" = XLA under TensorFlow) trained at 124 images/s on one
+    # core; without it 228 images/s on both (measured 2026-11-25, width 32, docs/benchmarks.md)
     if config.targets == "both":
-        model.compile(optimizer=opt, loss={h: loss for h in HEADS}, metrics={h: ["accuracy"] for h in HEADS})
+        model.compile(optimizer=opt, loss={h: loss for h in HEADS}, metrics={h: ["accuracy"] for h in HEADS},
+                      jit_compile=False)
     else:
-        model.compile(optimizer=opt, loss=loss, metrics=["accuracy"])
+        model.compile(optimizer=opt, loss=loss, metrics=["accuracy"], jit_compile=False)
+
+
+def time_budget_rate(step: int, elapsed: float, warmup_steps: int, warmup_seconds: float, budget_seconds: float,
+                     peak: float) -> float:
+    """The learning rate of the time-budgeted schedule: linear warm-up over the first `warmup_steps` steps, then
+    a cosine from `peak` to zero over the time left after the warm-up ended (at `warmup_seconds`)."""
+    if step < warmup_steps:
+        return peak * (step + 1) / warmup_steps
+    span = max(budget_seconds - warmup_seconds, 1e-9)
+    done = min(max((elapsed - warmup_seconds) / span, 0.0), 1.0)
+    return 0.5 * peak * (1.0 + float(np.cos(np.pi * done)))
+
+
+def _time_budget_callback(keras, config: TrainConfig, steps_per_epoch: int, batch: int, log):
+    """Drives the learning rate by elapsed training time and stops training when `config.minutes` are spent."""
+    budget = config.minutes * 60.0
+    warmup_steps = int(round(config.warmup_epochs * steps_per_epoch))
+    peak = peak_learning_rate(config, batch)
+
+    class TimeBudget(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.step, self.start, self.warmup_end, self.spent = 0, None, 0.0, False
+
+        def on_train_begin(self, logs=None):
+            self.start = time.perf_counter()
+
+        def on_train_batch_begin(self, batch_index, logs=None):
+            elapsed = time.perf_counter() - self.start
+            if self.step == warmup_steps:
+                self.warmup_end = elapsed
+                if warmup_steps:
+                    log(f"warm-up done after {elapsed:.0f} s; cosine over the {budget - elapsed:.0f} s left")
+            self.model.optimizer.learning_rate = time_budget_rate(
+                self.step, elapsed, warmup_steps, self.warmup_end, budget, peak)
+            self.step += 1
+
+        def on_train_batch_end(self, batch_index, logs=None):
+            if not self.spent and time.perf_counter() - self.start >= budget:
+                self.spent = True
+                log(f"time budget of {config.minutes:g} min spent after {self.step} steps")
+                self.model.stop_training = True
+
+    return TimeBudget()
 
 
 def augment_batch(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -268,13 +325,17 @@ def train(x: np.ndarray, y: np.ndarray, config: TrainConfig,
                 if len(va) and val > best[m]["value"]:
                     best[m].update(value=float(val), epoch=epoch + 1, weights=self.model.get_weights())
             shown = " ".join(f"{k} {v:.3f}" for k, v in logs.items() if k.endswith("accuracy") or k == "loss")
-            log(f"epoch {epoch + 1}/{config.epochs}: {shown} ({time.perf_counter() - start:.0f} s)")
+            of = f" of the {config.minutes:g}-minute budget" if config.minutes else ""
+            log(f"epoch {epoch + 1}/{config.epochs}: {shown} ({time.perf_counter() - start:.0f} s{of})")
             if config.max_minutes and time.perf_counter() - start > config.max_minutes * 60:
                 log(f"time budget of {config.max_minutes:g} min reached after epoch {epoch + 1}")
                 self.model.stop_training = True
 
     val_data = (x[va].astype(np.float32), _take(targets, va)) if len(va) else None
-    history = model.fit(data, validation_data=val_data, epochs=config.epochs, callbacks=[Progress()], verbose=0)
+    callbacks = [Progress()]
+    if config.minutes:
+        callbacks.insert(0, _time_budget_callback(keras, config, len(data), batch, log))
+    history = model.fit(data, validation_data=val_data, epochs=config.epochs, callbacks=callbacks, verbose=0)
     seconds = time.perf_counter() - start
     epochs_run = len(history.history.get("loss", []))
     chosen = {}
@@ -294,7 +355,7 @@ def train(x: np.ndarray, y: np.ndarray, config: TrainConfig,
     facts = {"epochs_run": epochs_run, "best_epoch": first["epoch"] or epochs_run,
              "best_validation_accuracy": round(first["value"], 4) if len(va) else None,
              **({"heads": chosen} if chosen else {}),
-             "batch_size_used": batch, "train_images": int(len(tr)), "validation_images": int(len(va)),
+             "batch_size_used": batch, "schedule": "time" if config.minutes else "epochs", "train_images": int(len(tr)), "validation_images": int(len(va)),
              "seconds": round(seconds, 1),
              "train_images_per_second": round(len(tr) * epochs_run / seconds, 1),
              "backend": keras.backend.backend(),
@@ -304,13 +365,42 @@ def train(x: np.ndarray, y: np.ndarray, config: TrainConfig,
     return model, hist, facts
 
 
-def predict(model, x: np.ndarray, batch_size: int = 512, flip_tta: bool = False) -> np.ndarray:
-    """Class probabilities (N x 7); with flip_tta, the mean over the image and its mirror."""
+TTA_MODES = ("none", "flip", "flip_scale")  # test-time augmentation, cheapest first: 1, 2 and 6 views
+
+
+def _rescaled(x: np.ndarray, factor: float) -> np.ndarray:
+    """The faces zoomed by `factor` about their centre (edges mirrored), same size."""
+    size = x.shape[1]
+    m = cv2.getRotationMatrix2D(((size - 1) / 2.0, (size - 1) / 2.0), 0, factor)
+    out = np.empty_like(x)
+    for i in range(len(x)):
+        out[i, :, :, 0] = cv2.warpAffine(x[i, :, :, 0], m, (size, size), flags=cv2.INTER_LINEAR,
+                                         borderMode=cv2.BORDER_REFLECT_101)
+    return out
+
+
+def tta_views(x: np.ndarray, mode: str) -> list[np.ndarray]:
+    """The views a prediction averages over: the face; + its mirror ("flip"); + the face and its mirror zoomed
+    out and in by 8 % ("flip_scale", for faces cropped tighter or looser than FER-2013's)."""
+    if mode not in TTA_MODES:
+        raise ValueError(f"unknown test-time augmentation {mode!r}; known: {', '.join(TTA_MODES)}")
+    views = [x]
+    if mode in ("flip", "flip_scale"):
+        views.append(x[:, :, ::-1])
+    if mode == "flip_scale":
+        for factor in (0.92, 1.08):
+            zoomed = _rescaled(x, factor)
+            views += [zoomed, zoomed[:, :, ::-1]]
+    return views
+
+
+def predict(model, x: np.ndarray, batch_size: int = 512, flip_tta: bool = False, tta: str | None = None) -> np.ndarray:
+    """Class probabilities (N x 7), averaged over the test-time views of `tta` (TTA_MODES; flip_tta=True is
+    "flip"; default none)."""
     x = np.asarray(x, np.float32)
-    probs = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
-    if flip_tta:
-        probs = (probs + np.asarray(model.predict(x[:, :, ::-1], batch_size=batch_size, verbose=0))) / 2
-    return probs
+    views = tta_views(x, tta or ("flip" if flip_tta else "none"))
+    probs = [np.asarray(model.predict(np.ascontiguousarray(v), batch_size=batch_size, verbose=0)) for v in views]
+    return np.mean(probs, axis=0) if len(probs) > 1 else probs[0]
 
 
 def save(model, folder: Path, history: dict, config: TrainConfig, facts: dict) -> Path:

@@ -50,3 +50,15 @@ def test_answer_bench_tiny_mode_runs_the_graph_without_training_and_writes_nothi
     assert "<!-- answer:start -->" in run.stdout and "| leak-free test |" in run.stdout
     assert "<!-- factors:start -->" in run.stdout and "| fer2013 | 100 % | yes |" in run.stdout
     assert {p.name: p.read_bytes() for p in DOCS.glob("benchmarks.*")} == before
+
+
+@pytest.mark.timeout(600)
+def test_train_speed_bench_tiny_mode_runs_every_variant_and_writes_nothing():
+    before = {p.name: p.read_bytes() for p in DOCS.glob("benchmarks.*")}
+    run = subprocess.run([sys.executable, str(PROJECT_ROOT / "bench" / "train_speed.py"), "--tiny"],
+                         capture_output=True, text=True, timeout=580, cwd=PROJECT_ROOT)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "<!-- train_speed:start -->" in run.stdout and "<!-- train_speed:end -->" in run.stdout
+    for variant in ("XLA (Keras default)", "w32 1-2-2-2 |", "crop 40", "w16"):
+        assert variant in run.stdout
+    assert {p.name: p.read_bytes() for p in DOCS.glob("benchmarks.*")} == before

@@ -45,6 +45,46 @@ def test_time_budget_stops_training_after_the_epoch_that_passes_it():
     assert facts["epochs_run"] == 1 and len(history["loss"]) == 1
 
 
+def test_time_budgeted_schedule_warms_up_by_steps_then_decays_to_zero_with_the_time():
+    rate = model.time_budget_rate
+    assert [rate(s, 0.0, 4, 0.0, 100.0, 0.1) for s in range(4)] == pytest.approx([0.025, 0.05, 0.075, 0.1])
+    # after a warm-up that ended at 20 s of a 100 s budget: the cosine runs over the 80 s left
+    assert rate(4, 20.0, 4, 20.0, 100.0, 0.1) == pytest.approx(0.1)
+    assert rate(50, 60.0, 4, 20.0, 100.0, 0.1) == pytest.approx(0.05)
+    assert rate(99, 100.0, 4, 20.0, 100.0, 0.1) == pytest.approx(0.0, abs=1e-12)
+    assert rate(99, 250.0, 4, 20.0, 100.0, 0.1) == pytest.approx(0.0, abs=1e-12)  # past the budget: zero
+    assert rate(0, 0.0, 0, 0.0, 100.0, 0.1) == pytest.approx(0.1)  # no warm-up: starts at the peak
+
+
+def test_a_time_budget_runs_the_schedule_to_its_end_and_stops_mid_epoch():
+    """With `minutes`, epochs is only an upper bound: training stops when the time is spent (here after a few
+    epochs of 50), the last rate set is near zero, and the epoch it stopped in is still validated and logged."""
+    x, y = _faces(12)
+    lines = []
+    config = model.TrainConfig(epochs=50, width=8, batch_size=16, minutes=0.1, warmup_epochs=1)
+    net, history, facts = model.train(x, y, config, log=lines.append)
+    assert facts["schedule"] == "time"
+    assert 1 <= facts["epochs_run"] < 50 and len(history["val_accuracy"]) == facts["epochs_run"]
+    assert any("time budget of 0.1 min spent" in line for line in lines)
+    assert float(np.asarray(net.optimizer.learning_rate)) < 0.2 * model.peak_learning_rate(config, 16)  # decayed
+
+
+def test_test_time_views_and_their_average():
+    x, _ = _faces(2)
+    views = model.tta_views(x.astype(np.float32), "flip_scale")
+    assert len(views) == 6 and all(v.shape == x.shape for v in views)
+    assert np.array_equal(views[1], x[:, :, ::-1])  # the mirror
+    assert not np.array_equal(views[2], x) and np.array_equal(views[3], views[2][:, :, ::-1])  # zoomed, mirrored
+    assert [len(model.tta_views(x, m)) for m in model.TTA_MODES] == [1, 2, 6]
+    with pytest.raises(ValueError, match="unknown test-time augmentation"):
+        model.tta_views(x, "crops")
+    net = model.build_model(model.TrainConfig(width=4))
+    plain, mirrored = model.predict(net, x), model.predict(net, x[:, :, ::-1])
+    assert np.allclose(model.predict(net, x, tta="flip"), (plain + mirrored) / 2, atol=1e-6)
+    assert np.allclose(model.predict(net, x, flip_tta=True), model.predict(net, x, tta="flip"), atol=1e-6)
+    assert np.allclose(model.predict(net, x, tta="flip_scale").sum(axis=1), 1, atol=1e-5)
+
+
 def test_split_weights_and_batch_size():
     labels = np.array([0] * 50 + [1] * 10 + [2] * 2)
     train, val = model.stratified_split(labels, 0.2, seed=3)

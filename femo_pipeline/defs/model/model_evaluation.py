@@ -29,7 +29,9 @@ from femo_pipeline.resources import FemoStorage
 class EvaluationConfig(dg.Config):
     n_boot: int = Field(default=1000, description="Bootstrap resamples for the quick accuracy intervals.")
     seed: int = Field(default=0, description="Bootstrap seed.")
-    flip_tta: bool = Field(default=False, description="Average each prediction with that of the mirrored face.")
+    tta: str = Field(default="validated", description="Test-time augmentation: 'validated' (what was chosen on the "
+                     "model's validation split: a shipped model's sidecar; none for a model trained here), or one of "
+                     f"{', '.join(femo_model.TTA_MODES)} for every model.")
 
 
 def shipped_runs() -> tuple[list[dict], dict[str, str]]:
@@ -55,6 +57,7 @@ def shipped_runs() -> tuple[list[dict], dict[str, str]]:
             "train_seconds": card.get("seconds"), "parameters": card.get("parameters"), "model_sha256": sha,
             "validation_accuracy": card.get("best_validation_accuracy", card.get("validation_accuracy")),
             "data_fingerprint": card.get("data_fingerprint"), "synthetic": False, "model_file": str(path),
+            "tta": card.get("tta") if card.get("tta") in femo_model.TTA_MODES else "none",
         })
     return runs, missing
 
@@ -72,10 +75,19 @@ def trained_run(context, con, storage: FemoStorage) -> tuple[dict | None, str | 
     return (None, why) if why else (run, None)
 
 
-def predict_images(path: str, frame: pd.DataFrame, flip_tta: bool) -> np.ndarray:
+def predict_images(path: str, frame: pd.DataFrame, tta: str = "none") -> np.ndarray:
     net = femo_model.load(path)
     size = net.input_shape[1]
-    return femo_model.predict(net, modeldata.stack(list(frame["pixels"]), size), flip_tta=flip_tta)
+    return femo_model.predict(net, modeldata.stack(list(frame["pixels"]), size), tta=tta)
+
+
+def tta_for(run: dict, config: EvaluationConfig) -> str:
+    if config.tta == "validated":
+        return run.get("tta") or "none"
+    if config.tta not in femo_model.TTA_MODES:
+        raise dg.Failure(description=f"tta must be 'validated' or one of {', '.join(femo_model.TTA_MODES)}, "
+                                     f"not {config.tta!r}")
+    return config.tta
 
 
 @dg.asset(deps=[emotion_model, "images"], kinds={"keras", "duckdb"},
@@ -94,15 +106,18 @@ def model_evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig
         test = read_images(con, FER2013, "AND i.split = 'test'")
         kaggle = read_images(con, KAGGLE)
         images = pd.concat([test, kaggle], ignore_index=True)
-        summary = []
+        summary, declared_probs = [], None
         for run in runs:
-            probs = predict_images(run["model_file"], images, config.flip_tta) if len(images) else np.zeros((0, 7))
+            tta = tta_for(run, config)
+            probs = predict_images(run["model_file"], images, tta) if len(images) else np.zeros((0, 7))
+            if declared and run["id"] == declared["id"]:
+                declared_probs = probs
             wh.record_model_run(con, {**run, "dagster_run_id": run.get("dagster_run_id") or context.run_id})
             wh.replace_predictions(con, run["id"], images["id"], probs)
             pred = probs.argmax(axis=1)[: len(test)]
             for name, keep in (("full test", np.ones(len(test), bool)), ("leak-free test", benchmark.leak_free(test))):
                 s = evaluation.score(test.loc[keep, "emotion_id"], pred[keep], benchmark.FER7, config.n_boot, config.seed)
-                summary.append({"reader": run["reader"], "set": name, "images": s["images"],
+                summary.append({"reader": run["reader"], "test-time views": tta, "set": name, "images": s["images"],
                                 "accuracy vs FER-2013 label": f"{100 * s['accuracy']:.1f} %",
                                 "95 % CI": f"{100 * s['accuracy_ci95'][0]:.1f}-{100 * s['accuracy_ci95'][1]:.1f} %"})
         wh.set_info(con, {"declared_model_run": declared["id"] if declared else ""})
@@ -119,9 +134,7 @@ def model_evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig
     if declared and len(test):
         from femo_pipeline import reports
 
-        pred = pd.Series(dict(zip(images["id"], predict_images(declared["model_file"], test, config.flip_tta)
-                                  .argmax(axis=1))))
-        m = evaluation.confusion_matrix(test["emotion_id"], pred.loc[test["id"]].to_numpy(), benchmark.FER7)
+        m = evaluation.confusion_matrix(test["emotion_id"], declared_probs[: len(test)].argmax(axis=1), benchmark.FER7)
         plot = reports.confusion_png(m.tolist(), benchmark.FER7, storage.path("plots", "confusion_femo_cnn.png"),
                                      f"{declared['reader']} on FER-2013 test")
         metadata["confusion_matrix"] = png_md(plot, "confusion")

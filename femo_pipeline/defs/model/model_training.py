@@ -67,6 +67,7 @@ class ModelConfig(dg.Config):
     seed: int = Field(default=_TC.seed, description="Seed of the split, the weights and the augmentation.")
     val_fraction: float = Field(default=_TC.val_fraction, description="Share of each class held out for validation.")
     width: int = Field(default=_TC.width, description="Filters of the first block (doubling per block).")
+    block_convs: list[int] = Field(default=list(_TC.block_convs), description="3x3 convolutions in each block.")
     optimizer: str = Field(default=_TC.optimizer, description="sgd (Nesterov) or adam (AdamW).")
     learning_rate: float = Field(default=_TC.learning_rate, description="Peak learning rate (warm-up, then cosine).")
     warmup_epochs: float = Field(default=_TC.warmup_epochs, description="Epochs of linear warm-up.")
@@ -75,6 +76,8 @@ class ModelConfig(dg.Config):
     augment: bool = Field(default=_TC.augment, description="Flip, affine, brightness/contrast and erasing.")
     class_weighting: bool = Field(default=_TC.class_weighting, description="Weight classes by inverse frequency.")
     max_minutes: float = Field(default=_TC.max_minutes, description="Stop after the epoch past this time (0: none).")
+    minutes: float = Field(default=_TC.minutes, description="Time budget: warm-up, then a cosine over the time left, "
+                                                            "stopping when it is spent (0: schedule by epochs).")
     max_train_images: int = Field(default=0, description="Use at most this many training images (0: all).")
     label_source: str = Field(default="fer2013", description="fer2013 (its labels) or ferplus (FER+ vote "
                                                              "distributions as soft targets).")
@@ -84,7 +87,10 @@ def train_config(config: dg.Config, **overrides) -> femo_model.TrainConfig:
     """The TrainConfig for a Dagster config holding (some of) its fields."""
     names = {f.name for f in dataclasses.fields(femo_model.TrainConfig)}
     values = {k: v for k, v in config.model_dump().items() if k in names}
-    return femo_model.TrainConfig(**{**values, **overrides})
+    merged = {**values, **overrides}
+    if "block_convs" in merged:
+        merged["block_convs"] = tuple(merged["block_convs"])
+    return femo_model.TrainConfig(**merged)
 
 
 def targets(frame: pd.DataFrame, label_source: str) -> tuple[np.ndarray, np.ndarray]:
