@@ -13,13 +13,14 @@ and never opens anything but regular files inside it.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import errno
 import os
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -348,6 +349,19 @@ def _inspect_chunk(args: tuple[str, list[FileEntry], int, int, int]) -> pa.Table
     return pa.Table.from_pylist(rows, schema=SCHEMA)
 
 
+def _bounded_map(pool: ProcessPoolExecutor, chunks: list, window: int) -> Iterator[pa.Table]:
+    """pool.map in order, with at most `window` chunks submitted and not yet handed on. (Executor.map submits
+    everything at once: when the workers outrun the sink, finished parts - file bytes included - pile up in this
+    process; at a million files that was about a gigabyte.)"""
+    pending: collections.deque = collections.deque()
+    for chunk in chunks:
+        pending.append(pool.submit(_inspect_chunk, chunk))
+        if len(pending) >= window:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
 def inspect_folder(
     root: str | os.PathLike,
     entries: list[FileEntry],
@@ -376,7 +390,7 @@ def inspect_folder(
         if workers == 1 or len(chunks) <= 1:
             parts = map(_inspect_chunk, chunks)
         else:
-            parts = stack.enter_context(ProcessPoolExecutor(max_workers=workers)).map(_inspect_chunk, chunks)
+            parts = _bounded_map(stack.enter_context(ProcessPoolExecutor(max_workers=workers)), chunks, 2 * workers)
         for part in parts:
             if sink is not None:
                 sink(part)
