@@ -148,7 +148,7 @@ def warehouse_lock(database: str, timeout: float = 3600.0, poll: float = 0.2):
     lock.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        start, told = time.monotonic(), 0.0
+        start, next_note = time.monotonic(), 0.0
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -158,8 +158,8 @@ def warehouse_lock(database: str, timeout: float = 3600.0, poll: float = 0.2):
                 if waited >= timeout:
                     raise TimeoutError(f"the warehouse is in use by another process (lock {lock} held for over "
                                        f"{timeout:.0f} s); is another femo run writing it?") from None
-                if waited - told >= 30 or not told:
-                    told = waited or 1e-9
+                if waited >= next_note:  # say so at once, then every 30 s
+                    next_note = waited + 30
                     dg.get_dagster_logger().info(f"waiting for the warehouse: another process holds {lock.name}")
                 time.sleep(poll)
         with _HELD_GUARD:
