@@ -66,34 +66,86 @@ def build_catalog(per_source: dict[str, tuple[pa.Table, bool]]) -> pa.Table:
     return _flag_duplicates(parts).select(list(CATALOG_COLUMNS))
 
 
-def write_catalog(per_source: dict[str, tuple[str | Path, bool]], out: str | Path, memory_limit: str = "1GB") -> pa.Table:
+def write_catalog(per_source: dict[str, tuple[str | Path, bool]], out: str | Path, memory_limit: str = "512MB",
+                  batch_rows: int = 2048) -> pa.Table:
     """The catalog of staged Parquet files ({source_key: (path, synthetic)}) written to `out` without holding the
-    file bytes in memory: only the metadata columns are read into Python; DuckDB copies the bytes from the staged
-    files into `out` (spilling to disk past `memory_limit`). Returns the catalog without its content column.
+    file bytes in memory: only the metadata columns are read into Python. The bytes are copied in batches of
+    `batch_rows`: a staged file whose rows are already in the catalog's order (the folder ingest writes them
+    sorted by path) is paired with the catalog row by row; any other (a web download table) is put in order by
+    DuckDB, spilling to disk past `memory_limit`. Returns the catalog without its content column.
     Same rows and columns as build_catalog on the same tables."""
     out = Path(out)
     parts = []
     for key, (path, synth) in sorted(per_source.items()):
         names = [n for n in pq.read_schema(path).names if n != "content"]
         parts.append(_with_source_columns(pq.read_table(path, columns=names), key, synth))
-    meta = _flag_duplicates(parts)
+    meta = _flag_duplicates(parts)  # ordered by source id, then path
+    columns = [c for c in CATALOG_COLUMNS if c != "content"]
+    meta = meta.select(columns)
+    schema = pa.schema([meta.schema.field(c) if c != "content" else pa.field("content", pa.binary())
+                        for c in CATALOG_COLUMNS])
     spill = out.parent / f".{out.name}.spill"
+    try:
+        with atomic_path(out) as tmp, pq.ParquetWriter(tmp, schema, compression="none") as writer:
+            offset = 0
+            for key, count in _source_blocks(meta):
+                block = meta.slice(offset, count)
+                for start, content in _contents_in_order(per_source[key][0], block, batch_rows, memory_limit, spill):
+                    rows = block.slice(start, len(content))
+                    writer.write_table(pa.Table.from_arrays(
+                        [rows.column(c) if c != "content" else content for c in CATALOG_COLUMNS], schema=schema),
+                        row_group_size=batch_rows)
+                offset += count
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)
+    return meta
+
+
+def _source_blocks(meta: pa.Table) -> list[tuple[str, int]]:
+    """(source key, rows) of each source's contiguous block of the catalog, in order."""
+    con = duckdb.connect()
+    try:
+        con.register("m", meta.select(["source_id", "source_key"]))
+        return [(k, int(n)) for k, n in con.execute(
+            "SELECT source_key, count(*) FROM m GROUP BY source_id, source_key ORDER BY source_id").fetchall()]
+    finally:
+        con.close()
+
+
+def _contents_in_order(path: str | Path, block: pa.Table, batch_rows: int, memory_limit: str, spill: Path):
+    """(first row, content array) batches of one staged file's bytes, in the order of the catalog block (which
+    has the same rows, ordered by rel_path)."""
+    want = block.column("rel_path")
+    source = pq.ParquetFile(path)
+    if source.metadata.num_rows == block.num_rows:
+        # the folder ingest's order: check the paths row group by row group, then stream the bytes
+        done, in_order = 0, True
+        for i in range(source.num_row_groups):
+            got = source.read_row_group(i, columns=["rel_path"]).column("rel_path")
+            if not got.equals(want.slice(done, len(got))):
+                in_order = False
+                break
+            done += len(got)
+        if in_order:
+            done = 0
+            for batch in source.iter_batches(batch_size=batch_rows, columns=["content"]):
+                yield done, batch.column("content")
+                done += batch.num_rows
+            return
     con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": str(spill),
                                  "preserve_insertion_order": False})
     try:
-        con.register("m", meta)
-        staged = " UNION ALL ".join(
-            f"SELECT '{key}' AS source_key, rel_path, content FROM read_parquet('{_quote(path)}')"
-            for key, (path, _) in sorted(per_source.items()))
-        cols = ", ".join(f"m.{c}" if c != "content" else "s.content" for c in CATALOG_COLUMNS)
-        with atomic_path(out) as tmp:
-            con.execute(f"COPY (SELECT {cols} FROM m LEFT JOIN ({staged}) s USING (source_key, rel_path) "
-                        f"ORDER BY m.source_id, m.rel_path) TO '{_quote(tmp)}' (FORMAT parquet, "
-                        "COMPRESSION uncompressed, ROW_GROUP_SIZE 2048)")
+        con.register("want", block.select(["rel_path"]).append_column(
+            "pos", pa.array(range(block.num_rows), pa.int64())))
+        reader = con.sql(
+            f"SELECT s.content FROM want LEFT JOIN read_parquet('{_quote(path)}') s USING (rel_path) "
+            "ORDER BY want.pos").to_arrow_reader(batch_rows)
+        done = 0
+        for batch in reader:
+            yield done, batch.column("content").cast(pa.binary())
+            done += batch.num_rows
     finally:
         con.close()
-        shutil.rmtree(spill, ignore_errors=True)
-    return meta.select([c for c in CATALOG_COLUMNS if c != "content"])
 
 
 def _quote(path: str | Path) -> str:

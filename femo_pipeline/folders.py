@@ -323,30 +323,36 @@ def read_regular_file(path: str, max_bytes: int) -> tuple[bytes | None, int | No
 def _inspect_chunk(args: tuple[str, list[FileEntry], int, int, int]) -> pa.Table:
     root, entries, max_pixels, max_bytes, min_side = args
     rows = []
-    for entry in entries:
-        data = size = problem = None
-        if entry.openable:
-            path = entry.fs_path or os.path.join(root, entry.rel_path)
-            data, size, problem = read_regular_file(path, max_bytes)
-        if data is None:  # never opened, or refused: described by its reason only
-            row = dict.fromkeys(imaging.INSPECTION_FIELDS)
-            row.update(file_size_bytes=size, status=imaging.QUARANTINED, reason=problem or entry.problem)
-        else:
-            row = imaging.inspect_image(data, max_pixels=max_pixels, max_bytes=max_bytes, min_side=min_side)
-            if entry.problem and row["status"] == imaging.OK:
-                row.update(status=imaging.QUARANTINED, reason=entry.problem)
-        row.update(
-            rel_path=entry.rel_path,
-            split=entry.split,
-            usage=_usage(os.path.basename(entry.rel_path)),
-            label_raw=entry.label_raw,
-            emotion_id=entry.emotion_id,
-            # keep the bytes of usable images only; quarantined files are described, not stored
-            content=data if row["status"] == imaging.OK else None,
-        )
-        rows.append(row)
+    with imaging.held_stderr():  # libjpeg's warnings are caught per file, stderr redirected once per chunk
+        for entry in entries:
+            rows.append(_inspect_entry(root, entry, max_pixels, max_bytes, min_side))
     # an Arrow table crosses the process boundary as a few buffers, far cheaper than thousands of dicts
     return pa.Table.from_pylist(rows, schema=SCHEMA)
+
+
+def _inspect_entry(root: str, entry: FileEntry, max_pixels: int, max_bytes: int, min_side: int) -> dict:
+    """The inspection row of one scanned entry (bytes read only from a regular file inside the root)."""
+    data = size = problem = None
+    if entry.openable:
+        path = entry.fs_path or os.path.join(root, entry.rel_path)
+        data, size, problem = read_regular_file(path, max_bytes)
+    if data is None:  # never opened, or refused: described by its reason only
+        row = dict.fromkeys(imaging.INSPECTION_FIELDS)
+        row.update(file_size_bytes=size, status=imaging.QUARANTINED, reason=problem or entry.problem)
+    else:
+        row = imaging.inspect_image(data, max_pixels=max_pixels, max_bytes=max_bytes, min_side=min_side)
+        if entry.problem and row["status"] == imaging.OK:
+            row.update(status=imaging.QUARANTINED, reason=entry.problem)
+    row.update(
+        rel_path=entry.rel_path,
+        split=entry.split,
+        usage=_usage(os.path.basename(entry.rel_path)),
+        label_raw=entry.label_raw,
+        emotion_id=entry.emotion_id,
+        # keep the bytes of usable images only; quarantined files are described, not stored
+        content=data if row["status"] == imaging.OK else None,
+    )
+    return row
 
 
 def _bounded_map(pool: ProcessPoolExecutor, chunks: list, window: int) -> Iterator[pa.Table]:

@@ -58,23 +58,44 @@ def _current_version(con: duckdb.DuckDBPyConnection) -> str | None:
     return row[0] if row else None
 
 
+def schema_fingerprint() -> str:
+    """Identity of the schema this code creates: SCHEMA_VERSION and the text of schema.sql and comments.sql."""
+    text = "\n".join((SCHEMA_VERSION, sql_text("schema.sql"), sql_text("comments.sql")))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create missing tables and views; rebuild from scratch when the stored schema version is older."""
+    """Create missing tables and views; rebuild from scratch when the stored schema version is older.
+
+    A warehouse that already has this code's schema (same fingerprint, every table and view present) is left
+    alone: applying the schema and its descriptions costs about 0.2 s, and every writer calls this."""
     version = _current_version(con)
+    if version == SCHEMA_VERSION and _schema_is_current(con):
+        return
     if version is not None and version != SCHEMA_VERSION:
         for view in _VIEWS:
             con.execute(f"DROP VIEW IF EXISTS {view}")
         for table in _TABLES_CHILD_FIRST:
             con.execute(f"DROP TABLE IF EXISTS {table}")
-    apply_schema(con)
-    con.execute(
-        "INSERT OR REPLACE INTO warehouse_info VALUES ('schema_version', ?)", [SCHEMA_VERSION]
-    )
+    with transaction(con):  # one commit for the hundreds of statements (2.5x faster than one each)
+        apply_schema(con)
+        set_info(con, {"schema_version": SCHEMA_VERSION, "schema_fingerprint": schema_fingerprint()})
+
+
+def _schema_is_current(con: duckdb.DuckDBPyConnection) -> bool:
+    row = con.execute("SELECT value FROM warehouse_info WHERE key = 'schema_fingerprint'").fetchone()
+    if not row or row[0] != schema_fingerprint():
+        return False
+    present = {name for (name,) in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' UNION ALL "
+        "SELECT view_name FROM duckdb_views() WHERE schema_name = 'main' AND NOT internal").fetchall()}
+    return present >= set(_TABLES_CHILD_FIRST) | set(_VIEWS)
 
 
 def apply_schema(con: duckdb.DuckDBPyConnection) -> None:
     """schema.sql (idempotent), then the table, view and column descriptions of comments.sql (a view or table
-    created again loses its comments, so they are applied after every schema run)."""
+    created again loses its comments, and so do the columns of a view whose table is created again, so they are
+    applied after every schema run; inside a transaction this takes about 0.07 s, outside 0.2 s)."""
     con.execute(sql_text("schema.sql"))
     con.execute(sql_text("comments.sql"))
     described = con.execute("SELECT column_name, comment FROM duckdb_columns() WHERE table_name = 'all_images' "
@@ -130,6 +151,8 @@ def upsert_emotions(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return con.execute("SELECT * FROM emotions ORDER BY id").df()
 
 
+# images and the tables that reference it, children first (replace_images drops and re-creates them)
+_IMAGE_CHILDREN = ("predictions", "human_votes", "face_crops", "balanced_sample", "image_pixels", "images")
 _IMAGE_COLUMNS = (
     "id", "source_id", "emotion_id", "split", "usage", "rel_path", "label_raw", "height", "width", "aspect_ratio",
     "image_format", "color_space", "channels", "file_size_bytes", "content_hash", "duplicate_count",
@@ -157,7 +180,7 @@ def replace_images(con: duckdb.DuckDBPyConnection, catalog: pa.Table | str | Pat
     try:
         with transaction(con):
             # every table that references images goes too (their assets run again after images)
-            for child in ("predictions", "human_votes", "face_crops", "balanced_sample", "image_pixels", "images"):
+            for child in _IMAGE_CHILDREN:
                 con.execute(f"DROP TABLE IF EXISTS {child}")
             con.execute("DELETE FROM quarantined_files")
             apply_schema(con)

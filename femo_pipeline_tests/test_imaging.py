@@ -191,3 +191,18 @@ def test_the_fast_header_reader_agrees_with_pillow_or_steps_aside():
     assert imaging.inspect_image(_jpeg_with_size(60000, 60000))["reason"].startswith("decompression bomb")
     row = imaging.inspect_image(_jpeg_with_size(40, 16))  # the header lies about the pixels
     assert row["status"] == "quarantined" and row["reason"].startswith("corrupt JPEG"), row["reason"]
+
+
+def test_held_stderr_catches_each_file_and_hands_back_other_output(capfd):
+    """One redirect for a chunk of files: each damaged JPEG is still named, a clean one is not, and what someone
+    else wrote to stderr meanwhile reaches stderr when the block ends."""
+    damaged, clean = _jpeg_with(True), encode(np.zeros((20, 20), np.uint8), ".jpg")
+    with imaging.held_stderr():
+        rows = [imaging.inspect_image(d) for d in (damaged, clean, damaged)]
+        os.write(2, b"a line of someone else's\n")
+        assert imaging.inspect_image(clean)["status"] == "ok"
+    assert [r["status"] for r in rows] == ["quarantined", "ok", "quarantined"]
+    assert "premature end of data segment" in rows[2]["reason"]
+    assert "a line of someone else's" in capfd.readouterr().err
+    os.write(2, b"after the block\n")  # stderr is the real one again
+    assert "after the block" in capfd.readouterr().err

@@ -39,6 +39,38 @@ def test_tiny_training_run_saves_a_model_that_reloads_identically(tmp_path):
     assert saved["epochs"] == 2 and saved["width"] == 8 and "seconds" in saved
 
 
+def test_bf16_training_saves_a_float32_file_that_loads_in_either_precision(tmp_path):
+    """Trained in mixed bf16 (bf16 arithmetic, float32 weights), the file is float32 (it runs on any CPU); loaded
+    with precision mixed_bfloat16 it computes in bf16 again, with the same weights and nearly the same outputs."""
+    x, y = _faces(12)
+    config = model.TrainConfig(epochs=1, width=8, seed=1, precision="mixed_bfloat16")
+    net, history, facts = model.train(x, y, config, log=lambda _: None)
+    assert model._policy(net) == "mixed_bfloat16" and net.layers[-1].dtype_policy.name == "float32"
+    probs = model.predict(net, x[:20])
+    path = model.save(net, tmp_path, history, config, facts)
+    plain = model.load(path)
+    assert model._policy(plain) == "float32"
+    assert {layer.dtype_policy.name for layer in plain.layers} == {"float32"}
+    fast = model.load(path, "mixed_bfloat16")
+    assert model._policy(fast) == "mixed_bfloat16" and fast.layers[-1].dtype_policy.name == "float32"
+    for a, b in zip(net.get_weights(), fast.get_weights()):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    again = model.predict(fast, x[:20])
+    assert again.dtype == np.float32 and np.allclose(again, probs, atol=1e-6)
+    assert np.abs(model.predict(plain, x[:20]) - probs).max() < 0.05  # float32 vs bf16 arithmetic: close
+    assert np.array_equal(model.predict(model.with_precision(fast, "float32"), x[:20]), model.predict(plain, x[:20]))
+
+
+def test_precision_names(monkeypatch):
+    monkeypatch.setattr(model, "cpu_has_bf16", lambda: True)
+    assert model.resolve_precision("auto") == "mixed_bfloat16"
+    monkeypatch.setattr(model, "cpu_has_bf16", lambda: False)
+    assert model.resolve_precision("auto") == "float32"
+    assert model.resolve_precision("float32") == "float32"
+    with pytest.raises(ValueError, match="unknown precision 'float16'"):
+        model.resolve_precision("float16")
+
+
 def test_time_budget_stops_training_after_the_epoch_that_passes_it():
     x, y = _faces(4)
     _, history, facts = model.train(x, y, model.TrainConfig(epochs=50, width=8, max_minutes=1e-6), log=lambda _: None)

@@ -171,3 +171,32 @@ def test_each_table_is_shown_with_its_columns_on_the_asset_that_writes_it():
     assert images["id"].constraints.unique and not images["id"].constraints.nullable
     assert "sha256" in images["content_hash"].description
     assert all(isinstance(s, dg.TableSchema) and all(c.description for c in s.columns) for s in shown.values())
+
+
+def _comments(con) -> set[tuple[str, str, str]]:
+    return set(con.execute("SELECT table_name, column_name, comment FROM duckdb_columns() WHERE schema_name = 'main'")
+               .fetchall())
+
+
+def test_schema_is_applied_once_and_again_when_something_is_missing(con, demo_catalog, monkeypatch):
+    """A warehouse with this code's schema is left alone (the descriptions cost 0.2 s a call); a missing table,
+    or a changed schema text, applies it again; images re-created by replace_images keep their descriptions, and
+    so do the columns of the views over them."""
+    described = _comments(con)
+    assert ("images", "content_hash", None) not in described
+    calls = []
+    real = warehouse.apply_schema
+    monkeypatch.setattr(warehouse, "apply_schema", lambda c: (calls.append(1), real(c)))
+    warehouse.ensure_schema(con)
+    assert calls == []
+    con.execute("DROP TABLE survey_rejected_rows")
+    warehouse.ensure_schema(con)
+    assert calls == [1] and _comments(con) == described
+    warehouse.ensure_schema(con)
+    assert calls == [1]
+    warehouse.replace_images(con, demo_catalog)
+    assert len(calls) == 2 and _comments(con) == described
+    monkeypatch.setattr(warehouse, "schema_fingerprint", lambda: "other schema text")
+    warehouse.ensure_schema(con)
+    assert len(calls) == 3
+

@@ -37,7 +37,7 @@ def image_catalog(context: dg.AssetExecutionContext, storage: FemoStorage, fer20
         synthetic = key in ("fer2013", "kaggle") and storage.source_plan(key).synthetic
         per_source[key] = (staged[asset_name].path, synthetic)
     out = incoming_path(storage)
-    try:  # the file bytes go from the staged files to the catalog file through DuckDB, never all in memory
+    try:  # the file bytes go from the staged files to the catalog file in batches, never all in memory
         table = catalog.write_catalog(per_source, out)
     except catalog.CatalogError as exc:
         raise dg.Failure(description=str(exc)) from exc

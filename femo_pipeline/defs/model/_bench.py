@@ -53,3 +53,12 @@ def json_value(value):
 def skipped(context, asset: str, reason: str, **metadata) -> dg.MaterializeResult:
     context.log.warning(f"{asset} skipped: {reason}")
     return dg.MaterializeResult(metadata={"skipped": reason, **metadata})
+
+
+def checked_precision(value: str) -> str:
+    """A precision name of femo_pipeline.model.PRECISIONS, or a Failure naming the choices."""
+    from femo_pipeline import model as femo_model
+
+    if value not in femo_model.PRECISIONS:
+        raise dg.Failure(description=f"precision must be one of {', '.join(femo_model.PRECISIONS)}, not {value!r}")
+    return value

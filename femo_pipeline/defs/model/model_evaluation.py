@@ -17,6 +17,7 @@ from femo_pipeline.defs.model._bench import (
     FER2013,
     KAGGLE,
     MODEL_WRITER,
+    checked_precision,
     json_value,
     latest_metadata,
     read_images,
@@ -32,6 +33,9 @@ class EvaluationConfig(dg.Config):
     tta: str = Field(default="validated", description="Test-time augmentation: 'validated' (what was chosen on the "
                      "model's validation split: a shipped model's sidecar; none for a model trained here), or one of "
                      f"{', '.join(femo_model.TTA_MODES)} for every model.")
+    precision: str = Field(default="auto", description="Arithmetic of femo's models while predicting: auto (bf16 "
+                           "where the CPU does it natively, as bench/train.py scored the shipped models; float32 "
+                           "elsewhere), mixed_bfloat16 or float32.")
 
 
 def shipped_runs() -> tuple[list[dict], dict[str, str]]:
@@ -75,8 +79,8 @@ def trained_run(context, con, storage: FemoStorage) -> tuple[dict | None, str | 
     return (None, why) if why else (run, None)
 
 
-def predict_images(path: str, frame: pd.DataFrame, tta: str = "none") -> np.ndarray:
-    net = femo_model.load(path)
+def predict_images(path: str, frame: pd.DataFrame, tta: str = "none", precision: str = "float32") -> np.ndarray:
+    net = femo_model.load(path, precision)
     size = net.input_shape[1]
     return femo_model.predict(net, modeldata.stack(list(frame["pixels"]), size), tta=tta)
 
@@ -95,6 +99,7 @@ def tta_for(run: dict, config: EvaluationConfig) -> str:
 def model_evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig, duckdb: DuckDBResource,
                      storage: FemoStorage) -> dg.MaterializeResult:
     """femo's CNN (trained in this lineage and/or shipped) on FER-2013 test and Kaggle images -> predictions."""
+    checked_precision(config.precision)
     with duckdb.get_connection() as con:
         wh.ensure_schema(con)
         trained, why = trained_run(context, con, storage)
@@ -109,7 +114,7 @@ def model_evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig
         summary, declared_probs = [], None
         for run in runs:
             tta = tta_for(run, config)
-            probs = predict_images(run["model_file"], images, tta) if len(images) else np.zeros((0, 7))
+            probs = predict_images(run["model_file"], images, tta, config.precision) if len(images) else np.zeros((0, 7))
             if declared and run["id"] == declared["id"]:
                 declared_probs = probs
             wh.record_model_run(con, {**run, "dagster_run_id": run.get("dagster_run_id") or context.run_id})
