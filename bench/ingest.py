@@ -21,6 +21,7 @@ import os
 import resource
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -73,25 +74,63 @@ def write_synthetic(root: Path, n: int, seed: int = 2013) -> int:
     return n
 
 
-def run_once(fer_dir: Path, workers: int) -> tuple[float, dict[str, float]]:
+class RssSampler:
+    """This process's resident memory every 50 ms (a thread), to find each step's peak."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with open("/proc/self/status") as fh:
+                kib = next((int(line.split()[1]) for line in fh if line.startswith("VmRSS")), 0)
+            self.samples.append((time.time(), kib // 1024))
+            self._stop.wait(0.05)
+
+    def __enter__(self) -> RssSampler:
+        if os.path.exists("/proc/self/status"):
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def peak(self, start: float, end: float) -> int:
+        return max((mib for t, mib in self.samples if start <= t <= end + 0.05), default=0)
+
+
+def run_once(fer_dir: Path, workers: int) -> tuple[float, dict[str, float], dict[str, int]]:
+    """(wall seconds, seconds per step, peak resident MiB of this process per step) of one fresh run."""
     with tempfile.TemporaryDirectory() as tmp:
         storage = FemoStorage(data_dir=tmp, profile="real", fer2013_dir=str(fer_dir))
         resources = {**defs.resources, **core_resources(storage)}
         assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)]
-        start = time.perf_counter()
-        result = dg.materialize(
-            assets, selection=SELECTION, resources=resources,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}},
-                        "ops": {name: {"config": {"workers": workers}}
-                                for name in ("fer2013_images", "kaggle_face_images")}},
-        )
-        wall = time.perf_counter() - start
+        instance = dg.DagsterInstance.ephemeral()
+        with RssSampler() as rss:
+            start = time.perf_counter()
+            result = dg.materialize(
+                assets, selection=SELECTION, resources=resources, instance=instance,
+                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}},
+                            "ops": {name: {"config": {"workers": workers}}
+                                    for name in ("fer2013_images", "kaggle_face_images")}},
+            )
+            wall = time.perf_counter() - start
         assert result.success
-        steps = {}
-        for event in result.all_events:
-            if event.is_step_success:
+        steps, peaks, began = {}, {}, {}
+        for entry in instance.all_logs(result.run_id):
+            event = entry.dagster_event
+            if event is None:
+                continue
+            if event.is_step_start:
+                began[event.step_key] = entry.timestamp
+            elif event.is_step_success:
                 steps[event.step_key] = event.event_specific_data.duration_ms / 1000
-        return wall, steps
+                peaks[event.step_key] = rss.peak(began.get(event.step_key, entry.timestamp), entry.timestamp)
+        return wall, steps, peaks
 
 
 def peak_mib() -> tuple[float, float]:
@@ -156,12 +195,12 @@ def main() -> None:
                 sys.exit(f"no FER-2013 folder at {fer_dir} (pass --fer2013 PATH, --synthetic N or --tiny)")
             n_files = sum(1 for _ in fer_dir.rglob("*.jpg"))
         runs = [run_once(fer_dir, args.workers) for _ in range(args.repeats)]
-    best_wall, best_steps = min(runs, key=lambda r: r[0])
+    best_wall, best_steps, best_peaks = min(runs, key=lambda r: r[0])
     median_wall = sorted(r[0] for r in runs)[len(runs) // 2]
     peak_self, peak_children = peak_mib()
     rate_best, rate_median = n_files / best_wall, n_files / median_wall
     today, where = dt.date.today().isoformat(), machine_note()
-    step_lines = "\n".join(f"| {k} | {v:.2f} |" for k, v in best_steps.items())
+    step_lines = "\n".join(f"| {k} | {v:.2f} | {best_peaks.get(k, 0):,} |" for k, v in best_steps.items())
     section = f"""<!-- ingest:start -->
 ## Ingest: FER-2013 folder to warehouse (`bench/ingest.py`)
 
@@ -178,10 +217,10 @@ with duplicate flags, and loaded into DuckDB with their bytes, through `dg.mater
 | peak memory, largest worker process | {peak_children:,.0f} MiB |
 | goal | >= 20,000 images/s on 2 cores, peak <= 2 GiB |
 
-Step times of the best run (seconds):
+Step times of the best run, with the main process's peak resident memory during each (sampled every 50 ms):
 
-| step | s |
-| --- | --- |
+| step | s | peak MiB |
+| --- | --- | --- |
 {step_lines}
 <!-- ingest:end -->"""
     print(section.replace("FER-2013 folder", f"{dataset} folder") if dataset != "fer2013" else section)
@@ -200,6 +239,10 @@ Step times of the best run (seconds):
         {"name": f"ingest.{dataset}.images_per_s", "value": round(rate_best), "unit": "images/s", **base},
         {"name": f"ingest.{dataset}.peak_main_mib", "value": round(peak_self), "unit": "MiB", **base},
         {"name": f"ingest.{dataset}.peak_worker_mib", "value": round(peak_children), "unit": "MiB", **base},
+        *({"name": f"ingest.{dataset}.step_seconds.{k}", "value": round(v, 2), "unit": "s", **base}
+          for k, v in best_steps.items()),
+        *({"name": f"ingest.{dataset}.step_peak_mib.{k}", "value": v, "unit": "MiB", **base}
+          for k, v in best_peaks.items()),
     ])
     if dataset == "fer2013":
         write_section("ingest", section)

@@ -29,18 +29,23 @@ class CatalogError(ValueError):
     """The catalog would be inconsistent (for example two files mapped to one id)."""
 
 
-def _with_source_columns(table: pa.Table, source_key: str, synthetic: bool) -> pa.Table:
+def _with_source_columns(table: pa.Table, source_key: str, synthetic: bool, slice_rows: int = 65536) -> pa.Table:
     n = table.num_rows
     source = SOURCES[source_key]
-    ids = [image_id(source_key, p) for p in table.column("rel_path").to_pylist()]
-    aspect = [imaging.aspect_ratio(w, h) for w, h in zip(table.column("width").to_pylist(), table.column("height").to_pylist())]
-    emotions = [EMOTIONS.get(e) if e is not None else None for e in table.column("emotion_id").to_pylist()]
+    ids, aspect, emotions = [], [], []
+    for start in range(0, n, slice_rows):  # Python objects for one slice at a time (a million paths: ~100 MB)
+        part = table.slice(start, slice_rows)
+        ids.append(pa.array([image_id(source_key, p) for p in part.column("rel_path").to_pylist()], pa.int64()))
+        aspect.append(pa.array([imaging.aspect_ratio(w, h) for w, h in zip(
+            part.column("width").to_pylist(), part.column("height").to_pylist())], pa.float64()))
+        emotions.append(pa.array([EMOTIONS.get(e) if e is not None else None
+                                  for e in part.column("emotion_id").to_pylist()], pa.string()))
     return (
-        table.append_column("image_id", pa.array(ids, pa.int64()))
+        table.append_column("image_id", pa.chunked_array(ids, pa.int64()))
         .append_column("source_key", pa.array([source_key] * n, pa.string()))
         .append_column("source_id", pa.array([source.id] * n, pa.int32()))
-        .append_column("aspect_ratio", pa.array(aspect, pa.float64()))
-        .append_column("emotion", pa.array(emotions, pa.string()))
+        .append_column("aspect_ratio", pa.chunked_array(aspect, pa.float64()))
+        .append_column("emotion", pa.chunked_array(emotions, pa.string()))
         .append_column("synthetic", pa.array([synthetic] * n, pa.bool_()))
     )
 

@@ -46,7 +46,7 @@ class FileEntry:
     label_raw: str | None
     emotion_id: int | None
     problem: str | None  # set when the file's place in the tree already disqualifies it
-    fs_path: str | None = None  # where to read it: a path inside the resolved root (None: root/rel_path)
+    fs_path: str | None = None  # where to read it: a path inside the resolved root (None: <resolved root>/rel_path)
     openable: bool = True  # False: the scan decided already (link out of the root, FIFO, ...); never opened
 
 
@@ -164,7 +164,10 @@ class _Scanner:
                 self._pending.append((target, rel, sub))
         elif is_file:
             p = self.file_place(place, name)
-            self.entries.append(FileEntry(rel, p.split, p.label, p.emotion, p.problem, target))
+            # the path is kept only where it is not <real root>/<rel> (links, names that are not UTF-8): at a
+            # million files the second copy of every path was 150 MB
+            fs_path = None if target == self._prefix + rel else target
+            self.entries.append(FileEntry(rel, p.split, p.label, p.emotion, p.problem, fs_path))
         else:
             self.outcome(rel, self.file_place(place, name), f"not a regular file ({_kind(mode)}), not read")
 
@@ -385,8 +388,9 @@ def inspect_folder(
     order, and the returned table leaves out the content column: a whole dataset's bytes are never held at once.
     """
     workers = workers or os.cpu_count() or 1
+    real_root = os.path.realpath(root)  # entries without fs_path sit at <resolved root>/<rel_path>
     chunks = [
-        (str(root), entries[i : i + chunk_size], max_pixels, max_bytes, min_side)
+        (real_root, entries[i : i + chunk_size], max_pixels, max_bytes, min_side)
         for i in range(0, len(entries), chunk_size)
     ]
     parts_done: list[pa.Table] = []

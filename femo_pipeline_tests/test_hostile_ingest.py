@@ -278,6 +278,23 @@ def test_symlink_rule_allows_links_inside_the_root(tmp_path):
     assert set(entries) == {"anger/a.png", "alias", "fear"}
 
 
+def test_only_entries_read_from_elsewhere_keep_their_own_path(tmp_path):
+    """A plain file is read from <resolved root>/<rel_path> (no second copy of the path in memory); a file reached
+    through a folder link inside the root keeps where it really is, and both are read."""
+    root = tmp_path / "src"
+    (root / "anger").mkdir(parents=True)
+    (root / "anger" / "a.png").write_bytes(face(1, ".png"))
+    (root / ".store").mkdir()  # hidden, so read only through the link
+    (root / ".store" / "f.png").write_bytes(face(2, ".png"))
+    (root / "fear").symlink_to(root / ".store", target_is_directory=True)
+    entries = {e.rel_path: e for e in folders.scan_folder(root, with_splits=False)}
+    assert entries["anger/a.png"].fs_path is None
+    assert entries["fear/f.png"].fs_path == os.path.join(os.path.realpath(root), ".store", "f.png")
+    table = folders.inspect_folder(root, list(entries.values()), workers=1)
+    status = dict(zip(table.column("rel_path").to_pylist(), table.column("status").to_pylist()))
+    assert status["anger/a.png"] == status["fear/f.png"] == "ok"
+
+
 def test_a_symlinked_root_is_resolved(tmp_path):
     real = tmp_path / "real"
     (real / "sad").mkdir(parents=True)
