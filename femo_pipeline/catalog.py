@@ -121,7 +121,7 @@ def _contents_in_order(path: str | Path, block: pa.Table, batch_rows: int, memor
     """(first row, content array) batches of one staged file's bytes, in the order of the catalog block (which
     has the same rows, ordered by rel_path)."""
     want = block.column("rel_path")
-    source = pq.ParquetFile(path)
+    source = pq.ParquetFile(path, pre_buffer=False)  # pre-buffering reads the whole file (every byte) into memory
     if source.metadata.num_rows == block.num_rows:
         # the folder ingest's order: check the paths row group by row group, then stream the bytes
         done, in_order = 0, True

@@ -182,6 +182,9 @@ class WarehouseResource(DuckDBResource):
     storage: FemoStorage = Field(description="The data folder it lives in (the run's storage resource).")
     lock_timeout: float = Field(default=3600.0, description="Seconds to wait for another process to close the "
                                                             "warehouse before failing.")
+    memory_limit: str = Field(default="512MB", description="DuckDB's memory limit for the pipeline's connections "
+                              "(it spills to disk past it; DuckDB's own default, 80 % of RAM, let loading a million "
+                              "images grow the run by gigabytes). connection_config's memory_limit wins.")
 
     def resolved_path(self) -> str:
         return self.database or str(self.storage.warehouse_path)
@@ -189,7 +192,8 @@ class WarehouseResource(DuckDBResource):
     @contextlib.contextmanager
     def get_connection(self):
         database = self.resolved_path()
-        resolved = DuckDBResource(database=database, connection_config=self.connection_config)
+        config = {"memory_limit": self.memory_limit, **(self.connection_config or {})}
+        resolved = DuckDBResource(database=database, connection_config=config)
         with warehouse_lock(database, self.lock_timeout), resolved.get_connection() as con:
             yield con
 

@@ -162,3 +162,15 @@ with dg.DagsterInstance.get() as instance:
     # instant can both get the pool's one slot on SQLite storage (seen once in CI); the warehouse lock
     # (test_a_second_process_waits_for_the_warehouse_lock) is what keeps their connections apart.
     assert _contents(data_dir) == expected  # both wrote the same rows; nothing lost or doubled
+
+
+def test_warehouse_connections_have_a_memory_limit(tmp_path):
+    """DuckDB's default (80 % of RAM) let the million-image load grow the run by gigabytes: the pipeline's
+    connections get `memory_limit` (512MB), and a memory_limit in connection_config wins."""
+    from femo_pipeline.resources import FemoStorage, WarehouseResource
+
+    storage = FemoStorage(data_dir=str(tmp_path))
+    with WarehouseResource(storage=storage).get_connection() as con:
+        assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == "488.2 MiB"  # 512 MB
+    with WarehouseResource(storage=storage, connection_config={"memory_limit": "1GB"}).get_connection() as con:
+        assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == "953.6 MiB"  # 1 GB
