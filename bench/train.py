@@ -8,7 +8,10 @@ images (all 7,178, and the leak-free ones whose bytes are not in Training):
   mini-Xception on the same images;
 - the FER+ leave-one-annotator-out reference (seven-class votes, leak-free images): the FER+ head against one
   annotator, paired bootstrap of the difference (femo_pipeline.fair);
-- batched inference speed (decoded 48x48 arrays, batch 512) and single-image latency.
+- batched inference speed (decoded 48x48 arrays, batch 512; in the run's precision and in float32) and
+  single-image latency.
+Training and scoring run in `--precision` (default auto: mixed bf16 where the CPU has native bf16, as the
+shipped run); the heads are saved in float32 either way.
 Writes docs/benchmarks.md ('train' markers) and records in docs/benchmarks.json; --ship copies the two heads to
 femo_pipeline/shipped/ with their facts (the model card is femo_pipeline/shipped/MODEL_CARD.md).
 

@@ -221,8 +221,9 @@ def _top_dirs(scanner: _Scanner) -> list[tuple[str, str, str, bool]]:
     return out
 
 
-def _unique(entries: list[FileEntry]) -> list[FileEntry]:
-    """Sorted by rel_path; a shown name equal to another (only possible through escapes) gets a suffix."""
+def _unique(entries: list[FileEntry], real_prefix: str) -> list[FileEntry]:
+    """Sorted by rel_path; a shown name equal to another (only possible through escapes) gets a suffix. A renamed
+    entry keeps where it really is (fs_path), since <root>/<new name> is not that file."""
     seen: set[str] = set()
     out = []
     for entry in sorted(entries, key=lambda e: e.rel_path):
@@ -231,8 +232,18 @@ def _unique(entries: list[FileEntry]) -> list[FileEntry]:
             n += 1
             rel = f"{entry.rel_path} (#{n}: name not valid UTF-8)"
         seen.add(rel)
-        out.append(entry if rel == entry.rel_path else dataclasses.replace(entry, rel_path=rel))
+        if rel != entry.rel_path:
+            entry = dataclasses.replace(entry, rel_path=rel, fs_path=entry.fs_path or (
+                real_prefix + entry.rel_path if entry.openable else None))
+        out.append(entry)
     return out
+
+
+class ScannedEntries(list):
+    """scan_folder's entries, with the resolved root they were found under (inspect_folder reads from it, not from
+    the root resolved again: a root link repointed in between is never followed)."""
+
+    real_root: str = ""
 
 
 def scan_folder(root: str | os.PathLike, with_splits: bool) -> list[FileEntry]:
@@ -262,7 +273,9 @@ def scan_folder(root: str | os.PathLike, with_splits: bool) -> list[FileEntry]:
             )
         scanner.folder(scanner.real_root, "", _Place("top"))
     scanner.follow_links()
-    return _unique(scanner.entries)
+    entries = ScannedEntries(_unique(scanner.entries, scanner._prefix))
+    entries.real_root = scanner.real_root
+    return entries
 
 
 SCHEMA = pa.schema(
@@ -388,7 +401,8 @@ def inspect_folder(
     order, and the returned table leaves out the content column: a whole dataset's bytes are never held at once.
     """
     workers = workers or os.cpu_count() or 1
-    real_root = os.path.realpath(root)  # entries without fs_path sit at <resolved root>/<rel_path>
+    # entries without fs_path sit at <resolved root>/<rel_path>: the root as the scan resolved it
+    real_root = getattr(entries, "real_root", "") or os.path.realpath(root)
     chunks = [
         (real_root, entries[i : i + chunk_size], max_pixels, max_bytes, min_side)
         for i in range(0, len(entries), chunk_size)

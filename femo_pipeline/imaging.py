@@ -170,14 +170,17 @@ class _StderrCapture:
             if self._saved is not None:  # already held further up
                 yield
                 return
+            saved = None
             try:
                 fd = self._fd()
-                self._saved = os.dup(2)
+                saved = os.dup(2)
                 os.dup2(fd, 2)
             except OSError:
-                self._saved = None
+                if saved is not None:
+                    os.close(saved)
                 yield
                 return
+            self._saved = saved
             try:
                 yield
             finally:
@@ -188,6 +191,11 @@ class _StderrCapture:
                 if rest:
                     with contextlib.suppress(OSError):
                         os.write(2, rest)
+
+    def write_back(self, text: bytes) -> None:
+        """Hand output that was not libjpeg's to the real stderr (held() has it aside meanwhile)."""
+        with self.lock, contextlib.suppress(OSError):
+            os.write(self._saved if self._saved is not None else 2, text)
 
     def run(self, fn, *args):
         with self.lock:
@@ -222,8 +230,7 @@ def decode_checked(data: bytes, fmt: str | None = None) -> tuple[np.ndarray | No
     found = _LIBJPEG_CORRUPT.search(printed)
     other = _LIBJPEG_CORRUPT.sub(b"", printed).strip()
     if other:  # someone else's output caught in passing: hand it back
-        with contextlib.suppress(OSError):
-            os.write(_STDERR._saved if _STDERR._saved is not None else 2, other + b"\n")
+        _STDERR.write_back(other + b"\n")
     return pixels, found.group(1).decode("ascii", "replace") if found else None
 
 

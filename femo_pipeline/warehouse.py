@@ -60,7 +60,8 @@ def _current_version(con: duckdb.DuckDBPyConnection) -> str | None:
 
 def schema_fingerprint() -> str:
     """Identity of the schema this code creates: SCHEMA_VERSION and the text of schema.sql and comments.sql."""
-    text = "\n".join((SCHEMA_VERSION, sql_text("schema.sql"), sql_text("comments.sql")))
+    views = ",".join(sorted(s.view for s in SOURCES.values()))  # apply_schema describes these from Python
+    text = "\n".join((SCHEMA_VERSION, sql_text("schema.sql"), sql_text("comments.sql"), views))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -87,8 +88,9 @@ def _schema_is_current(con: duckdb.DuckDBPyConnection) -> bool:
     if not row or row[0] != schema_fingerprint():
         return False
     present = {name for (name,) in con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' UNION ALL "
-        "SELECT view_name FROM duckdb_views() WHERE schema_name = 'main' AND NOT internal").fetchall()}
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND database_name = current_database() "
+        "AND NOT temporary UNION ALL SELECT view_name FROM duckdb_views() WHERE schema_name = 'main' AND "
+        "database_name = current_database() AND NOT internal AND NOT temporary").fetchall()}
     return present >= set(_TABLES_CHILD_FIRST) | set(_VIEWS)
 
 

@@ -317,6 +317,40 @@ def test_names_that_clash_after_escaping_stay_distinct(tmp_path):
     assert table.column("status").to_pylist() == ["ok", "ok"]
 
 
+def test_a_folder_name_that_clashes_after_escaping_keeps_each_file_with_its_own_bytes(tmp_path):
+    """Folders 'd<0xff>' (not UTF-8) and 'd\\xff' (that text) show the same name; the folder scanned first keeps
+    it, the other's file is renamed and must still be read from where it is, with its own bytes."""
+    root = tmp_path / "src"
+    (root / "anger").mkdir(parents=True)
+    odd = os.fsencode(root / "anger") + b"/d\xff"
+    os.mkdir(odd)
+    with open(odd + b"/a.jpg", "wb") as fh:
+        fh.write(face(5))
+    (root / "anger" / "d\\xff").mkdir()
+    (root / "anger" / "d\\xff" / "a.jpg").write_bytes(face(6))
+    entries = folders.scan_folder(root, with_splits=False)
+    table = folders.inspect_folder(root, entries, workers=1)
+    rows = table.to_pylist()
+    assert [r["status"] for r in rows] == ["ok", "ok"], [r["reason"] for r in rows]
+    assert len({r["rel_path"] for r in rows}) == 2
+    assert {r["content_hash"] for r in rows} == {imaging.content_hash(face(5)), imaging.content_hash(face(6))}
+
+
+def test_inspect_reads_under_the_root_the_scan_resolved(tmp_path):
+    """A root link repointed between scan and inspect is not followed: the files are read where the scan saw them."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder, seed in ((first, 1), (second, 2)):
+        (folder / "sad").mkdir(parents=True)
+        (folder / "sad" / "s.jpg").write_bytes(face(seed))
+    link = tmp_path / "link"
+    link.symlink_to(first, target_is_directory=True)
+    entries = folders.scan_folder(link, with_splits=False)
+    link.unlink()
+    link.symlink_to(second, target_is_directory=True)
+    table = folders.inspect_folder(link, entries, workers=1)
+    assert table.column("content_hash").to_pylist() == [imaging.content_hash(face(1))]
+
+
 def test_file_swapped_for_a_fifo_after_the_scan_is_not_opened_blocking(tmp_path):
     root = tmp_path / "src"
     (root / "sad").mkdir(parents=True)

@@ -135,6 +135,7 @@ def model_evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig
         "not_used": dg.MetadataValue.json(not_used),
         "results": md_table(pd.DataFrame(summary)),
         "test_images": len(test), "kaggle_images": len(kaggle), "synthetic": storage.is_demo,
+        "precision": femo_model.resolve_precision(config.precision),  # the arithmetic the predictions came from
     }
     if declared and len(test):
         from femo_pipeline import reports

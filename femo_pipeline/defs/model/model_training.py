@@ -132,7 +132,8 @@ def emotion_model(context: dg.AssetExecutionContext, config: ModelConfig, traini
     if len(rows) == 0 or len(np.unique(femo_model.hard_labels(y))) < 2:
         raise dg.Failure(description=f"need training images of several emotions ({config.label_source} labels), "
                                      f"found {len(rows)} images")
-    tc = train_config(config, targets="votes" if config.label_source == "ferplus" else "labels")
+    tc = train_config(config, targets="votes" if config.label_source == "ferplus" else "labels",
+                      precision=femo_model.resolve_precision(config.precision))  # recorded as it ran
     net, history, facts = femo_model.train(resize(x[rows], config.image_size), y, tc, log=context.log.info)
     folder = storage.root / "models" / "runs" / context.run_id
     path = femo_model.save(net, folder, history, tc, facts)
