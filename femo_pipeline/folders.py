@@ -123,7 +123,7 @@ class _Scanner:
     def child(self, real_dir: str, rel_dir: str, entry: os.DirEntry, place: _Place) -> None:
         name = shown_name(entry.name)
         rel = f"{rel_dir}/{name}" if rel_dir else name
-        path = os.path.join(real_dir, entry.name)
+        path = entry.path  # = os.path.join(real_dir, entry.name): scandir was given real_dir
         try:
             is_link = entry.is_symlink()
             is_dir = not is_link and entry.is_dir(follow_symlinks=False)
