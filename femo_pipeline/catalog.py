@@ -84,7 +84,10 @@ def write_catalog(per_source: dict[str, tuple[str | Path, bool]], out: str | Pat
     for key, (path, synth) in sorted(per_source.items()):
         names = [n for n in pq.read_schema(path).names if n != "content"]
         parts.append(_with_source_columns(pq.read_table(path, columns=names), key, synth))
-    meta = _flag_duplicates(parts)  # ordered by source id, then path
+    # the catalog is ordered by source id, then path: each source's rows are one block, in source-id order
+    blocks = sorted(((key, part.num_rows) for key, part in zip(sorted(per_source), parts)),
+                    key=lambda block: SOURCES[block[0]].id)
+    meta = _flag_duplicates(parts)
     columns = [c for c in CATALOG_COLUMNS if c != "content"]
     meta = meta.select(columns)
     schema = pa.schema([meta.schema.field(c) if c != "content" else pa.field("content", pa.binary())
@@ -93,7 +96,7 @@ def write_catalog(per_source: dict[str, tuple[str | Path, bool]], out: str | Pat
     try:
         with atomic_path(out) as tmp, pq.ParquetWriter(tmp, schema, compression="none") as writer:
             offset = 0
-            for key, count in _source_blocks(meta):
+            for key, count in blocks:
                 block = meta.slice(offset, count)
                 for start, content in _contents_in_order(per_source[key][0], block, batch_rows, memory_limit, spill):
                     rows = block.slice(start, len(content))
@@ -104,17 +107,6 @@ def write_catalog(per_source: dict[str, tuple[str | Path, bool]], out: str | Pat
     finally:
         shutil.rmtree(spill, ignore_errors=True)
     return meta
-
-
-def _source_blocks(meta: pa.Table) -> list[tuple[str, int]]:
-    """(source key, rows) of each source's contiguous block of the catalog, in order."""
-    con = duckdb.connect()
-    try:
-        con.register("m", meta.select(["source_id", "source_key"]))
-        return [(k, int(n)) for k, n in con.execute(
-            "SELECT source_key, count(*) FROM m GROUP BY source_id, source_key ORDER BY source_id").fetchall()]
-    finally:
-        con.close()
 
 
 def _contents_in_order(path: str | Path, block: pa.Table, batch_rows: int, memory_limit: str, spill: Path):

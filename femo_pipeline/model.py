@@ -7,6 +7,7 @@ also FER-2013's and the `fer` package's order. Pure module (no Dagster).
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -62,6 +63,7 @@ def keras_module():
 PRECISIONS = ("float32", "mixed_bfloat16", "auto")
 
 
+@functools.cache
 def cpu_has_bf16() -> bool:
     """Whether this (Linux) CPU does bfloat16 arithmetic natively (AVX512-BF16 or AMX-BF16)."""
     try:

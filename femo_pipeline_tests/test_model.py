@@ -69,6 +69,13 @@ def test_precision_names(monkeypatch):
     assert model.resolve_precision("float32") == "float32"
     with pytest.raises(ValueError, match="unknown precision 'float16'"):
         model.resolve_precision("float16")
+    import dagster as dg
+
+    from femo_pipeline.defs.model._bench import checked_precision
+
+    assert checked_precision("auto") == "float32"  # resolved, as the run records it
+    with pytest.raises(dg.Failure, match="unknown precision 'float16'"):
+        checked_precision("float16")
 
 
 def test_time_budget_stops_training_after_the_epoch_that_passes_it():

@@ -56,9 +56,10 @@ def skipped(context, asset: str, reason: str, **metadata) -> dg.MaterializeResul
 
 
 def checked_precision(value: str) -> str:
-    """A precision name of femo_pipeline.model.PRECISIONS, or a Failure naming the choices."""
+    """The precision a config names, resolved ("auto" -> what this CPU runs), or a Failure naming the choices."""
     from femo_pipeline import model as femo_model
 
-    if value not in femo_model.PRECISIONS:
-        raise dg.Failure(description=f"precision must be one of {', '.join(femo_model.PRECISIONS)}, not {value!r}")
-    return value
+    try:
+        return femo_model.resolve_precision(value)
+    except ValueError as exc:
+        raise dg.Failure(description=str(exc)) from exc

@@ -99,7 +99,7 @@ def tta_for(run: dict, config: EvaluationConfig) -> str:
 def model_evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig, duckdb: DuckDBResource,
                      storage: FemoStorage) -> dg.MaterializeResult:
     """femo's CNN (trained in this lineage and/or shipped) on FER-2013 test and Kaggle images -> predictions."""
-    checked_precision(config.precision)
+    precision = checked_precision(config.precision)
     with duckdb.get_connection() as con:
         wh.ensure_schema(con)
         trained, why = trained_run(context, con, storage)
@@ -114,7 +114,7 @@ def model_evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig
         summary, declared_probs = [], None
         for run in runs:
             tta = tta_for(run, config)
-            probs = predict_images(run["model_file"], images, tta, config.precision) if len(images) else np.zeros((0, 7))
+            probs = predict_images(run["model_file"], images, tta, precision) if len(images) else np.zeros((0, 7))
             if declared and run["id"] == declared["id"]:
                 declared_probs = probs
             wh.record_model_run(con, {**run, "dagster_run_id": run.get("dagster_run_id") or context.run_id})
@@ -135,7 +135,7 @@ def model_evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig
         "not_used": dg.MetadataValue.json(not_used),
         "results": md_table(pd.DataFrame(summary)),
         "test_images": len(test), "kaggle_images": len(kaggle), "synthetic": storage.is_demo,
-        "precision": femo_model.resolve_precision(config.precision),  # the arithmetic the predictions came from
+        "precision": precision,  # the arithmetic the predictions came from
     }
     if declared and len(test):
         from femo_pipeline import reports

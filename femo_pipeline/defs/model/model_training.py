@@ -121,7 +121,7 @@ def emotion_model(context: dg.AssetExecutionContext, config: ModelConfig, traini
     """femo's Keras CNN trained on FER-2013 Training (validation carved from it; the test set selects nothing)."""
     from femo_pipeline import reports
 
-    checked_precision(config.precision)
+    precision = checked_precision(config.precision)  # resolved, so the run records what it ran in
     frame, x = training_images["frame"], training_images["x"]
     if frame.empty:
         return skipped(context, "emotion_model", "no FER-2013 training images in the warehouse")
@@ -133,7 +133,7 @@ def emotion_model(context: dg.AssetExecutionContext, config: ModelConfig, traini
         raise dg.Failure(description=f"need training images of several emotions ({config.label_source} labels), "
                                      f"found {len(rows)} images")
     tc = train_config(config, targets="votes" if config.label_source == "ferplus" else "labels",
-                      precision=femo_model.resolve_precision(config.precision))  # recorded as it ran
+                      precision=precision)
     net, history, facts = femo_model.train(resize(x[rows], config.image_size), y, tc, log=context.log.info)
     folder = storage.root / "models" / "runs" / context.run_id
     path = femo_model.save(net, folder, history, tc, facts)
