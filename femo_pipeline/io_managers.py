@@ -165,11 +165,28 @@ def latest_staged(instance: dg.DagsterInstance, storage: FemoStorage, asset_name
 def load_latest(instance: dg.DagsterInstance, key: dg.AssetKey, base: Path):
     """The staged output of the asset's latest materialization (StagedTable, or a dict of them for named
     tables), None if the asset was never materialized here; a Failure if the file is not that output."""
-    event = instance.get_latest_materialization_event(key)
-    meta = event.asset_materialization.metadata if event and event.asset_materialization else {}
-    if "staged_stamp" not in meta:
-        return None
-    return load_latest_from(meta, key, base)
+    attempt = 0
+    while True:
+        event = instance.get_latest_materialization_event(key)
+        meta = event.asset_materialization.metadata if event and event.asset_materialization else {}
+        if "staged_stamp" not in meta:
+            return None
+        try:
+            return load_latest_from(meta, key, base)
+        except StagedFileReplaced:
+            # another run may have just replaced the file and not yet recorded its materialization: look again
+            # shortly; a file that still differs from the latest materialization is refused
+            attempt += 1
+            if attempt > REPLACED_RETRIES:
+                raise
+            time.sleep(REPLACED_WAIT_S)
+
+
+REPLACED_RETRIES, REPLACED_WAIT_S = 3, 0.5
+
+
+class StagedFileReplaced(dg.Failure):
+    """The staged file is not the one the asset's latest materialization recorded."""
 
 
 def load_latest_from(meta: dict, key: dg.AssetKey, base: Path):
@@ -181,7 +198,7 @@ def load_latest_from(meta: dict, key: dg.AssetKey, base: Path):
         path = base.with_name(f"{base.name}.parquet" if part == "" else f"{base.name}.{part}.parquet")
         found = stamp(path) if path.exists() else "missing"
         if found != expected:
-            raise dg.Failure(description=(
+            raise StagedFileReplaced(description=(
                 f"the staged output of {name} is not the one its latest materialization wrote (file "
                 f"{'missing' if found == 'missing' else 'replaced since'}): materialize {name} again"))
         out[part] = StagedTable(path, pq.read_metadata(path).num_rows)

@@ -178,3 +178,37 @@ def test_days_load_only_if_materialized_here_and_unchanged(tmp_path):
         bad = dg.materialize([hits], instance=instance, resources=resources, raise_on_error=False)
         assert not bad.success and "partitioned by day" in _failure_text(bad)
         assert dg.materialize([whole], instance=instance, resources=resources).success
+
+
+def test_a_file_replaced_by_a_run_that_has_not_recorded_it_yet_is_read_once_it_has(tmp_path, monkeypatch):
+    """Another run's os.replace lands before its materialization is stored: the reader looks again shortly and
+    reads the new file once the event is there; a file no materialization recorded is still refused."""
+    import types
+
+    import dagster as dg
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import pytest
+
+    from femo_pipeline import io_managers
+
+    base = tmp_path / "image_catalog"
+    path = tmp_path / "image_catalog.parquet"
+    pq.write_table(pa.table({"x": [1, 2]}), path)
+    old = io_managers.stamp(path)
+    pq.write_table(pa.table({"x": [1, 2, 3]}), tmp_path / "new.parquet")
+    (tmp_path / "new.parquet").replace(path)
+    new = io_managers.stamp(path)
+
+    def event(value):
+        meta = {"staged_stamp": dg.MetadataValue.json({"": value})}
+        return types.SimpleNamespace(asset_materialization=types.SimpleNamespace(metadata=meta))
+
+    monkeypatch.setattr(io_managers, "REPLACED_WAIT_S", 0.01)
+    seen = iter([event(old), event(old), event(new)])  # the new event is stored on the third look
+    instance = types.SimpleNamespace(get_latest_materialization_event=lambda key: next(seen))
+    table = io_managers.load_latest(instance, dg.AssetKey("image_catalog"), base)
+    assert table.rows == 3
+    stale = types.SimpleNamespace(get_latest_materialization_event=lambda key: event(old))
+    with pytest.raises(dg.Failure, match="replaced since"):
+        io_managers.load_latest(stale, dg.AssetKey("image_catalog"), base)
