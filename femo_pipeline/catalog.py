@@ -5,15 +5,18 @@ Pure module (no Dagster).
 
 from __future__ import annotations
 
+import json
 import shutil
+import uuid
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from femo_pipeline import imaging
-from femo_pipeline.files import atomic_path
+from femo_pipeline.files import atomic_path, stamp
 from femo_pipeline.vocab import EMOTIONS, SOURCES
 from femo_pipeline.warehouse import image_id
 
@@ -23,6 +26,7 @@ CATALOG_COLUMNS = (
     "content_hash", "status", "reason", "duplicate_count", "duplicate_cross_split", "duplicate_label_conflict",
     "synthetic", "content",
 )
+META_COLUMNS = tuple(c for c in CATALOG_COLUMNS if c != "content")  # the catalog file's columns (bytes stay staged)
 
 
 class CatalogError(ValueError):
@@ -32,22 +36,34 @@ class CatalogError(ValueError):
 def _with_source_columns(table: pa.Table, source_key: str, synthetic: bool, slice_rows: int = 65536) -> pa.Table:
     n = table.num_rows
     source = SOURCES[source_key]
-    ids, aspect, emotions = [], [], []
+    ids = []
     for start in range(0, n, slice_rows):  # Python objects for one slice at a time (a million paths: ~100 MB)
-        part = table.slice(start, slice_rows)
-        ids.append(pa.array([image_id(source_key, p) for p in part.column("rel_path").to_pylist()], pa.int64()))
-        aspect.append(pa.array([imaging.aspect_ratio(w, h) for w, h in zip(
-            part.column("width").to_pylist(), part.column("height").to_pylist())], pa.float64()))
-        emotions.append(pa.array([EMOTIONS.get(e) if e is not None else None
-                                  for e in part.column("emotion_id").to_pylist()], pa.string()))
+        paths = table.column("rel_path").slice(start, slice_rows).to_pylist()
+        ids.append(pa.array([image_id(source_key, p) for p in paths], pa.int64()))
     return (
         table.append_column("image_id", pa.chunked_array(ids, pa.int64()))
         .append_column("source_key", pa.array([source_key] * n, pa.string()))
         .append_column("source_id", pa.array([source.id] * n, pa.int32()))
-        .append_column("aspect_ratio", pa.chunked_array(aspect, pa.float64()))
-        .append_column("emotion", pa.chunked_array(emotions, pa.string()))
+        .append_column("aspect_ratio", _aspect_ratios(table.column("width"), table.column("height")))
+        .append_column("emotion", _emotion_names(table.column("emotion_id")))
         .append_column("synthetic", pa.array([synthetic] * n, pa.bool_()))
     )
+
+
+def _aspect_ratios(width: pa.ChunkedArray, height: pa.ChunkedArray) -> pa.Array:
+    """imaging.aspect_ratio of every row, computed once per distinct (width, height) pair: a folder of faces
+    has a handful of sizes, and the same Python rounding as one file at a time."""
+    key = pc.add(pc.multiply(width.cast(pa.int64()), 1 << 32), height.cast(pa.int64()))
+    pairs = pc.unique(key).to_pylist()
+    values = pa.array([None if k is None else imaging.aspect_ratio(k >> 32, k & 0xFFFFFFFF) for k in pairs],
+                      pa.float64())
+    return values.take(pc.index_in(key, value_set=pa.array(pairs, pa.int64())))
+
+
+def _emotion_names(emotion_id: pa.ChunkedArray) -> pa.Array:
+    ids = sorted(EMOTIONS)
+    names = pa.array([EMOTIONS[i] for i in ids], pa.string())
+    return names.take(pc.index_in(emotion_id, value_set=pa.array(ids, emotion_id.type)))
 
 
 def _hash_groups(relation: str) -> str:
@@ -71,42 +87,85 @@ def build_catalog(per_source: dict[str, tuple[pa.Table, bool]]) -> pa.Table:
     return _flag_duplicates(parts).select(list(CATALOG_COLUMNS))
 
 
-def write_catalog(per_source: dict[str, tuple[str | Path, bool]], out: str | Path, memory_limit: str = "512MB",
-                  batch_rows: int = 2048) -> pa.Table:
-    """The catalog of staged Parquet files ({source_key: (path, synthetic)}) written to `out` without holding the
-    file bytes in memory: only the metadata columns are read into Python. The bytes are copied in batches of
-    `batch_rows`: a staged file whose rows are already in the catalog's order (the folder ingest writes them
-    sorted by path) is paired with the catalog row by row; any other (a web download table) is put in order by
-    DuckDB, spilling to disk past `memory_limit`. Returns the catalog without its content column.
-    Same rows and columns as build_catalog on the same tables."""
-    out = Path(out)
+SOURCES_KEY = b"femo.staged_sources"  # catalog file metadata: {source_key: {"stamp", "rows"}} of the tables read
+
+
+def write_catalog(per_source: dict[str, tuple[str | Path, bool]], out: str | Path) -> pa.Table:
+    """The catalog of staged Parquet files ({source_key: (path, synthetic)}) written to `out`, without the file
+    bytes: those stay in the staged source tables, and `pixel_batches` pairs them with the catalog's rows for
+    whoever needs them (the warehouse load, face detection). Only the metadata columns of the sources are read.
+    The file records the stamp and row count of each source table it was built from, so bytes are never paired
+    with a catalog built from another version of them. Same rows and columns as build_catalog without content."""
     parts = []
+    sources = {}
     for key, (path, synth) in sorted(per_source.items()):
+        before = stamp(path)
         names = [n for n in pq.read_schema(path).names if n != "content"]
-        parts.append(_with_source_columns(pq.read_table(path, columns=names), key, synth))
-    # the catalog is ordered by source id, then path: each source's rows are one block, in source-id order
-    blocks = sorted(((key, part.num_rows) for key, part in zip(sorted(per_source), parts)),
-                    key=lambda block: SOURCES[block[0]].id)
-    meta = _flag_duplicates(parts)
-    columns = [c for c in CATALOG_COLUMNS if c != "content"]
-    meta = meta.select(columns)
-    schema = pa.schema([meta.schema.field(c) if c != "content" else pa.field("content", pa.binary())
-                        for c in CATALOG_COLUMNS])
-    spill = out.parent / f".{out.name}.spill"
-    try:
-        with atomic_path(out) as tmp, pq.ParquetWriter(tmp, schema, compression="none") as writer:
-            offset = 0
-            for key, count in blocks:
-                block = meta.slice(offset, count)
-                for start, content in _contents_in_order(per_source[key][0], block, batch_rows, memory_limit, spill):
-                    rows = block.slice(start, len(content))
-                    writer.write_table(pa.Table.from_arrays(
-                        [rows.column(c) if c != "content" else content for c in CATALOG_COLUMNS], schema=schema),
-                        row_group_size=batch_rows)
-                offset += count
-    finally:
-        shutil.rmtree(spill, ignore_errors=True)
+        part = pq.read_table(path, columns=names)
+        if stamp(path) != before:
+            raise CatalogError(f"the staged table of source {key} was replaced while the catalog read it: run again")
+        sources[key] = {"stamp": before, "rows": part.num_rows}
+        parts.append(_with_source_columns(part, key, synth))
+    meta = _flag_duplicates(parts).select(list(META_COLUMNS))
+    meta = meta.replace_schema_metadata({SOURCES_KEY: json.dumps(sources, sort_keys=True).encode()})
+    with atomic_path(out) as tmp:
+        pq.write_table(meta, tmp, compression="zstd")
     return meta
+
+
+def recorded_sources(catalog_path: str | Path) -> dict[str, dict]:
+    """{source_key: {"stamp", "rows"}} of the staged tables a catalog file was built from ({} if not recorded)."""
+    raw = (pq.read_schema(catalog_path).metadata or {}).get(SOURCES_KEY)
+    return json.loads(raw) if raw else {}
+
+
+def pixel_batches(catalog_path: str | Path, staged: dict[str, str | Path], sources: list[str] | None = None,
+                  batch_rows: int = 8192, memory_limit: str = "512MB") -> pa.RecordBatchReader:
+    """The bytes of the catalog's usable images as a stream of (image_id, content) batches, in catalog order,
+    read from the staged source tables ({source_key: path}) it was built from; only `sources` if given.
+
+    A source table replaced since the catalog was written (another stamp) is a CatalogError: its bytes might
+    belong to other rows. A table in the catalog's order (the folder ingest's) is paired row group by row group;
+    any other is put in order by DuckDB, spilling to disk past `memory_limit`. Nothing holds every image's
+    bytes at once."""
+    recorded = recorded_sources(catalog_path)
+    meta = pq.read_table(catalog_path, columns=["image_id", "source_key", "source_id", "rel_path", "status"])
+    keys = meta.column("source_key")
+    unrecorded = set(pc.unique(keys).to_pylist()) - set(recorded) - {None}
+    if unrecorded and (sources is None or unrecorded & set(sources)):
+        raise CatalogError(f"the catalog does not record the staged tables it read for {sorted(unrecorded)} (made by "
+                           "an older femo?): materialize image_catalog again")
+    wanted = [key for key in sorted(recorded, key=lambda k: SOURCES[k].id) if sources is None or key in sources]
+    for key in wanted:
+        path = staged.get(key)
+        if path is None or not Path(path).exists():
+            raise CatalogError(f"the staged table of source {key} that the catalog was built from is missing: "
+                               "materialize its ingest asset and image_catalog again")
+        if stamp(path) != recorded[key]["stamp"]:
+            raise CatalogError(f"the staged table of source {key} changed after the catalog was built from it: "
+                               "materialize image_catalog again")
+    schema = pa.schema([("image_id", pa.int64()), ("content", pa.binary())])
+
+    def batches():
+        for key in wanted:
+            block = meta.filter(pc.equal(keys, key))
+            spill = Path(staged[key]).parent / f".{Path(staged[key]).name}.{uuid.uuid4().hex}.spill"
+            try:
+                for start, content in _contents_in_order(staged[key], block, batch_rows, memory_limit, spill):
+                    rows = block.slice(start, len(content))
+                    ok = pc.equal(rows.column("status"), imaging.OK).combine_chunks()
+                    if not pc.any(ok).as_py():
+                        continue
+                    usable = content.filter(ok)
+                    if usable.null_count:
+                        raise CatalogError(f"the staged table of source {key} lacks the bytes of {usable.null_count} "
+                                           "usable images of the catalog: materialize image_catalog again")
+                    yield pa.RecordBatch.from_arrays([rows.column("image_id").combine_chunks().filter(ok), usable],
+                                                     schema=schema)
+            finally:
+                shutil.rmtree(spill, ignore_errors=True)
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
 
 
 def _contents_in_order(path: str | Path, block: pa.Table, batch_rows: int, memory_limit: str, spill: Path):

@@ -57,6 +57,8 @@ def _usage(name: str) -> str | None:
 
 def shown_name(name: str) -> str:
     """A file name as valid UTF-8 text: bytes that are not UTF-8 (surrogate-escaped by os) become \\xNN escapes."""
+    if name.isascii():
+        return name
     try:
         name.encode("utf-8")
         return name
@@ -338,37 +340,33 @@ def read_regular_file(path: str, max_bytes: int) -> tuple[bytes | None, int | No
 
 def _inspect_chunk(args: tuple[str, list[FileEntry], int, int, int]) -> pa.Table:
     root, entries, max_pixels, max_bytes, min_side = args
-    rows = []
     with imaging.held_stderr():  # libjpeg's warnings are caught per file, stderr redirected once per chunk
-        for entry in entries:
-            rows.append(_inspect_entry(root, entry, max_pixels, max_bytes, min_side))
-    # an Arrow table crosses the process boundary as a few buffers, far cheaper than thousands of dicts
-    return pa.Table.from_pylist(rows, schema=SCHEMA)
+        rows = [_inspect_entry(root, entry, max_pixels, max_bytes, min_side) for entry in entries]
+    # an Arrow table crosses the process boundary as a few buffers, far cheaper than thousands of rows; built
+    # column by column from the row tuples (from_pylist's dict per row cost a sixth of the inspection)
+    columns = zip(*rows) if rows else ([] for _ in SCHEMA)
+    return pa.Table.from_arrays([pa.array(col, f.type) for col, f in zip(columns, SCHEMA)], schema=SCHEMA)
 
 
-def _inspect_entry(root: str, entry: FileEntry, max_pixels: int, max_bytes: int, min_side: int) -> dict:
-    """The inspection row of one scanned entry (bytes read only from a regular file inside the root)."""
+_NOT_READ = (None,) * 5  # height, width, channels, image_format, color_space of a file described by its reason
+
+
+def _inspect_entry(root: str, entry: FileEntry, max_pixels: int, max_bytes: int, min_side: int) -> tuple:
+    """The inspection row of one scanned entry, values in SCHEMA order (bytes read only from a regular file
+    inside the root)."""
     data = size = problem = None
     if entry.openable:
-        path = entry.fs_path or os.path.join(root, entry.rel_path)
-        data, size, problem = read_regular_file(path, max_bytes)
+        data, size, problem = read_regular_file(entry.fs_path or f"{root}/{entry.rel_path}", max_bytes)
     if data is None:  # never opened, or refused: described by its reason only
-        row = dict.fromkeys(imaging.INSPECTION_FIELDS)
-        row.update(file_size_bytes=size, status=imaging.QUARANTINED, reason=problem or entry.problem)
+        values = (*_NOT_READ, size, None, imaging.QUARANTINED, problem or entry.problem)
     else:
-        row = imaging.inspect_image(data, max_pixels=max_pixels, max_bytes=max_bytes, min_side=min_side)
-        if entry.problem and row["status"] == imaging.OK:
-            row.update(status=imaging.QUARANTINED, reason=entry.problem)
-    row.update(
-        rel_path=entry.rel_path,
-        split=entry.split,
-        usage=_usage(os.path.basename(entry.rel_path)),
-        label_raw=entry.label_raw,
-        emotion_id=entry.emotion_id,
-        # keep the bytes of usable images only; quarantined files are described, not stored
-        content=data if row["status"] == imaging.OK else None,
-    )
-    return row
+        values = imaging.inspect_values(data, max_pixels, max_bytes, min_side)
+        if entry.problem and values[7] == imaging.OK:
+            values = (*values[:7], imaging.QUARANTINED, entry.problem)
+    rel = entry.rel_path
+    # keep the bytes of usable images only; quarantined files are described, not stored
+    return (rel, entry.split, _usage(rel.rpartition("/")[2]), entry.label_raw, entry.emotion_id, *values,
+            data if values[7] == imaging.OK else None)
 
 
 def _bounded_map(pool: ProcessPoolExecutor, chunks: list, window: int) -> Iterator[pa.Table]:

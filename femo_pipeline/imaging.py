@@ -227,6 +227,8 @@ def decode_checked(data: bytes, fmt: str | None = None) -> tuple[np.ndarray | No
     if (fmt or sniff_format(data)) != "JPEG":
         return decode(data), None
     pixels, printed = _STDERR.run(decode, data)
+    if not printed:  # the usual case
+        return pixels, None
     found = _LIBJPEG_CORRUPT.search(printed)
     other = _LIBJPEG_CORRUPT.sub(b"", printed).strip()
     if other:  # someone else's output caught in passing: hand it back
@@ -244,22 +246,25 @@ def inspect_image(
     min_side: int = DEFAULT_MIN_SIDE,
 ) -> dict:
     """Describe one image file's bytes. Returns a dict with INSPECTION_FIELDS; status 'ok' or 'quarantined'."""
-    row = dict.fromkeys(INSPECTION_FIELDS)
-    row["file_size_bytes"] = len(data)
-    row["content_hash"] = content_hash(data)
+    return dict(zip(INSPECTION_FIELDS, inspect_values(data, max_pixels, max_bytes, min_side)))
 
-    def bad(reason: str) -> dict:
-        row["status"], row["reason"] = QUARANTINED, reason
-        return row
 
+def _bad(data: bytes, digest: str, fmt: str | None, reason: str) -> tuple:
+    return None, None, None, fmt, None, len(data), digest, QUARANTINED, reason
+
+
+def inspect_values(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES,
+                   min_side: int = DEFAULT_MIN_SIDE) -> tuple:
+    """inspect_image's values as a tuple in INSPECTION_FIELDS order (a folder ingest builds Arrow columns from
+    them: no dict per file)."""
+    digest = hashlib.sha256(data).hexdigest()
     if not data:
-        return bad("empty file (0 bytes)")
+        return _bad(data, digest, None, "empty file (0 bytes)")
     if len(data) > max_bytes:
-        return bad(f"file too large: {len(data)} bytes > limit {max_bytes}")
+        return _bad(data, digest, None, f"file too large: {len(data)} bytes > limit {max_bytes}")
     fmt = sniff_format(data)
-    row["image_format"] = fmt
     if fmt is None:
-        return bad("not an image: unrecognised file signature")
+        return _bad(data, digest, None, "not an image: unrecognised file signature")
     size = header_size(data, fmt)
     if size is not None:
         width, height = size
@@ -270,37 +275,33 @@ def inspect_image(
                 header = Image.open(io.BytesIO(data))
                 width, height = header.size
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            return bad("decompression bomb: declared size is too large")
+            return _bad(data, digest, fmt, "decompression bomb: declared size is too large")
         except Exception as exc:  # PIL raises many types for broken headers
-            return bad(f"unreadable {fmt} header: {type(exc).__name__}")
+            return _bad(data, digest, fmt, f"unreadable {fmt} header: {type(exc).__name__}")
     if width <= 0 or height <= 0:
-        return bad(f"invalid size {width}x{height}")
+        return _bad(data, digest, fmt, f"invalid size {width}x{height}")
     if width * height > max_pixels:
-        return bad(f"decompression bomb: {width}x{height} = {width * height} pixels > limit {max_pixels}")
+        return _bad(data, digest, fmt,
+                    f"decompression bomb: {width}x{height} = {width * height} pixels > limit {max_pixels}")
     if min(width, height) < min_side:
-        return bad(f"too small: {width}x{height} px, the shorter side is under {min_side} px")
+        return _bad(data, digest, fmt, f"too small: {width}x{height} px, the shorter side is under {min_side} px")
     problem = _truncation_problem(data, fmt)
     if problem:
-        return bad(problem)
+        return _bad(data, digest, fmt, problem)
     pixels, corrupt = decode_checked(data, fmt)
     if corrupt:
-        return bad(f"corrupt JPEG: {corrupt}")
+        return _bad(data, digest, fmt, f"corrupt JPEG: {corrupt}")
     if pixels is None:
         # OpenCV cannot read GIF/WEBP builds everywhere: fall back to Pillow before giving up.
         try:
             pixels = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
         except Exception as exc:
-            return bad(f"corrupt {fmt}: cannot decode pixels ({type(exc).__name__})")
+            return _bad(data, digest, fmt, f"corrupt {fmt}: cannot decode pixels ({type(exc).__name__})")
     if pixels.shape[0] != height or pixels.shape[1] != width:
-        return bad(f"corrupt {fmt}: header says {width}x{height}, pixels are {pixels.shape[1]}x{pixels.shape[0]}")
-    row.update(
-        height=int(height),
-        width=int(width),
-        channels=1 if pixels.ndim == 2 else int(pixels.shape[2]),
-        color_space=color_space_of(pixels),
-        status=OK,
-    )
-    return row
+        return _bad(data, digest, fmt,
+                    f"corrupt {fmt}: header says {width}x{height}, pixels are {pixels.shape[1]}x{pixels.shape[0]}")
+    channels = 1 if pixels.ndim == 2 else int(pixels.shape[2])
+    return int(height), int(width), channels, fmt, color_space_of(pixels), len(data), digest, OK, None
 
 
 def aspect_ratio(width: int | None, height: int | None) -> float | None:

@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from femo_pipeline.files import write_parquet_atomic
+from femo_pipeline.files import stamp, write_parquet_atomic
 from femo_pipeline.resources import FemoStorage
 
 STAGING = "staging"
@@ -63,12 +63,6 @@ def incoming_path(storage: FemoStorage) -> Path:
             if now - old.stat().st_mtime > STALE_INCOMING_S:
                 old.unlink()
     return target
-
-
-def stamp(path: Path) -> str:
-    """Identity of one file version: inode, size and modification time (a replaced file gets a new stamp)."""
-    st = path.stat()
-    return f"{st.st_ino}-{st.st_size}-{st.st_mtime_ns}"
 
 
 def _as_arrow(value) -> pa.Table:

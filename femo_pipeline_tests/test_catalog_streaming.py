@@ -1,57 +1,120 @@
-"""The image catalog is written without holding the file bytes in memory, and equals the in-memory build."""
+"""The image catalog holds no bytes: they stay in the staged source tables and are paired with the catalog's rows
+in batches (catalog.pixel_batches), only with the source versions the catalog was built from."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import duckdb
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from femo_pipeline import catalog
 from femo_pipeline_tests.conftest import materialize
 from femo_pipeline_tests.test_assets import DEMO_RUN_CONFIG
 
 INGEST = ["demo_source_files", "fer2013_images", "kaggle_face_images"]
+DEMO = {"ops": {"demo_source_files": DEMO_RUN_CONFIG["ops"]["demo_source_files"]}}
 
 
 def _staged_demo(tmp_path):
     """The demo folders ingested and staged: ({source: (staged file, synthetic)}, the in-memory catalog)."""
     data_dir = tmp_path / "data"
-    config = {"ops": {"demo_source_files": DEMO_RUN_CONFIG["ops"]["demo_source_files"]}}
-    assert materialize(data_dir, selection=INGEST, run_config=config, facs_url="http://127.0.0.1:9/").success
+    assert materialize(data_dir, selection=INGEST, run_config=DEMO, facs_url="http://127.0.0.1:9/").success
     paths = {"fer2013": (data_dir / "staging" / "fer2013_images.parquet", True),
              "kaggle": (data_dir / "staging" / "kaggle_face_images.parquet", False)}
     return paths, catalog.build_catalog({k: (pq.read_table(p), s) for k, (p, s) in paths.items()})
 
 
-def test_streamed_catalog_equals_the_in_memory_build(tmp_path):
+def _pixels(reader: pa.RecordBatchReader) -> list[tuple[int, bytes]]:
+    return [(i, c) for batch in reader for i, c in zip(batch.column("image_id").to_pylist(),
+                                                        batch.column("content").to_pylist())]
+
+
+def _expected_pixels(expected: pa.Table) -> list[tuple[int, bytes]]:
+    return [(r["image_id"], r["content"]) for r in expected.to_pylist() if r["status"] == "ok"]
+
+
+def test_the_catalog_file_equals_the_in_memory_build_and_its_bytes_pair_with_it(tmp_path):
     paths, expected = _staged_demo(tmp_path)
     out = tmp_path / "catalog.parquet"
-    meta = catalog.write_catalog(paths, out, memory_limit="64MB")
+    meta = catalog.write_catalog(paths, out)
     written = pq.read_table(out)
-    assert written.schema.names == list(catalog.CATALOG_COLUMNS)
-    assert written.to_pylist() == expected.to_pylist()  # same rows, order and bytes
-    assert "content" not in meta.schema.names and meta.num_rows == expected.num_rows
+    assert written.schema.names == list(catalog.META_COLUMNS)  # no bytes in the catalog file
+    assert written.to_pylist() == expected.drop(["content"]).to_pylist()  # same rows and order
+    assert meta.num_rows == expected.num_rows
     assert sum(r["status"] != "ok" for r in meta.to_pylist()) > 0  # quarantined files are catalogued too
-    assert not list(tmp_path.glob(".catalog.parquet*"))  # no temporary or spill files left behind
+    assert set(catalog.recorded_sources(out)) == {"fer2013", "kaggle"}
+    staged = {k: p for k, (p, _) in paths.items()}
+    got = _pixels(catalog.pixel_batches(out, staged))
+    assert got == _expected_pixels(expected)  # every usable image's bytes, in catalog order, nothing else
+    assert _pixels(catalog.pixel_batches(out, staged, sources=["kaggle"])) == [
+        p for p, r in zip(_expected_pixels(expected), [r for r in expected.to_pylist() if r["status"] == "ok"])
+        if r["source_key"] == "kaggle"]
+    assert not list(tmp_path.glob(".catalog.parquet*")) and not list(tmp_path.glob("data/staging/.*spill"))
 
 
-def test_a_staged_file_out_of_path_order_gives_the_same_catalog(tmp_path):
-    """The folder ingest stages rows sorted by path and the bytes are paired row by row; a table in any other
-    order (web downloads) is put in order by DuckDB, with the same result, in batches of any size."""
+def test_a_staged_file_out_of_path_order_gives_the_same_catalog_and_bytes(tmp_path):
+    """The folder ingest stages rows sorted by path and the bytes are paired row group by row group; a table in
+    any other order (web downloads) is put in order by DuckDB, with the same result, in batches of any size."""
     paths, expected = _staged_demo(tmp_path)
     table = pq.read_table(paths["kaggle"][0])
     shuffled = tmp_path / "kaggle_shuffled.parquet"
     order = np.random.default_rng(0).permutation(table.num_rows)
     pq.write_table(table.take(order), shuffled, row_group_size=17)
     assert table.take(order).column("rel_path") != table.column("rel_path")
+    out = tmp_path / "catalog.parquet"
+    catalog.write_catalog({**paths, "kaggle": (shuffled, False)}, out)
+    assert pq.read_table(out).to_pylist() == expected.drop(["content"]).to_pylist()
+    staged = {"fer2013": paths["fer2013"][0], "kaggle": shuffled}
     for batch_rows in (7, 2048):
-        out = tmp_path / f"catalog_{batch_rows}.parquet"
-        catalog.write_catalog({**paths, "kaggle": (shuffled, False)}, out, batch_rows=batch_rows)
-        assert pq.read_table(out).to_pylist() == expected.to_pylist()
-        assert pq.ParquetFile(out).metadata.row_group(0).num_rows <= batch_rows
+        reader = catalog.pixel_batches(out, staged, batch_rows=batch_rows, memory_limit="64MB")
+        batches = list(reader)
+        assert max(b.num_rows for b in batches) <= batch_rows
+        assert _pixels(pa.RecordBatchReader.from_batches(reader.schema, batches)) == _expected_pixels(expected)
+
+
+def test_bytes_of_a_source_table_replaced_after_the_catalog_are_refused(tmp_path):
+    paths, _ = _staged_demo(tmp_path)
+    out = tmp_path / "catalog.parquet"
+    catalog.write_catalog(paths, out)
+    staged = {k: p for k, (p, _) in paths.items()}
+    table = pq.read_table(staged["kaggle"])
+    pq.write_table(table, staged["kaggle"])  # same rows, a new file: the catalog was not built from it
+    with pytest.raises(catalog.CatalogError, match="kaggle changed after the catalog"):
+        list(catalog.pixel_batches(out, staged))
+    staged["fer2013"].unlink()
+    with pytest.raises(catalog.CatalogError, match="fer2013 .* is missing"):
+        catalog.pixel_batches(out, staged, sources=["fer2013"])
+
+
+def test_a_catalog_without_its_source_record_or_a_source_without_bytes_is_refused(tmp_path):
+    """Never a silent gap in image_pixels: a catalog that does not say which tables it read (an older femo's),
+    or a source table that lacks the bytes of a usable image, is an error naming the fix."""
+    paths, _ = _staged_demo(tmp_path)
+    staged = {k: p for k, (p, _) in paths.items()}
+    out = tmp_path / "catalog.parquet"
+    catalog.write_catalog(paths, out)
+    bare = tmp_path / "bare.parquet"
+    pq.write_table(pq.read_table(out).replace_schema_metadata(None), bare)
+    with pytest.raises(catalog.CatalogError, match="does not record"):
+        catalog.pixel_batches(bare, staged)
+    table = pq.read_table(staged["kaggle"])
+    ok = [i for i, s in enumerate(table.column("status").to_pylist()) if s == "ok"]
+    content = table.column("content").to_pylist()
+    content[ok[0]] = None
+    holed = tmp_path / "kaggle_holed.parquet"
+    pq.write_table(table.set_column(table.schema.get_field_index("content"), "content",
+                                    pa.array(content, pa.binary())), holed)
+    catalog.write_catalog({**paths, "kaggle": (holed, False)}, out)
+    with pytest.raises(catalog.CatalogError, match="lacks the bytes of 1 usable image"):
+        list(catalog.pixel_batches(out, {**staged, "kaggle": holed}))
 
 
 def test_image_catalog_asset_never_loads_the_staged_bytes(tmp_path, monkeypatch):
-    """The asset reads staged tables whole only without their content column; the bytes move in batches."""
+    """The asset reads staged tables only without their content column; the catalog file has none."""
     read_columns = []
     real = pq.read_table
 
@@ -61,10 +124,40 @@ def test_image_catalog_asset_never_loads_the_staged_bytes(tmp_path, monkeypatch)
 
     monkeypatch.setattr(catalog.pq, "read_table", spy)
     data_dir = tmp_path / "data"
-    config = {"ops": {"demo_source_files": DEMO_RUN_CONFIG["ops"]["demo_source_files"]}}
-    assert materialize(data_dir, selection=[*INGEST, "image_catalog"], run_config=config,
+    assert materialize(data_dir, selection=[*INGEST, "image_catalog"], run_config=DEMO,
                        facs_url="http://127.0.0.1:9/").success
-    staged = [(s, c) for s, c in read_columns if "staging" in s]
+    staged = [(s, c) for s, c in read_columns if Path(s).parent.name == "staging"]
     assert staged and all(c is not None and "content" not in c for _, c in staged)
-    with_bytes = pq.read_table(data_dir / "staging" / "image_catalog.parquet")
-    assert with_bytes.column("content").null_count < with_bytes.num_rows  # the catalog file still has the bytes
+    assert "content" not in pq.read_schema(data_dir / "staging" / "image_catalog.parquet").names
+
+
+def test_images_refuses_a_catalog_older_than_its_source_tables(tmp_path):
+    """fer2013_images materialized again after image_catalog: images (run without the catalog) fails with the
+    reason instead of pairing new bytes with the old rows; after image_catalog runs again it loads them."""
+    data_dir = tmp_path / "data"
+    selection = [*INGEST, "image_catalog", "data_sources", "emotions", "images"]
+    assert materialize(data_dir, selection=selection, run_config=DEMO, facs_url="http://127.0.0.1:9/").success
+    assert materialize(data_dir, selection=["fer2013_images"], facs_url="http://127.0.0.1:9/").success
+    result = materialize(data_dir, selection=["images"], raise_on_error=False, facs_url="http://127.0.0.1:9/")
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "changed after the catalog was built" in str(failure.event_specific_data.error)
+    assert materialize(data_dir, selection=["image_catalog", "images"], facs_url="http://127.0.0.1:9/").success
+    con = duckdb.connect(str(data_dir / "warehouse" / "femo.duckdb"), read_only=True)
+    try:
+        n_ok = pq.read_table(data_dir / "staging" / "image_catalog.parquet", columns=["status"]).column(
+            "status").to_pylist().count("ok")
+        assert con.execute("SELECT count(*) FROM image_pixels").fetchone()[0] == n_ok
+    finally:
+        con.close()
+
+
+def test_aspect_ratios_and_emotion_names_match_the_per_file_functions():
+    rng = np.random.default_rng(1)
+    width = [int(w) for w in rng.integers(1, 5000, 500)] + [None, 48, 48, 7, None]
+    height = [int(h) for h in rng.integers(1, 5000, 500)] + [48, None, 48, 3, None]
+    got = catalog._aspect_ratios(pa.chunked_array([width], pa.int32()), pa.chunked_array([height], pa.int32()))
+    assert got.to_pylist() == [catalog.imaging.aspect_ratio(w, h) for w, h in zip(width, height)]
+    ids = [0, 7, None, 3, 3, 6]
+    names = catalog._emotion_names(pa.chunked_array([ids], pa.int32())).to_pylist()
+    assert names == [catalog.EMOTIONS.get(i) if i is not None else None for i in ids]

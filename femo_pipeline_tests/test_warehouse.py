@@ -186,7 +186,7 @@ def test_schema_is_applied_once_and_again_when_something_is_missing(con, demo_ca
     assert ("images", "content_hash", None) not in described
     calls = []
     real = warehouse.apply_schema
-    monkeypatch.setattr(warehouse, "apply_schema", lambda c: (calls.append(1), real(c)))
+    monkeypatch.setattr(warehouse, "apply_schema", lambda c, **kw: (calls.append(1), real(c, **kw)))
     warehouse.ensure_schema(con)
     assert calls == []
     con.execute("DROP TABLE survey_rejected_rows")

@@ -10,11 +10,12 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from femo_pipeline import faces, imaging, sampling, warehouse
+from femo_pipeline import catalog, faces, imaging, sampling, warehouse
 from femo_pipeline.defs._meta import md_table, warehouse_tables
+from femo_pipeline.defs.faces.catalog import STAGED_SOURCES, staged_sources
 from femo_pipeline.defs.warehouse.warehouse import WRITER, images
 from femo_pipeline.files import write_bytes_atomic
-from femo_pipeline.io_managers import StagedTable
+from femo_pipeline.io_managers import ALLOW_MISSING, StagedTable
 from femo_pipeline.resources import PROJECT_ROOT, FemoStorage
 from femo_pipeline.vocab import EMOTIONS, SOURCES
 
@@ -38,9 +39,11 @@ def _crop_one(args):
     return faces.face_crop(data, params)
 
 
-@dg.asset(kinds={"opencv"}, group_name=GROUP)
+@dg.asset(kinds={"opencv"}, group_name=GROUP,
+          ins={name: dg.AssetIn(metadata={ALLOW_MISSING: True}) for name in STAGED_SOURCES})
 def face_detections(context: dg.AssetExecutionContext, config: FaceCropConfig, storage: FemoStorage,
-                    image_catalog: StagedTable) -> dg.Output[pd.DataFrame]:
+                    image_catalog: StagedTable, fer2013_images, kaggle_face_images, pixabay_images,
+                    duckduckgo_images) -> dg.Output[pd.DataFrame]:
     """Largest face of each web/Kaggle image (Haar cascade), cropped to data/faces/; no-face images kept with the reason.
 
     Detection takes minutes on large sets and touches no database, so it runs without the duckdb pool; the
@@ -50,12 +53,22 @@ def face_detections(context: dg.AssetExecutionContext, config: FaceCropConfig, s
         raise dg.Failure(description=f"unknown sources {unknown}; use {list(SOURCES)}")
     params = faces.FaceParams(config.scale_factor, config.min_neighbors, config.min_face, 0.05,
                               config.detect_max_side, config.margin)
-    catalog = duckdb_lib.connect()
-    rows = catalog.execute(
-        "SELECT image_id, source_key, emotion_id, content FROM read_parquet(?) "
+    con = duckdb_lib.connect()
+    rows = con.execute(
+        "SELECT image_id, source_key, emotion_id FROM read_parquet(?) "
         "WHERE status = 'ok' AND list_contains(?, source_key) ORDER BY image_id",
         [str(image_catalog.path), config.sources],
     ).fetchall()
+    con.close()
+    staged = staged_sources({"fer2013_images": fer2013_images, "kaggle_face_images": kaggle_face_images,
+                             "pixabay_images": pixabay_images, "duckduckgo_images": duckduckgo_images})
+    content = {}
+    try:  # the bytes of these sources' images, from the staged tables the catalog was built from
+        for batch in catalog.pixel_batches(image_catalog.path, staged, sources=config.sources):
+            content.update(zip(batch.column("image_id").to_pylist(), batch.column("content").to_pylist()))
+    except catalog.CatalogError as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    rows = [(*row, content[row[0]]) for row in rows]
     context.log.info(f"face_crops: {len(rows)} images from {config.sources}")
     start = time.perf_counter()
     work = [(content, params) for *_, content in rows]

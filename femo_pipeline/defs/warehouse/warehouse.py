@@ -4,11 +4,12 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from femo_pipeline import catalog, warehouse
 from femo_pipeline import erd as erd_lib
-from femo_pipeline import warehouse
 from femo_pipeline.defs._meta import md_table, png_md, warehouse_tables
+from femo_pipeline.defs.faces.catalog import STAGED_SOURCES, staged_sources
 from femo_pipeline.files import write_text_atomic
-from femo_pipeline.io_managers import StagedTable
+from femo_pipeline.io_managers import ALLOW_MISSING, StagedTable
 from femo_pipeline.resources import FemoStorage
 from femo_pipeline.vocab import SOURCES
 
@@ -38,12 +39,21 @@ def emotions(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.Ma
 
 
 @dg.asset(kinds={"duckdb"}, deps=[data_sources, emotions],
+          ins={name: dg.AssetIn(metadata={ALLOW_MISSING: True}) for name in STAGED_SOURCES},
           metadata=warehouse_tables("images", "image_pixels", "quarantined_files", "all_images"), **WRITER)
-def images(context: dg.AssetExecutionContext, duckdb: DuckDBResource, image_catalog: StagedTable) -> dg.MaterializeResult:
-    """Usable images (metadata + file bytes in image_pixels) and quarantined files, with per-source study views."""
+def images(context: dg.AssetExecutionContext, duckdb: DuckDBResource, image_catalog: StagedTable,
+           fer2013_images, kaggle_face_images, pixabay_images, duckduckgo_images) -> dg.MaterializeResult:
+    """Usable images (metadata + file bytes in image_pixels) and quarantined files, with per-source study views.
+    The rows come from the catalog, the bytes from the source assets' staged tables it was built from."""
+    staged = staged_sources({"fer2013_images": fer2013_images, "kaggle_face_images": kaggle_face_images,
+                             "pixabay_images": pixabay_images, "duckduckgo_images": duckduckgo_images})
+    try:  # checked before the warehouse is opened: the catalog must come from these very source tables
+        pixels = catalog.pixel_batches(image_catalog.path, staged, memory_limit=getattr(duckdb, "memory_limit", "512MB"))
+    except catalog.CatalogError as exc:
+        raise dg.Failure(description=str(exc)) from exc
     with duckdb.get_connection() as con:
         warehouse.ensure_schema(con)
-        counts = warehouse.replace_images(con, image_catalog.path)
+        counts = warehouse.replace_images(con, image_catalog.path, pixels)
         per_view = {s.view: con.execute(f"SELECT count(*) FROM {s.view}").fetchone()[0] for s in SOURCES.values()}
         per_emotion = con.execute(warehouse.study_queries()["images_per_emotion"]).df()
     context.log.info(f"warehouse images: {counts}; views: {per_view}")
