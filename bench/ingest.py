@@ -15,6 +15,7 @@ records in docs/benchmarks.json; --tiny and --no-write only print.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -41,11 +42,28 @@ SELECTION = ["fer2013_images", "kaggle_face_images", "image_catalog", "data_sour
 TINY_FILES = 300
 
 
-def machine_note() -> str:
-    """The machine, and whether others were using its CPU when the bench started."""
+def filesystem(path: Path) -> str:
+    """The type of the file system holding `path` (the longest mount point of /proc/mounts above it)."""
+    real, best, kind = os.path.realpath(path), "", "unknown"
+    with contextlib.suppress(OSError), open("/proc/mounts") as fh:
+        for line in fh:
+            fields = line.split()
+            if len(fields) > 2 and (real == fields[1] or real.startswith(fields[1].rstrip("/") + "/")) \
+                    and len(fields[1]) > len(best):
+                best, kind = fields[1], fields[2]
+    return kind
+
+
+def machine_note(source: Path | None = None) -> str:
+    """The machine, whether others were using its CPU when the bench started, and the file systems of the
+    source folder and of the data folder (tempfile's: TMPDIR) when either is in memory (tmpfs)."""
     load = os.getloadavg()[0]
     cores = os.cpu_count() or 1
     shared = f" (load average {load:.1f} on {cores} cores at start: CPU shared with other work)" if load > 0.5 * cores else ""
+    places = {"source folder": filesystem(source) if source else "unknown",
+              "data folder": filesystem(Path(tempfile.gettempdir()))}
+    if "tmpfs" in places.values():
+        shared += "; " + ", ".join(f"{k} on {v}" for k, v in places.items())
     return machine() + shared
 
 
@@ -221,7 +239,7 @@ def main() -> None:
     median_wall = sorted(r[0] for r in runs)[len(runs) // 2]
     peak_self, peak_children = peak_mib()
     rate_best, rate_median = n_files / best_wall, n_files / median_wall
-    today, where = dt.date.today().isoformat(), machine_note()
+    today, where = dt.date.today().isoformat(), machine_note(fer_dir)
     step_lines = "\n".join(f"| {k} | {v:.2f} | {best_peaks.get(k, 0):,} |" for k, v in best_steps.items())
     section = f"""<!-- ingest:start -->
 ## Ingest: FER-2013 folder to warehouse (`bench/ingest.py`)

@@ -119,18 +119,14 @@ def recorded_sources(catalog_path: str | Path) -> dict[str, dict]:
     return json.loads(raw) if raw else {}
 
 
-def pixel_batches(catalog_path: str | Path, staged: dict[str, str | Path], sources: list[str] | None = None,
-                  batch_rows: int = 8192, memory_limit: str = "512MB") -> pa.RecordBatchReader:
-    """The bytes of the catalog's usable images as a stream of (image_id, content) batches, in catalog order,
-    read from the staged source tables ({source_key: path}) it was built from; only `sources` if given.
-
-    A source table replaced since the catalog was written (another stamp) is a CatalogError: its bytes might
-    belong to other rows. A table in the catalog's order (the folder ingest's) is paired row group by row group;
-    any other is put in order by DuckDB, spilling to disk past `memory_limit`. Nothing holds every image's
-    bytes at once."""
+def check_sources(catalog_path: str | Path, staged: dict[str, str | Path], sources: list[str] | None = None,
+                  keys: pa.ChunkedArray | None = None) -> list[str]:
+    """The catalog's sources (only `sources` if given) in catalog order, once each is checked to be the staged
+    table the catalog was built from (same stamp); a CatalogError naming the fix otherwise, also for a catalog
+    that does not record its tables (an older femo's)."""
     recorded = recorded_sources(catalog_path)
-    meta = pq.read_table(catalog_path, columns=["image_id", "source_key", "source_id", "rel_path", "status"])
-    keys = meta.column("source_key")
+    if keys is None:
+        keys = pq.read_table(catalog_path, columns=["source_key"]).column("source_key")
     unrecorded = set(pc.unique(keys).to_pylist()) - set(recorded) - {None}
     if unrecorded and (sources is None or unrecorded & set(sources)):
         raise CatalogError(f"the catalog does not record the staged tables it read for {sorted(unrecorded)} (made by "
@@ -144,6 +140,21 @@ def pixel_batches(catalog_path: str | Path, staged: dict[str, str | Path], sourc
         if stamp(path) != recorded[key]["stamp"]:
             raise CatalogError(f"the staged table of source {key} changed after the catalog was built from it: "
                                "materialize image_catalog again")
+    return wanted
+
+
+def pixel_batches(catalog_path: str | Path, staged: dict[str, str | Path], sources: list[str] | None = None,
+                  batch_rows: int = 8192, memory_limit: str = "512MB") -> pa.RecordBatchReader:
+    """The bytes of the catalog's usable images as a stream of (image_id, content) batches, in catalog order,
+    read from the staged source tables ({source_key: path}) it was built from; only `sources` if given.
+
+    A source table replaced since the catalog was written (another stamp) is a CatalogError: its bytes might
+    belong to other rows. A table in the catalog's order (the folder ingest's) is paired row group by row group;
+    any other is put in order by DuckDB, spilling to disk past `memory_limit`. Nothing holds every image's
+    bytes at once."""
+    meta = pq.read_table(catalog_path, columns=["image_id", "source_key", "source_id", "rel_path", "status"])
+    wanted = check_sources(catalog_path, staged, sources, meta.column("source_key"))
+    keys = meta.column("source_key")
     schema = pa.schema([("image_id", pa.int64()), ("content", pa.binary())])
 
     def batches():

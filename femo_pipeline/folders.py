@@ -17,6 +17,7 @@ import collections
 import contextlib
 import dataclasses
 import errno
+import multiprocessing
 import os
 import stat
 import time
@@ -369,6 +370,12 @@ def _inspect_entry(root: str, entry: FileEntry, max_pixels: int, max_bytes: int,
             data if values[7] == imaging.OK else None)
 
 
+def can_start_processes() -> bool:
+    """False inside a daemonic process (a Celery prefork worker, a multiprocessing pool's worker), which may not
+    have children of its own: the work then runs in this process."""
+    return not multiprocessing.current_process().daemon
+
+
 def _bounded_map(pool: ProcessPoolExecutor, chunks: list, window: int) -> Iterator[pa.Table]:
     """pool.map in order, with at most `window` chunks submitted and not yet handed on. (Executor.map submits
     everything at once: when the workers outrun the sink, finished parts - file bytes included - pile up in this
@@ -398,7 +405,7 @@ def inspect_folder(
     With `sink`, each part (chunk_size files, bytes included) is handed to sink as soon as it is ready, in entry
     order, and the returned table leaves out the content column: a whole dataset's bytes are never held at once.
     """
-    workers = workers or os.cpu_count() or 1
+    workers = (workers or os.cpu_count() or 1) if can_start_processes() else 1
     # entries without fs_path sit at <resolved root>/<rel_path>: the root as the scan resolved it
     real_root = getattr(entries, "real_root", "") or os.path.realpath(root)
     chunks = [

@@ -178,28 +178,31 @@ _IMAGE_COLUMNS = (
 )
 
 
+class PixelPairingError(ValueError):
+    """The bytes of a staged source table do not pair with the catalog's usable images."""
+
+
 def replace_images(con: duckdb.DuckDBPyConnection, catalog: pa.Table | str | Path,
-                   pixels: pa.RecordBatchReader | None = None) -> dict[str, int]:
+                   staged: dict[str, str | Path] | None = None) -> dict[str, int]:
     """Make images, image_pixels and quarantined_files mirror the catalog, in one transaction.
 
     `catalog` is the image_catalog table (see catalog.py) or the path of its Parquet file. The bytes come from
     its content column, or, for a catalog file without one (the pipeline's: the bytes stay in the staged source
-    tables), from `pixels`, a stream of (image_id, content) batches (catalog.pixel_batches). The two image
-    tables are dropped and created again rather than emptied: DuckDB cannot delete parent and child rows of a
-    foreign key in one transaction, and re-creating is several times faster than deleting indexed rows. Tables
-    that reference images (face_crops, balanced_sample, predictions, human_votes) are emptied with them; their
-    assets, downstream of images, fill them again.
+    tables), from `staged` ({source_key: staged table path}, the tables the catalog was built from; the caller
+    checks that with catalog.pixel_batches' stamps). The two image tables are dropped and created again rather
+    than emptied: DuckDB cannot delete parent and child rows of a foreign key in one transaction, and
+    re-creating is several times faster than deleting indexed rows. Tables that reference images (face_crops,
+    balanced_sample, predictions, human_votes) are emptied with them; their assets, downstream of images, fill
+    them again.
     """
     if isinstance(catalog, (str, Path)):
-        quoted = Path(catalog).as_posix().replace("'", "''")  # a view cannot take a bound parameter
-        con.execute(f"CREATE OR REPLACE TEMP VIEW _catalog AS SELECT * FROM read_parquet('{quoted}')")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW _catalog AS SELECT * FROM read_parquet('{_quoted(catalog)}')")
     else:
         con.register("_catalog_arrow", catalog)
         con.execute("CREATE OR REPLACE TEMP VIEW _catalog AS SELECT * FROM _catalog_arrow")
-    has_content = "content" in (catalog.schema.names if isinstance(catalog, pa.Table) else
-                                [c for (c,) in con.execute("SELECT name FROM pragma_table_info('_catalog')").fetchall()])
-    if not has_content and pixels is None:
-        raise ValueError("the catalog holds no bytes: pass pixels (catalog.pixel_batches)")
+    names = [c for (c,) in con.execute("SELECT name FROM pragma_table_info('_catalog')").fetchall()]
+    if "content" not in names and staged is None:
+        raise ValueError("the catalog holds no bytes: pass the staged source tables it was built from")
     cols = ", ".join(_IMAGE_COLUMNS)
     select_cols = cols.replace("id, ", "image_id AS id, ", 1)
     try:
@@ -210,11 +213,10 @@ def replace_images(con: duckdb.DuckDBPyConnection, catalog: pa.Table | str | Pat
             con.execute("DELETE FROM quarantined_files")
             apply_schema(con, only=_IMAGE_CHILDREN)
             con.execute(f"INSERT INTO images ({cols}) SELECT {select_cols} FROM _catalog WHERE status = 'ok' ORDER BY image_id")
-            if pixels is not None:
-                con.register("_pixels", pixels)
-                con.execute("INSERT INTO image_pixels SELECT image_id, content FROM _pixels")
-            else:
+            if "content" in names:
                 con.execute("INSERT INTO image_pixels SELECT image_id, content FROM _catalog WHERE status = 'ok'")
+            else:
+                _insert_staged_pixels(con, staged)
             con.execute(
                 "INSERT INTO quarantined_files SELECT source_id, rel_path, reason, file_size_bytes, content_hash "
                 "FROM _catalog WHERE status <> 'ok' ORDER BY source_id, rel_path"
@@ -223,10 +225,38 @@ def replace_images(con: duckdb.DuckDBPyConnection, catalog: pa.Table | str | Pat
         con.execute("DROP VIEW IF EXISTS _catalog")
         if not isinstance(catalog, (str, Path)):
             con.unregister("_catalog_arrow")
-        if pixels is not None:
-            with contextlib.suppress(Exception):
-                con.unregister("_pixels")
     return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("images", "image_pixels", "quarantined_files")}
+
+
+def _quoted(path: str | Path) -> str:
+    return Path(path).as_posix().replace("'", "''")  # read_parquet in a view takes no bound parameter
+
+
+def _insert_staged_pixels(con: duckdb.DuckDBPyConnection, staged: dict[str, str | Path]) -> None:
+    """image_pixels from the staged source tables, source by source. A table in the catalog's order (the folder
+    ingest stages rows sorted by path, as the catalog is) is paired by position, a scan of each side; any other
+    (web downloads) by a join on the path. Either way every usable image must get its bytes, or nothing is kept."""
+    for (key,) in con.execute("SELECT DISTINCT source_key FROM _catalog WHERE status = 'ok' ORDER BY ALL").fetchall():
+        if key not in SOURCES or key not in staged:
+            raise PixelPairingError(f"no staged table given for source {key}")
+        table = f"read_parquet('{_quoted(staged[key])}')"
+        block = f"(SELECT image_id, rel_path, status FROM _catalog WHERE source_key = '{key}')"  # a known key
+        before = con.execute("SELECT count(*) FROM image_pixels").fetchone()[0]
+        in_order = con.execute(
+            f"SELECT count(*) FILTER (c.rel_path IS DISTINCT FROM s.rel_path) = 0 FROM {block} c "
+            f"POSITIONAL JOIN (SELECT rel_path FROM {table}) s").fetchone()[0]
+        if in_order:
+            con.execute(f"INSERT INTO image_pixels SELECT c.image_id, s.content FROM {block} c POSITIONAL JOIN "
+                        f"(SELECT rel_path, content FROM {table}) s "
+                        "WHERE c.status = 'ok' AND c.rel_path = s.rel_path AND s.content IS NOT NULL")
+        else:
+            con.execute(f"INSERT INTO image_pixels SELECT c.image_id, s.content FROM {block} c JOIN {table} s "
+                        "ON s.rel_path = c.rel_path WHERE c.status = 'ok' AND s.content IS NOT NULL")
+        paired = con.execute("SELECT count(*) FROM image_pixels").fetchone()[0] - before
+        wanted = con.execute(f"SELECT count(*) FROM {block} WHERE status = 'ok'").fetchone()[0]
+        if paired != wanted:
+            raise PixelPairingError(f"the staged table of source {key} holds the bytes of {paired} of the catalog's "
+                                    f"{wanted} usable images: materialize image_catalog again")
 
 
 @contextlib.contextmanager

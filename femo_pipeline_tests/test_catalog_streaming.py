@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from femo_pipeline import catalog
+from femo_pipeline import catalog, warehouse
 from femo_pipeline_tests.conftest import materialize
 from femo_pipeline_tests.test_assets import DEMO_RUN_CONFIG
 
@@ -161,3 +161,62 @@ def test_aspect_ratios_and_emotion_names_match_the_per_file_functions():
     ids = [0, 7, None, 3, 3, 6]
     names = catalog._emotion_names(pa.chunked_array([ids], pa.int32())).to_pylist()
     assert names == [catalog.EMOTIONS.get(i) if i is not None else None for i in ids]
+
+
+def _warehouse(tmp_path, name):
+    con = duckdb.connect(str(tmp_path / f"{name}.duckdb"))
+    warehouse.ensure_schema(con)
+    warehouse.upsert_data_sources(con, {"fer2013"})
+    warehouse.upsert_emotions(con)
+    return con
+
+
+def test_the_warehouse_pairs_staged_bytes_in_order_or_by_path_and_never_loads_a_partial_set(tmp_path):
+    """replace_images with the staged tables: the folder tables (in catalog order) by position, a shuffled one
+    by path, the same image_pixels as a catalog holding the bytes; a table missing one usable image's bytes
+    fails and leaves the warehouse as it was."""
+    paths, expected = _staged_demo(tmp_path)
+    staged = {k: p for k, (p, _) in paths.items()}
+    reference = _warehouse(tmp_path, "reference")
+    warehouse.replace_images(reference, expected)
+    want = reference.execute("SELECT image_id, pixels FROM image_pixels ORDER BY image_id").fetchall()
+    table = pq.read_table(staged["kaggle"])
+    shuffled = tmp_path / "kaggle_shuffled.parquet"
+    pq.write_table(table.take(np.random.default_rng(1).permutation(table.num_rows)), shuffled)
+    for name, tables in (("in_order", staged), ("shuffled", {**staged, "kaggle": shuffled})):
+        out = tmp_path / f"catalog_{name}.parquet"
+        catalog.write_catalog({k: (p, paths[k][1]) for k, p in tables.items()}, out)
+        con = _warehouse(tmp_path, name)
+        counts = warehouse.replace_images(con, out, tables)
+        assert con.execute("SELECT image_id, pixels FROM image_pixels ORDER BY image_id").fetchall() == want, name
+        assert counts["image_pixels"] == counts["images"] == len(want)
+    content = table.column("content").to_pylist()
+    content[[i for i, s in enumerate(table.column("status").to_pylist()) if s == "ok"][0]] = None
+    holed = tmp_path / "kaggle_holed.parquet"
+    pq.write_table(table.set_column(table.schema.get_field_index("content"), "content",
+                                    pa.array(content, pa.binary())), holed)
+    out = tmp_path / "catalog_holed.parquet"
+    catalog.write_catalog({**paths, "kaggle": (holed, False)}, out)
+    with pytest.raises(warehouse.PixelPairingError, match="kaggle holds the bytes of"):
+        warehouse.replace_images(con, out, {**staged, "kaggle": holed})
+    assert con.execute("SELECT count(*) FROM image_pixels").fetchone()[0] == len(want)  # rolled back
+
+
+def _inspect_in_a_daemon(root, queue):
+    from femo_pipeline import folders
+    entries = folders.scan_folder(root, with_splits=True)
+    queue.put(folders.inspect_folder(root, entries, workers=2, chunk_size=50).num_rows)
+
+
+def test_a_daemonic_process_inspects_in_process_instead_of_failing(demo_inputs):
+    """A Celery prefork worker is daemonic and may not start processes: the folder inspection then runs in it
+    (it failed with 'daemonic processes are not allowed to have children')."""
+    import multiprocessing
+
+    queue = multiprocessing.get_context("fork").Queue()
+    child = multiprocessing.get_context("fork").Process(
+        target=_inspect_in_a_daemon, args=(str(demo_inputs / "fer2013"), queue), daemon=True)
+    child.start()
+    rows = queue.get(timeout=120)
+    child.join(30)
+    assert child.exitcode == 0 and rows == sum(1 for p in (demo_inputs / "fer2013").rglob("*") if p.is_file())

@@ -10,7 +10,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from femo_pipeline import catalog, faces, imaging, sampling, warehouse
+from femo_pipeline import catalog, faces, folders, imaging, sampling, warehouse
 from femo_pipeline.defs._meta import md_table, warehouse_tables
 from femo_pipeline.defs.faces.catalog import STAGED_SOURCES, staged_sources
 from femo_pipeline.defs.warehouse.warehouse import WRITER, images
@@ -72,7 +72,7 @@ def face_detections(context: dg.AssetExecutionContext, config: FaceCropConfig, s
     context.log.info(f"face_crops: {len(rows)} images from {config.sources}")
     start = time.perf_counter()
     work = [(content, params) for *_, content in rows]
-    if len(work) > 200 and (config.workers or os.cpu_count() or 1) > 1:
+    if len(work) > 200 and (config.workers or os.cpu_count() or 1) > 1 and folders.can_start_processes():
         with ProcessPoolExecutor(max_workers=config.workers or None) as pool:
             outcomes = list(pool.map(_crop_one, work, chunksize=64))
     else:

@@ -48,14 +48,21 @@ def images(context: dg.AssetExecutionContext, duckdb: DuckDBResource, image_cata
     staged = staged_sources({"fer2013_images": fer2013_images, "kaggle_face_images": kaggle_face_images,
                              "pixabay_images": pixabay_images, "duckduckgo_images": duckduckgo_images})
     try:  # checked before the warehouse is opened: the catalog must come from these very source tables
-        pixels = catalog.pixel_batches(image_catalog.path, staged, memory_limit=getattr(duckdb, "memory_limit", "512MB"))
+        catalog.check_sources(image_catalog.path, staged)
     except catalog.CatalogError as exc:
         raise dg.Failure(description=str(exc)) from exc
     with duckdb.get_connection() as con:
         warehouse.ensure_schema(con)
-        counts = warehouse.replace_images(con, image_catalog.path, pixels)
-        per_view = {s.view: con.execute(f"SELECT count(*) FROM {s.view}").fetchone()[0] for s in SOURCES.values()}
-        per_emotion = con.execute(warehouse.study_queries()["images_per_emotion"]).df()
+        failure = None
+        try:
+            counts = warehouse.replace_images(con, image_catalog.path, staged)
+        except warehouse.PixelPairingError as exc:
+            failure = str(exc)
+        if failure is None:
+            per_view = {s.view: con.execute(f"SELECT count(*) FROM {s.view}").fetchone()[0] for s in SOURCES.values()}
+            per_emotion = con.execute(warehouse.study_queries()["images_per_emotion"]).df()
+    if failure:  # raised once the connection is closed (a traceback held inside would keep it open)
+        raise dg.Failure(description=failure)
     context.log.info(f"warehouse images: {counts}; views: {per_view}")
     return dg.MaterializeResult(metadata={
         "dagster/row_count": counts["images"],
