@@ -154,6 +154,7 @@ def pixel_batches(catalog_path: str | Path, staged: dict[str, str | Path], sourc
     bytes at once."""
     meta = pq.read_table(catalog_path, columns=["image_id", "source_key", "source_id", "rel_path", "status"])
     wanted = check_sources(catalog_path, staged, sources, meta.column("source_key"))
+    recorded_stamps = {key: value["stamp"] for key, value in recorded_sources(catalog_path).items()}
     keys = meta.column("source_key")
     schema = pa.schema([("image_id", pa.int64()), ("content", pa.binary())])
 
@@ -175,6 +176,9 @@ def pixel_batches(catalog_path: str | Path, staged: dict[str, str | Path], sourc
                                                      schema=schema)
             finally:
                 shutil.rmtree(spill, ignore_errors=True)
+            if stamp(staged[key]) != recorded_stamps[key]:  # replaced while its bytes were read
+                raise CatalogError(f"the staged table of source {key} changed while its bytes were read: "
+                                   "materialize image_catalog again")
 
     return pa.RecordBatchReader.from_batches(schema, batches())
 

@@ -195,7 +195,10 @@ class WarehouseResource(DuckDBResource):
         config = {"memory_limit": self.memory_limit, **(self.connection_config or {})}
         resolved = DuckDBResource(database=database, connection_config=config)
         with warehouse_lock(database, self.lock_timeout), resolved.get_connection() as con:
-            yield con
+            try:
+                yield con
+            finally:  # dagster-duckdb closes only on success: a failed step's traceback kept the file open
+                con.close()
 
 
 class WebSearchResource(dg.ConfigurableResource):

@@ -220,3 +220,30 @@ def test_a_daemonic_process_inspects_in_process_instead_of_failing(demo_inputs):
     rows = queue.get(timeout=120)
     child.join(30)
     assert child.exitcode == 0 and rows == sum(1 for p in (demo_inputs / "fer2013").rglob("*") if p.is_file())
+
+
+def test_a_source_table_replaced_while_its_bytes_are_read_is_refused(tmp_path):
+    """The stamps are checked again once the bytes are read: a table replaced after the first check (another
+    run re-materialized it while this one waited for the warehouse) rolls the load back, and stops the
+    face-detection stream, instead of pairing new bytes with old rows."""
+    paths, expected = _staged_demo(tmp_path)
+    staged = {k: p for k, (p, _) in paths.items()}
+    out = tmp_path / "catalog.parquet"
+    catalog.write_catalog(paths, out)
+    con = _warehouse(tmp_path, "race")
+    warehouse.replace_images(con, expected)
+    before = con.execute("SELECT count(*) FROM image_pixels").fetchone()[0]
+
+    def replaced_meanwhile():
+        pq.write_table(pq.read_table(staged["kaggle"]), staged["kaggle"])  # same rows, a new file
+        catalog.check_sources(out, staged)
+
+    with pytest.raises(catalog.CatalogError, match="changed after the catalog"):
+        warehouse.replace_images(con, out, staged, verify=replaced_meanwhile)
+    assert con.execute("SELECT count(*) FROM image_pixels").fetchone()[0] == before  # rolled back
+    catalog.write_catalog(paths, out)
+    reader = catalog.pixel_batches(out, staged, sources=["kaggle"], batch_rows=5)
+    next(reader)
+    pq.write_table(pq.read_table(staged["kaggle"]), staged["kaggle"])
+    with pytest.raises(catalog.CatalogError, match="changed while its bytes were read"):
+        list(reader)

@@ -53,13 +53,12 @@ def face_detections(context: dg.AssetExecutionContext, config: FaceCropConfig, s
         raise dg.Failure(description=f"unknown sources {unknown}; use {list(SOURCES)}")
     params = faces.FaceParams(config.scale_factor, config.min_neighbors, config.min_face, 0.05,
                               config.detect_max_side, config.margin)
-    con = duckdb_lib.connect()
-    rows = con.execute(
-        "SELECT image_id, source_key, emotion_id FROM read_parquet(?) "
-        "WHERE status = 'ok' AND list_contains(?, source_key) ORDER BY image_id",
-        [str(image_catalog.path), config.sources],
-    ).fetchall()
-    con.close()
+    with duckdb_lib.connect() as con:
+        rows = con.execute(
+            "SELECT image_id, source_key, emotion_id FROM read_parquet(?) "
+            "WHERE status = 'ok' AND list_contains(?, source_key) ORDER BY image_id",
+            [str(image_catalog.path), config.sources],
+        ).fetchall()
     staged = staged_sources({"fer2013_images": fer2013_images, "kaggle_face_images": kaggle_face_images,
                              "pixabay_images": pixabay_images, "duckduckgo_images": duckduckgo_images})
     content = {}

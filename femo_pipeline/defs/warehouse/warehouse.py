@@ -54,9 +54,10 @@ def images(context: dg.AssetExecutionContext, duckdb: DuckDBResource, image_cata
     with duckdb.get_connection() as con:
         warehouse.ensure_schema(con)
         failure = None
-        try:
-            counts = warehouse.replace_images(con, image_catalog.path, staged)
-        except warehouse.PixelPairingError as exc:
+        try:  # the stamps again once the bytes are read (another run may have replaced a table meanwhile)
+            counts = warehouse.replace_images(con, image_catalog.path, staged,
+                                              verify=lambda: catalog.check_sources(image_catalog.path, staged))
+        except (warehouse.PixelPairingError, catalog.CatalogError) as exc:
             failure = str(exc)
         if failure is None:
             per_view = {s.view: con.execute(f"SELECT count(*) FROM {s.view}").fetchone()[0] for s in SOURCES.values()}
