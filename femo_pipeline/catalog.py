@@ -5,8 +5,11 @@ Pure module (no Dagster).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 
@@ -100,11 +103,12 @@ def write_catalog(per_source: dict[str, tuple[str | Path, bool]], out: str | Pat
     sources = {}
     for key, (path, synth) in sorted(per_source.items()):
         before = stamp(path)
-        names = [n for n in pq.read_schema(path).names if n != "content"]
-        part = pq.read_table(path, columns=names)
-        if stamp(path) != before:
+        snapshot = _snapshot(Path(path), before)
+        names = [n for n in pq.read_schema(snapshot).names if n != "content"]
+        part = pq.read_table(snapshot, columns=names)
+        if stamp(snapshot) != before:
             raise CatalogError(f"the staged table of source {key} was replaced while the catalog read it: run again")
-        sources[key] = {"stamp": before, "rows": part.num_rows}
+        sources[key] = {"stamp": before, "rows": part.num_rows, "file": str(snapshot)}
         parts.append(_with_source_columns(part, key, synth))
     meta = _flag_duplicates(parts).select(list(META_COLUMNS))
     meta = meta.replace_schema_metadata({SOURCES_KEY: json.dumps(sources, sort_keys=True).encode()})
@@ -113,18 +117,51 @@ def write_catalog(per_source: dict[str, tuple[str | Path, bool]], out: str | Pat
     return meta
 
 
+SNAPSHOTS = ".catalog_bytes"  # beside the staged source tables: hard links to the versions a catalog read
+STALE_SNAPSHOT_S = 24 * 3600
+
+
+def _snapshot(path: Path, version: str) -> Path:
+    """A hard link to this version of a staged source table (no bytes copied; a copy where links are not
+    possible), so the catalog's rows keep their bytes when the source asset is materialized again meanwhile
+    (another run, the sensor's folder ingest). This source's other versions linked over a day ago are removed."""
+    folder = path.parent / SNAPSHOTS
+    folder.mkdir(exist_ok=True)
+    target = folder / f"{path.stem}.{version}.parquet"
+    if not target.exists():
+        try:
+            os.link(path, target)
+        except FileExistsError:
+            pass
+        except OSError:  # a file system without hard links
+            with atomic_path(target) as tmp:
+                shutil.copyfile(path, tmp)
+    now = time.time()
+    for old in folder.glob(f"{path.stem}.*.parquet"):  # this source's older versions only
+        with contextlib.suppress(OSError):
+            if old != target and now - old.stat().st_ctime > STALE_SNAPSHOT_S:
+                old.unlink()
+    return target
+
+
+def byte_tables(catalog_path: str | Path) -> dict[str, str]:
+    """{source_key: file} of the staged table versions a catalog file read (the bytes of its rows)."""
+    return {key: value["file"] for key, value in recorded_sources(catalog_path).items() if "file" in value}
+
+
 def recorded_sources(catalog_path: str | Path) -> dict[str, dict]:
     """{source_key: {"stamp", "rows"}} of the staged tables a catalog file was built from ({} if not recorded)."""
     raw = (pq.read_schema(catalog_path).metadata or {}).get(SOURCES_KEY)
     return json.loads(raw) if raw else {}
 
 
-def check_sources(catalog_path: str | Path, staged: dict[str, str | Path], sources: list[str] | None = None,
-                  keys: pa.ChunkedArray | None = None) -> list[str]:
+def check_sources(catalog_path: str | Path, staged: dict[str, str | Path] | None = None,
+                  sources: list[str] | None = None, keys: pa.ChunkedArray | None = None) -> list[str]:
     """The catalog's sources (only `sources` if given) in catalog order, once each is checked to be the staged
     table the catalog was built from (same stamp); a CatalogError naming the fix otherwise, also for a catalog
     that does not record its tables (an older femo's)."""
     recorded = recorded_sources(catalog_path)
+    staged = byte_tables(catalog_path) if staged is None else staged
     if keys is None:
         keys = pq.read_table(catalog_path, columns=["source_key"]).column("source_key")
     unrecorded = set(pc.unique(keys).to_pylist()) - set(recorded) - {None}
@@ -143,15 +180,18 @@ def check_sources(catalog_path: str | Path, staged: dict[str, str | Path], sourc
     return wanted
 
 
-def pixel_batches(catalog_path: str | Path, staged: dict[str, str | Path], sources: list[str] | None = None,
-                  batch_rows: int = 8192, memory_limit: str = "512MB") -> pa.RecordBatchReader:
+def pixel_batches(catalog_path: str | Path, staged: dict[str, str | Path] | None = None,
+                  sources: list[str] | None = None, batch_rows: int = 8192,
+                  memory_limit: str = "512MB") -> pa.RecordBatchReader:
     """The bytes of the catalog's usable images as a stream of (image_id, content) batches, in catalog order,
-    read from the staged source tables ({source_key: path}) it was built from; only `sources` if given.
+    read from the versions of the staged source tables it was built from (its snapshots, see byte_tables; or
+    `staged`, {source_key: path}); only `sources` if given.
 
     A source table replaced since the catalog was written (another stamp) is a CatalogError: its bytes might
     belong to other rows. A table in the catalog's order (the folder ingest's) is paired row group by row group;
     any other is put in order by DuckDB, spilling to disk past `memory_limit`. Nothing holds every image's
     bytes at once."""
+    staged = byte_tables(catalog_path) if staged is None else staged
     meta = pq.read_table(catalog_path, columns=["image_id", "source_key", "source_id", "rel_path", "status"])
     wanted = check_sources(catalog_path, staged, sources, meta.column("source_key"))
     recorded_stamps = {key: value["stamp"] for key, value in recorded_sources(catalog_path).items()}

@@ -131,25 +131,50 @@ def test_image_catalog_asset_never_loads_the_staged_bytes(tmp_path, monkeypatch)
     assert "content" not in pq.read_schema(data_dir / "staging" / "image_catalog.parquet").names
 
 
-def test_images_refuses_a_catalog_older_than_its_source_tables(tmp_path):
-    """fer2013_images materialized again after image_catalog: images (run without the catalog) fails with the
-    reason instead of pairing new bytes with the old rows; after image_catalog runs again it loads them."""
+def test_images_keeps_the_bytes_of_the_catalogs_version_when_a_source_is_materialized_again(tmp_path):
+    """fer2013_images materialized again after image_catalog (another run, the sensor): images, run without the
+    catalog, still loads the bytes of the version the catalog read (its hard-linked snapshot), not the new
+    file; with that snapshot gone it fails with the reason instead of loading rows without bytes."""
     data_dir = tmp_path / "data"
     selection = [*INGEST, "image_catalog", "data_sources", "emotions", "images"]
     assert materialize(data_dir, selection=selection, run_config=DEMO, facs_url="http://127.0.0.1:9/").success
+    staging = data_dir / "staging"
+    snapshots = {k: Path(v) for k, v in catalog.byte_tables(staging / "image_catalog.parquet").items()}
+    assert set(snapshots) == {"fer2013", "kaggle"}
+    assert all(p.parent.name == catalog.SNAPSHOTS and p.stat().st_ino == (staging / f"{name}.parquet").stat().st_ino
+               for p, name in zip((snapshots["fer2013"], snapshots["kaggle"]), ("fer2013_images", "kaggle_face_images")))
     assert materialize(data_dir, selection=["fer2013_images"], facs_url="http://127.0.0.1:9/").success
+    assert (staging / "fer2013_images.parquet").stat().st_ino != snapshots["fer2013"].stat().st_ino
+    assert materialize(data_dir, selection=["images"], facs_url="http://127.0.0.1:9/").success
+    with duckdb.connect(str(data_dir / "warehouse" / "femo.duckdb"), read_only=True) as con:
+        n_pixels, n_mismatched = con.execute(
+            "SELECT count(*), count(*) FILTER (sha256(p.pixels) <> i.content_hash) FROM image_pixels p "
+            "JOIN images i ON i.id = p.image_id").fetchone()
+    n_ok = pq.read_table(staging / "image_catalog.parquet", columns=["status"]).column("status").to_pylist().count("ok")
+    assert n_pixels == n_ok and n_mismatched == 0  # every image has the bytes its catalog row describes
+    snapshots["fer2013"].unlink()
     result = materialize(data_dir, selection=["images"], raise_on_error=False, facs_url="http://127.0.0.1:9/")
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
-    assert "changed after the catalog was built" in str(failure.event_specific_data.error)
-    assert materialize(data_dir, selection=["image_catalog", "images"], facs_url="http://127.0.0.1:9/").success
-    con = duckdb.connect(str(data_dir / "warehouse" / "femo.duckdb"), read_only=True)
-    try:
-        n_ok = pq.read_table(data_dir / "staging" / "image_catalog.parquet", columns=["status"]).column(
-            "status").to_pylist().count("ok")
-        assert con.execute("SELECT count(*) FROM image_pixels").fetchone()[0] == n_ok
-    finally:
-        con.close()
+    assert "fer2013 that the catalog was built from is missing" in str(failure.event_specific_data.error)
+
+
+def test_snapshots_are_links_and_only_a_sources_own_old_versions_are_removed(tmp_path, monkeypatch):
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    source, other = staging / "fer2013_images.parquet", staging / "kaggle_face_images.parquet"
+    for p in (source, other):
+        pq.write_table(pa.table({"x": [1]}), p)
+    old_other = catalog._snapshot(other, "v0")
+    first = catalog._snapshot(source, "v1")
+    assert first.stat().st_ino == source.stat().st_ino  # a link: no bytes copied
+    pq.write_table(pa.table({"x": [2]}), source)
+    assert catalog._snapshot(source, "v2").exists() and first.exists()  # a fresh old version is kept
+    later = catalog.time.time() + 2 * catalog.STALE_SNAPSHOT_S
+    monkeypatch.setattr(catalog.time, "time", lambda: later)  # two days on
+    second = catalog._snapshot(source, "v2")
+    assert second.exists() and not first.exists()  # this source's old version went
+    assert old_other.exists()  # another source's snapshot is not this source's to remove
 
 
 def test_aspect_ratios_and_emotion_names_match_the_per_file_functions():

@@ -19,7 +19,8 @@ STAGED_SOURCES = {"fer2013_images": "fer2013", "kaggle_face_images": "kaggle", "
 def image_catalog(context: dg.AssetExecutionContext, storage: FemoStorage, fer2013_images, kaggle_face_images,
                   pixabay_images, duckduckgo_images) -> dg.Output:
     """One row per image file: source, emotion, split, size, format, colour space, hash, duplicates, status
-    (no bytes: those stay in the source assets' staged tables, which the catalog records by stamp).
+    (no bytes: those stay in the source assets' staged tables; the catalog keeps a hard link to each version it
+    read, under staging/.catalog_bytes/, so its rows keep their bytes when a source is materialized again).
     A source asset never materialized in this instance is left out when its source has no files (web sources
     without a key, an unset folder), with a warning and in the metadata; otherwise the catalog fails."""
     staged = {"fer2013_images": fer2013_images, "kaggle_face_images": kaggle_face_images,
@@ -38,7 +39,7 @@ def image_catalog(context: dg.AssetExecutionContext, storage: FemoStorage, fer20
         synthetic = key in ("fer2013", "kaggle") and storage.source_plan(key).synthetic
         per_source[key] = (staged[asset_name].path, synthetic)
     out = incoming_path(storage)
-    try:  # the file bytes stay in the staged source tables: catalog.pixel_batches pairs them with these rows
+    try:  # the file bytes stay in the staged source tables (linked, not copied): catalog.byte_tables
         table = catalog.write_catalog(per_source, out)
     except catalog.CatalogError as exc:
         raise dg.Failure(description=str(exc)) from exc
@@ -76,15 +77,3 @@ def _has_input(storage: FemoStorage, key: str) -> bool:
         folder = storage.root / "raw" / key
     return bool(folder) and folder.is_dir() and any(folder.iterdir())
 
-
-def staged_sources(inputs: dict) -> dict[str, object]:
-    """{source_key: staged path} of the source assets' loaded inputs ({asset name: StagedTable or dict or None}),
-    for catalog.pixel_batches."""
-    out = {}
-    for name, key in STAGED_SOURCES.items():
-        value = inputs.get(name)
-        if isinstance(value, dict):  # the web download assets stage named tables; the files are 'files'
-            value = value.get("files")
-        if value is not None:
-            out[key] = value.path
-    return out

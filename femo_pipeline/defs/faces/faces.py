@@ -12,10 +12,9 @@ from pydantic import Field
 
 from femo_pipeline import catalog, faces, folders, imaging, sampling, warehouse
 from femo_pipeline.defs._meta import md_table, warehouse_tables
-from femo_pipeline.defs.faces.catalog import STAGED_SOURCES, staged_sources
 from femo_pipeline.defs.warehouse.warehouse import WRITER, images
 from femo_pipeline.files import write_bytes_atomic
-from femo_pipeline.io_managers import ALLOW_MISSING, StagedTable
+from femo_pipeline.io_managers import StagedTable
 from femo_pipeline.resources import PROJECT_ROOT, FemoStorage
 from femo_pipeline.vocab import EMOTIONS, SOURCES
 
@@ -39,11 +38,9 @@ def _crop_one(args):
     return faces.face_crop(data, params)
 
 
-@dg.asset(kinds={"opencv"}, group_name=GROUP,
-          ins={name: dg.AssetIn(metadata={ALLOW_MISSING: True}) for name in STAGED_SOURCES})
+@dg.asset(kinds={"opencv"}, group_name=GROUP)
 def face_detections(context: dg.AssetExecutionContext, config: FaceCropConfig, storage: FemoStorage,
-                    image_catalog: StagedTable, fer2013_images, kaggle_face_images, pixabay_images,
-                    duckduckgo_images) -> dg.Output[pd.DataFrame]:
+                    image_catalog: StagedTable) -> dg.Output[pd.DataFrame]:
     """Largest face of each web/Kaggle image (Haar cascade), cropped to data/faces/; no-face images kept with the reason.
 
     Detection takes minutes on large sets and touches no database, so it runs without the duckdb pool; the
@@ -59,11 +56,9 @@ def face_detections(context: dg.AssetExecutionContext, config: FaceCropConfig, s
             "WHERE status = 'ok' AND list_contains(?, source_key) ORDER BY image_id",
             [str(image_catalog.path), config.sources],
         ).fetchall()
-    staged = staged_sources({"fer2013_images": fer2013_images, "kaggle_face_images": kaggle_face_images,
-                             "pixabay_images": pixabay_images, "duckduckgo_images": duckduckgo_images})
     content = {}
-    try:  # the bytes of these sources' images, from the staged tables the catalog was built from
-        for batch in catalog.pixel_batches(image_catalog.path, staged, sources=config.sources):
+    try:  # the bytes of these sources' images, from the versions of the staged tables the catalog read
+        for batch in catalog.pixel_batches(image_catalog.path, sources=config.sources):
             content.update(zip(batch.column("image_id").to_pylist(), batch.column("content").to_pylist()))
     except catalog.CatalogError as exc:
         raise dg.Failure(description=str(exc)) from exc

@@ -7,9 +7,8 @@ from dagster_duckdb import DuckDBResource
 from femo_pipeline import catalog, warehouse
 from femo_pipeline import erd as erd_lib
 from femo_pipeline.defs._meta import md_table, png_md, warehouse_tables
-from femo_pipeline.defs.faces.catalog import STAGED_SOURCES, staged_sources
 from femo_pipeline.files import write_text_atomic
-from femo_pipeline.io_managers import ALLOW_MISSING, StagedTable
+from femo_pipeline.io_managers import StagedTable
 from femo_pipeline.resources import FemoStorage
 from femo_pipeline.vocab import SOURCES
 
@@ -39,14 +38,11 @@ def emotions(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.Ma
 
 
 @dg.asset(kinds={"duckdb"}, deps=[data_sources, emotions],
-          ins={name: dg.AssetIn(metadata={ALLOW_MISSING: True}) for name in STAGED_SOURCES},
           metadata=warehouse_tables("images", "image_pixels", "quarantined_files", "all_images"), **WRITER)
-def images(context: dg.AssetExecutionContext, duckdb: DuckDBResource, image_catalog: StagedTable,
-           fer2013_images, kaggle_face_images, pixabay_images, duckduckgo_images) -> dg.MaterializeResult:
+def images(context: dg.AssetExecutionContext, duckdb: DuckDBResource, image_catalog: StagedTable) -> dg.MaterializeResult:
     """Usable images (metadata + file bytes in image_pixels) and quarantined files, with per-source study views.
-    The rows come from the catalog, the bytes from the source assets' staged tables it was built from."""
-    staged = staged_sources({"fer2013_images": fer2013_images, "kaggle_face_images": kaggle_face_images,
-                             "pixabay_images": pixabay_images, "duckduckgo_images": duckduckgo_images})
+    The rows come from the catalog, the bytes from the versions of the source tables it read (its snapshots)."""
+    staged = catalog.byte_tables(image_catalog.path)
     try:  # checked before the warehouse is opened: the catalog must come from these very source tables
         catalog.check_sources(image_catalog.path, staged)
     except catalog.CatalogError as exc:
