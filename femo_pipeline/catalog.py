@@ -104,6 +104,8 @@ def write_catalog(per_source: dict[str, tuple[str | Path, bool]], out: str | Pat
     for key, (path, synth) in sorted(per_source.items()):
         before = stamp(path)
         snapshot = _snapshot(Path(path), before)
+        if stamp(snapshot) != before:  # checked before reading too: whatever sits at that name is not read
+            raise CatalogError(f"the staged table of source {key} was replaced while the catalog read it: run again")
         names = [n for n in pq.read_schema(snapshot).names if n != "content"]
         part = pq.read_table(snapshot, columns=names)
         if stamp(snapshot) != before:
@@ -191,11 +193,12 @@ def pixel_batches(catalog_path: str | Path, staged: dict[str, str | Path] | None
     belong to other rows. A table in the catalog's order (the folder ingest's) is paired row group by row group;
     any other is put in order by DuckDB, spilling to disk past `memory_limit`. Nothing holds every image's
     bytes at once."""
-    staged = byte_tables(catalog_path) if staged is None else staged
+    recorded = recorded_sources(catalog_path)
+    if staged is None:
+        staged = {key: value["file"] for key, value in recorded.items() if "file" in value}
     meta = pq.read_table(catalog_path, columns=["image_id", "source_key", "source_id", "rel_path", "status"])
-    wanted = check_sources(catalog_path, staged, sources, meta.column("source_key"))
-    recorded_stamps = {key: value["stamp"] for key, value in recorded_sources(catalog_path).items()}
     keys = meta.column("source_key")
+    wanted = check_sources(catalog_path, staged, sources, keys)
     schema = pa.schema([("image_id", pa.int64()), ("content", pa.binary())])
 
     def batches():
@@ -216,7 +219,7 @@ def pixel_batches(catalog_path: str | Path, staged: dict[str, str | Path] | None
                                                      schema=schema)
             finally:
                 shutil.rmtree(spill, ignore_errors=True)
-            if stamp(staged[key]) != recorded_stamps[key]:  # replaced while its bytes were read
+            if stamp(staged[key]) != recorded[key]["stamp"]:  # replaced while its bytes were read
                 raise CatalogError(f"the staged table of source {key} changed while its bytes were read: "
                                    "materialize image_catalog again")
 

@@ -272,3 +272,22 @@ def test_a_source_table_replaced_while_its_bytes_are_read_is_refused(tmp_path):
     pq.write_table(pq.read_table(staged["kaggle"]), staged["kaggle"])
     with pytest.raises(catalog.CatalogError, match="changed while its bytes were read"):
         list(reader)
+
+
+def test_a_planted_snapshot_name_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    """A symbolic link to a file outside the data folder, planted where the catalog's snapshot of a source goes,
+    is refused (its stamp is not the source's) before anything is read through it."""
+    paths, _ = _staged_demo(tmp_path)
+    source = Path(paths["kaggle"][0])
+    outside = tmp_path / "outside.parquet"
+    pq.write_table(pa.table({"secret": ["x"]}), outside)
+    folder = source.parent / catalog.SNAPSHOTS
+    folder.mkdir(exist_ok=True)
+    (folder / f"{source.stem}.{catalog.stamp(source)}.parquet").symlink_to(outside)
+    read = []
+    for name in ("read_schema", "read_table"):
+        real = getattr(catalog.pq, name)
+        monkeypatch.setattr(catalog.pq, name, lambda p, *a, _real=real, **k: (read.append(str(p)), _real(p, *a, **k))[1])
+    with pytest.raises(catalog.CatalogError, match="kaggle was replaced"):
+        catalog.write_catalog(paths, tmp_path / "catalog.parquet")
+    assert not any(catalog.SNAPSHOTS in p and "kaggle" in p for p in read)

@@ -76,4 +76,3 @@ def _has_input(storage: FemoStorage, key: str) -> bool:
     else:
         folder = storage.root / "raw" / key
     return bool(folder) and folder.is_dir() and any(folder.iterdir())
-

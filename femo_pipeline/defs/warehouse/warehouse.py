@@ -47,19 +47,15 @@ def images(context: dg.AssetExecutionContext, duckdb: DuckDBResource, image_cata
         catalog.check_sources(image_catalog.path, staged)
     except catalog.CatalogError as exc:
         raise dg.Failure(description=str(exc)) from exc
-    with duckdb.get_connection() as con:
+    with duckdb.get_connection() as con:  # closed on failure too (WarehouseResource.get_connection)
         warehouse.ensure_schema(con)
-        failure = None
         try:  # the stamps again once the bytes are read (another run may have replaced a table meanwhile)
             counts = warehouse.replace_images(con, image_catalog.path, staged,
                                               verify=lambda: catalog.check_sources(image_catalog.path, staged))
         except (warehouse.PixelPairingError, catalog.CatalogError) as exc:
-            failure = str(exc)
-        if failure is None:
-            per_view = {s.view: con.execute(f"SELECT count(*) FROM {s.view}").fetchone()[0] for s in SOURCES.values()}
-            per_emotion = con.execute(warehouse.study_queries()["images_per_emotion"]).df()
-    if failure:  # raised once the connection is closed (a traceback held inside would keep it open)
-        raise dg.Failure(description=failure)
+            raise dg.Failure(description=str(exc)) from exc
+        per_view = {s.view: con.execute(f"SELECT count(*) FROM {s.view}").fetchone()[0] for s in SOURCES.values()}
+        per_emotion = con.execute(warehouse.study_queries()["images_per_emotion"]).df()
     context.log.info(f"warehouse images: {counts}; views: {per_view}")
     return dg.MaterializeResult(metadata={
         "dagster/row_count": counts["images"],
