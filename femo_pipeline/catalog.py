@@ -289,8 +289,8 @@ def _flag_duplicates(parts: list[pa.Table]) -> pa.Table:
         groups = con.sql(f"SELECT * FROM ({_hash_groups('u')}) WHERE n > 1").to_arrow_table()
     finally:
         con.close()
-    ok = pc.equal(unioned.column("status"), imaging.OK)
-    row = pc.index_in(unioned.column("content_hash"), value_set=groups.column("content_hash"))
+    ok = pc.fill_null(pc.equal(unioned.column("status"), imaging.OK), False)
+    row = pc.index_in(unioned.column("content_hash"), value_set=groups.column("content_hash"), skip_nulls=True)
     n = pc.fill_null(pc.take(groups.column("n"), row), 1)
     present = set(unioned.schema.names)
     out = unioned.select([c for c in CATALOG_COLUMNS if not c.startswith("duplicate_") and c in present])

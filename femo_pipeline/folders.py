@@ -411,8 +411,11 @@ def _ready() -> None:
 def _start_pool(workers: int) -> ProcessPoolExecutor:
     """A pool whose workers are all started now, forked (where the platform forks) with the parent's objects
     frozen: a worker's garbage collections then skip the objects it inherited instead of walking - and, by
-    touching, copying - the whole parent heap (gc.freeze's documented use before fork). Unfrozen again here."""
-    gc.freeze()
+    touching, copying - the whole parent heap (gc.freeze's documented use before fork). Unfrozen again here;
+    a process that froze its heap itself is left as it is."""
+    ours = gc.get_freeze_count() == 0
+    if ours:
+        gc.freeze()
     try:
         pool = ProcessPoolExecutor(max_workers=workers)
         try:
@@ -422,8 +425,12 @@ def _start_pool(workers: int) -> ProcessPoolExecutor:
             pool.shutdown(cancel_futures=True)
             raise
     finally:
-        gc.unfreeze()
+        if ours:
+            gc.unfreeze()
     return pool
+
+
+SPOOL_PREFIX = "femo-inspect-"  # the temporary folder of a parallel inspection with a sink
 
 
 def _inspect_spooled(args: tuple[tuple, str]) -> tuple[pa.Table, str]:
@@ -482,8 +489,9 @@ def inspect_folder(
 
     With `sink`, each part (chunk_size files, bytes included) is handed to sink as soon as it is ready, in entry
     order, and the returned table leaves out the content column: a whole dataset's bytes are never held at once.
-    Workers then hand each part's bytes over through a file in a temporary folder under `spool_dir` (default:
-    the system's temporary folder), at most 2 x workers parts at a time, removed as they are handed on.
+    Workers then hand each part's bytes over through a file in a temporary folder (SPOOL_PREFIX*) under
+    `spool_dir` (default: the system's temporary folder), at most 2 x workers parts at a time, removed as they
+    are handed on.
     """
     workers = (workers or os.cpu_count() or 1) if can_start_processes() else 1
     # entries without fs_path sit at <resolved root>/<rel_path>: the root as the scan resolved it
@@ -502,7 +510,7 @@ def inspect_folder(
         elif sink is None:
             parts = _bounded_map(stack.enter_context(_start_pool(workers)), _inspect_chunk, chunks, 2 * workers)
         else:  # the bytes come back through files in a private temporary folder (see _inspect_spooled)
-            spool = stack.enter_context(tempfile.TemporaryDirectory(prefix="femo-inspect-", dir=spool_dir))
+            spool = stack.enter_context(tempfile.TemporaryDirectory(prefix=SPOOL_PREFIX, dir=spool_dir))
             pool = stack.enter_context(_start_pool(workers))
             # closed first on the way out (a failed sink): its mapped file goes, then the pool, then the folder
             parts = stack.enter_context(contextlib.closing(_spooled_parts(pool, chunks, 2 * workers, spool)))

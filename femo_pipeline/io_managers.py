@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import stat
 import time
 import uuid
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from femo_pipeline.files import stamp, write_parquet_atomic
+from femo_pipeline.folders import SPOOL_PREFIX
 from femo_pipeline.resources import FemoStorage
 
 STAGING = "staging"
@@ -55,13 +58,19 @@ STALE_INCOMING_S = 24 * 3600
 
 def incoming_path(storage: FemoStorage) -> Path:
     """A fresh file name in the staging folder for an asset that streams its table (moved into place on return).
-    Files a failed run left there over a day ago are removed (no run streams for that long)."""
+    Files a failed run left there over a day ago are removed (no run streams for that long), and so are the
+    spool folders of folder inspections (folders.SPOOL_PREFIX) that a killed run could not remove."""
     target = storage.path(STAGING, ".incoming", f"{uuid.uuid4().hex}.parquet")
     now = time.time()
     for old in target.parent.glob("*.parquet"):
         with contextlib.suppress(OSError):
             if now - old.stat().st_mtime > STALE_INCOMING_S:
                 old.unlink()
+    for old in target.parent.glob(f"{SPOOL_PREFIX}*"):
+        with contextlib.suppress(OSError):
+            st = old.lstat()
+            if stat.S_ISDIR(st.st_mode) and now - st.st_mtime > STALE_INCOMING_S:
+                shutil.rmtree(old, ignore_errors=True)
     return target
 
 

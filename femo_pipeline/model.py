@@ -223,8 +223,9 @@ def augment_batch(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
             img = img[:, ::-1]
         out[i, :, :, 0] = cv2.warpAffine(np.ascontiguousarray(img), m, (size, size), flags=cv2.INTER_LINEAR,
                                          borderMode=cv2.BORDER_REFLECT_101)
-    contrast = rng.uniform(0.7, 1.3, (n, 1, 1, 1))
-    brightness = rng.uniform(-25, 25, (n, 1, 1, 1))
+    # float32 factors: float64 ones made the whole batch float64 (twice the memory, and a cast in the model)
+    contrast = rng.uniform(0.7, 1.3, (n, 1, 1, 1)).astype(np.float32)
+    brightness = rng.uniform(-25, 25, (n, 1, 1, 1)).astype(np.float32)
     mean = out.mean(axis=(1, 2, 3), keepdims=True)
     out = (out - mean) * contrast + mean + brightness
     erase = np.flatnonzero(rng.random(n) < 0.25)  # one grey rectangle of 5-20 % of the face

@@ -574,6 +574,35 @@ def test_min_side_is_a_launch_setting_of_the_folder_assets(tmp_path):
 
 
 @pytest.mark.timeout(120)
+def test_a_full_staging_folder_fails_the_folder_asset_with_the_reason_and_leaves_no_spool(tmp_path, monkeypatch):
+    root = tmp_path / "src"
+    (root / "sadness").mkdir(parents=True)
+    for i in range(6):
+        (root / "sadness" / f"{i}.png").write_bytes(face(i, ".png", size=48))
+    data_dir = tmp_path / "data"
+    real = folders.inspect_folder
+    spools = []
+
+    def full_disk(*args, **kwargs):  # the staging folder fills up while the parts are handed over
+        spools.append(kwargs.get("spool_dir"))
+        real(*args, **kwargs, chunk_size=2)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(folders, "inspect_folder", full_disk)
+    result = materialize(data_dir, selection=["kaggle_face_images"], profile="real", kaggle_dir=str(root),
+                         raise_on_error=False,
+                         run_config={"ops": {"kaggle_face_images": {"config": {"workers": 2}}}})
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    text = failure.step_failure_data.error.to_string()
+    assert "kaggle_face_images: cannot stage the files under" in text and os.strerror(errno.ENOSPC) in text
+    incoming = data_dir / "staging" / ".incoming"
+    assert spools == [incoming]  # beside the staged file, in the data folder
+    assert list(incoming.iterdir()) == []  # neither the half-written table nor a spool folder stays
+    assert not (data_dir / "staging" / "kaggle_face_images.parquet").exists()
+
+
+@pytest.mark.timeout(120)
 def test_a_very_deep_tree_does_not_overflow_the_scan(tmp_path):
     """600 nested folders scanned under a recursion limit of 400: a recursive walk would overflow. (A tree deeper
     than the default limit is not built: pytest's own tmp cleanup, shutil.rmtree, recurses and would overflow.)"""

@@ -139,9 +139,24 @@ def test_streamed_files_a_failed_run_left_behind_are_cleaned_after_a_day(tmp_pat
     for path in (old, recent):
         path.write_bytes(b"x")
     os.utime(old, (0, 0))
+    # spool folders of folder inspections a killed run left: the old one goes, a running one stays, and a link
+    # that only looks like one is never followed
+    old_spool, live_spool = first.parent / "femo-inspect-old", first.parent / "femo-inspect-live"
+    for folder in (old_spool, live_spool):
+        folder.mkdir()
+        (folder / "0000000.arrow").write_bytes(b"x")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_bytes(b"x")
+    link = first.parent / "femo-inspect-link"
+    link.symlink_to(outside)
+    for path in (old_spool, link):
+        os.utime(path, (0, 0), follow_symlinks=False)
     second = incoming_path(storage)
     assert second != first and second.parent == first.parent
     assert not old.exists() and recent.exists()
+    assert not old_spool.exists() and (live_spool / "0000000.arrow").exists()
+    assert (outside / "keep").exists()
     assert STALE_INCOMING_S >= 3600
 
 

@@ -88,11 +88,16 @@ def ingest_folder(
     options = dict(compression=compression, use_dictionary=[f.name for f in folders.SCHEMA if f.name not in plain],
                    write_statistics=[f.name for f in folders.SCHEMA if f.name != "content"])
     out = incoming_path(storage)
-    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, folders.SCHEMA, **options) as writer:
-        table = folders.inspect_folder(
-            plan.path, entries, workers=config.workers or None, max_pixels=config.max_pixels,
-            max_bytes=config.max_bytes, min_side=config.min_side, progress=progress, sink=writer.write_table,
-        )
+    try:  # the workers hand the bytes over beside the staged file (the data folder is sized for them)
+        with atomic_path(out) as tmp, pq.ParquetWriter(tmp, folders.SCHEMA, **options) as writer:
+            table = folders.inspect_folder(
+                plan.path, entries, workers=config.workers or None, max_pixels=config.max_pixels,
+                max_bytes=config.max_bytes, min_side=config.min_side, progress=progress, sink=writer.write_table,
+                spool_dir=out.parent,
+            )
+    except OSError as exc:  # the staging folder full or not writable: the files themselves are never the cause
+        raise dg.Failure(description=f"{asset_name}: cannot stage the files under {out.parent}: "
+                                     f"{exc.strerror or exc}") from exc
     seconds = time.perf_counter() - start
     # summaries with Arrow (a million rows never become a pandas frame; only the small results do)
     is_ok = pc.equal(table["status"], imaging.OK)
