@@ -89,10 +89,14 @@ def _schema_is_current(con: duckdb.DuckDBPyConnection) -> bool:
     if not row or row[0] != schema_fingerprint():
         return False
     present = {name for (name,) in con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND database_name = current_database() "
-        "AND NOT temporary UNION ALL SELECT view_name FROM duckdb_views() WHERE schema_name = 'main' AND "
+        f"{_MAIN_TABLES} UNION ALL SELECT view_name FROM duckdb_views() WHERE schema_name = 'main' AND "
         "database_name = current_database() AND NOT internal AND NOT temporary").fetchall()}
     return present >= set(_TABLES_CHILD_FIRST) | set(_VIEWS)
+
+
+# the warehouse's own tables (not temporary ones, nor those of an attached database)
+_MAIN_TABLES = ("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND "
+                "database_name = current_database() AND NOT temporary")
 
 
 def apply_schema(con: duckdb.DuckDBPyConnection, only: tuple[str, ...] | None = None) -> None:
@@ -244,9 +248,7 @@ def replace_images(con: duckdb.DuckDBPyConnection, catalog: pa.Table | str | Pat
 
 def _all_empty(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...]) -> bool:
     """Whether every one of these tables exists and holds no row."""
-    present = {name for (name,) in con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND database_name = current_database() "
-        "AND NOT temporary").fetchall()}
+    present = {name for (name,) in con.execute(_MAIN_TABLES).fetchall()}
     if not present >= set(tables):
         return False
     query = " UNION ALL ".join(f"SELECT count(*) FROM (SELECT 1 FROM {t} LIMIT 1)" for t in tables)
