@@ -460,7 +460,7 @@ def test_republishing_leaves_one_open_snapshot_connection(built, tmp_path):
 
 
 def test_png_is_capped_and_cached(built, tmp_path, monkeypatch):
-    import femo_pipeline.api as api
+    import femo_pipeline.api.png as api_png  # the module that encodes PNGs (its cv2 is OpenCV itself)
 
     warehouse, target = _private_warehouse(built, tmp_path)
     big = np.random.default_rng(0).integers(0, 255, (1500, 3000, 3), dtype=np.uint8)
@@ -475,7 +475,7 @@ def test_png_is_capped_and_cached(built, tmp_path, monkeypatch):
         serving.publish_snapshot(con, warehouse, target)
     encodes = []
     real_encode = cv2.imencode
-    monkeypatch.setattr(api.cv2, "imencode", lambda *a, **k: encodes.append(1) or real_encode(*a, **k))
+    monkeypatch.setattr(api_png.cv2, "imencode", lambda *a, **k: encodes.append(1) or real_encode(*a, **k))
     with TestClient(create_app(target)) as c:
         for _ in range(3):
             response = c.get(f"/images/{ids[0]}.png")

@@ -50,7 +50,9 @@ def shipped(tmp_path, monkeypatch):
     path.parent.mkdir()
     net.save(path)
     path.with_suffix(".json").write_text(json.dumps({"best_validation_accuracy": 0.7, "backend": "tensorflow"}))
-    monkeypatch.setattr(model, "SHIPPED", {"fer2013": path, "ferplus": tmp_path / "shipped" / "absent.keras"})
+    # in place: SHIPPED is one dict, read by femo_pipeline.model.shipped and through the package
+    monkeypatch.setitem(model.SHIPPED, "fer2013", path)
+    monkeypatch.setitem(model.SHIPPED, "ferplus", tmp_path / "shipped" / "absent.keras")
     return path
 
 

@@ -62,9 +62,11 @@ def test_bf16_training_saves_a_float32_file_that_loads_in_either_precision(tmp_p
 
 
 def test_precision_names(monkeypatch):
-    monkeypatch.setattr(model, "cpu_has_bf16", lambda: True)
+    from femo_pipeline.model import precision  # resolve_precision looks cpu_has_bf16 up there
+
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
     assert model.resolve_precision("auto") == "mixed_bfloat16"
-    monkeypatch.setattr(model, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
     assert model.resolve_precision("auto") == "float32"
     assert model.resolve_precision("float32") == "float32"
     with pytest.raises(ValueError, match="unknown precision 'float16'"):
@@ -162,7 +164,9 @@ def _tiny_model(folder, name="femo_cnn_fer2013.keras"):
 def test_without_a_shipped_model_the_fallback_says_so(tmp_path, monkeypatch):
     from femo_pipeline.defs.model.model_evaluation import shipped_runs
 
-    monkeypatch.setattr(model, "SHIPPED", {"fer2013": tmp_path / "a.keras", "ferplus": tmp_path / "b.keras"})
+    # SHIPPED is one dict, read by femo_pipeline.model.shipped and through the package: patched in place
+    monkeypatch.setitem(model.SHIPPED, "fer2013", tmp_path / "a.keras")
+    monkeypatch.setitem(model.SHIPPED, "ferplus", tmp_path / "b.keras")
     assert model.shipped_path("fer2013") is None
     runs, missing = shipped_runs()
     assert runs == [] and set(missing) == {"femo CNN (shipped, fer2013 labels)", "femo CNN (shipped, ferplus labels)"}
@@ -175,7 +179,8 @@ def test_shipped_model_is_recorded_by_content_and_predicts(tmp_path, monkeypatch
 
     path, net, x = _tiny_model(tmp_path / "shipped")
     path.with_suffix(".json").write_text(json.dumps({"best_validation_accuracy": 0.61, "seconds": 120.0}))
-    monkeypatch.setattr(model, "SHIPPED", {"fer2013": path, "ferplus": tmp_path / "none.keras"})
+    monkeypatch.setitem(model.SHIPPED, "fer2013", path)  # in place: the package and model.shipped share it
+    monkeypatch.setitem(model.SHIPPED, "ferplus", tmp_path / "none.keras")
     [run], missing = shipped_runs()
     assert run["origin"] == "shipped" and run["synthetic"] is False and run["validation_accuracy"] == 0.61
     assert run["model_sha256"] == benchmark.sha256_file(path) and run["id"].endswith(run["model_sha256"][:16])
