@@ -1,16 +1,12 @@
 """Build the image catalog from per-source inspection tables: ids, aspect ratios and duplicate flags.
 
-Pure module (no Dagster).
+Pure module (no Dagster). The bytes behind a catalog file (snapshots of the staged tables, their check, the
+pixel stream) live in catalog_bytes; the names callers use are re-exported here.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
-import time
-import uuid
 from pathlib import Path
 
 import duckdb
@@ -19,6 +15,17 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from femo_pipeline import imaging
+from femo_pipeline.catalog_bytes import (  # re-exported: catalog.pixel_batches, catalog.check_sources, ...
+    SNAPSHOTS,
+    SOURCES_KEY,
+    STALE_SNAPSHOT_S,
+    CatalogError,
+    _snapshot,
+    byte_tables,
+    check_sources,
+    pixel_batches,
+    recorded_sources,
+)
 from femo_pipeline.files import atomic_path, stamp
 from femo_pipeline.vocab import EMOTIONS, SOURCES
 from femo_pipeline.warehouse import image_id
@@ -30,10 +37,6 @@ CATALOG_COLUMNS = (
     "synthetic", "content",
 )
 META_COLUMNS = tuple(c for c in CATALOG_COLUMNS if c != "content")  # the catalog file's columns (bytes stay staged)
-
-
-class CatalogError(ValueError):
-    """The catalog would be inconsistent (for example two files mapped to one id)."""
 
 
 def _with_source_columns(table: pa.Table, source_key: str, synthetic: bool, slice_rows: int = 65536) -> pa.Table:
@@ -90,9 +93,6 @@ def build_catalog(per_source: dict[str, tuple[pa.Table, bool]]) -> pa.Table:
     return _flag_duplicates(parts).select(list(CATALOG_COLUMNS))
 
 
-SOURCES_KEY = b"femo.staged_sources"  # catalog file metadata: {source_key: {"stamp", "rows"}} of the tables read
-
-
 def write_catalog(per_source: dict[str, tuple[str | Path, bool]], out: str | Path) -> pa.Table:
     """The catalog of staged Parquet files ({source_key: (path, synthetic)}) written to `out`, without the file
     bytes: those stay in the staged source tables, and `pixel_batches` pairs them with the catalog's rows for
@@ -117,153 +117,6 @@ def write_catalog(per_source: dict[str, tuple[str | Path, bool]], out: str | Pat
     with atomic_path(out) as tmp:
         pq.write_table(meta, tmp, compression="zstd")
     return meta
-
-
-SNAPSHOTS = ".catalog_bytes"  # beside the staged source tables: hard links to the versions a catalog read
-STALE_SNAPSHOT_S = 24 * 3600
-
-
-def _snapshot(path: Path, version: str) -> Path:
-    """A hard link to this version of a staged source table (no bytes copied; a copy where links are not
-    possible), so the catalog's rows keep their bytes when the source asset is materialized again meanwhile
-    (another run, the sensor's folder ingest). This source's other versions linked over a day ago are removed."""
-    folder = path.parent / SNAPSHOTS
-    folder.mkdir(exist_ok=True)
-    target = folder / f"{path.stem}.{version}.parquet"
-    if not target.exists():
-        try:
-            os.link(path, target)
-        except FileExistsError:
-            pass
-        except OSError:  # a file system without hard links
-            with atomic_path(target) as tmp:
-                shutil.copyfile(path, tmp)
-    now = time.time()
-    for old in folder.glob(f"{path.stem}.*.parquet"):  # this source's older versions only
-        with contextlib.suppress(OSError):
-            if old != target and now - old.stat().st_ctime > STALE_SNAPSHOT_S:
-                old.unlink()
-    return target
-
-
-def byte_tables(catalog_path: str | Path) -> dict[str, str]:
-    """{source_key: file} of the staged table versions a catalog file read (the bytes of its rows)."""
-    return {key: value["file"] for key, value in recorded_sources(catalog_path).items() if "file" in value}
-
-
-def recorded_sources(catalog_path: str | Path) -> dict[str, dict]:
-    """{source_key: {"stamp", "rows"}} of the staged tables a catalog file was built from ({} if not recorded)."""
-    raw = (pq.read_schema(catalog_path).metadata or {}).get(SOURCES_KEY)
-    return json.loads(raw) if raw else {}
-
-
-def check_sources(catalog_path: str | Path, staged: dict[str, str | Path] | None = None,
-                  sources: list[str] | None = None, keys: pa.ChunkedArray | None = None) -> list[str]:
-    """The catalog's sources (only `sources` if given) in catalog order, once each is checked to be the staged
-    table the catalog was built from (same stamp); a CatalogError naming the fix otherwise, also for a catalog
-    that does not record its tables (an older femo's)."""
-    recorded = recorded_sources(catalog_path)
-    staged = byte_tables(catalog_path) if staged is None else staged
-    if keys is None:
-        keys = pq.read_table(catalog_path, columns=["source_key"]).column("source_key")
-    unrecorded = set(pc.unique(keys).to_pylist()) - set(recorded) - {None}
-    if unrecorded and (sources is None or unrecorded & set(sources)):
-        raise CatalogError(f"the catalog does not record the staged tables it read for {sorted(unrecorded)} (made by "
-                           "an older femo?): materialize image_catalog again")
-    wanted = [key for key in sorted(recorded, key=lambda k: SOURCES[k].id) if sources is None or key in sources]
-    for key in wanted:
-        path = staged.get(key)
-        if path is None or not Path(path).exists():
-            raise CatalogError(f"the staged table of source {key} that the catalog was built from is missing: "
-                               "materialize its ingest asset and image_catalog again")
-        if stamp(path) != recorded[key]["stamp"]:
-            raise CatalogError(f"the staged table of source {key} changed after the catalog was built from it: "
-                               "materialize image_catalog again")
-    return wanted
-
-
-def pixel_batches(catalog_path: str | Path, staged: dict[str, str | Path] | None = None,
-                  sources: list[str] | None = None, batch_rows: int = 8192,
-                  memory_limit: str = "512MB") -> pa.RecordBatchReader:
-    """The bytes of the catalog's usable images as a stream of (image_id, content) batches, in catalog order,
-    read from the versions of the staged source tables it was built from (its snapshots, see byte_tables; or
-    `staged`, {source_key: path}); only `sources` if given.
-
-    A source table replaced since the catalog was written (another stamp) is a CatalogError: its bytes might
-    belong to other rows. A table in the catalog's order (the folder ingest's) is paired row group by row group;
-    any other is put in order by DuckDB, spilling to disk past `memory_limit`. Nothing holds every image's
-    bytes at once."""
-    recorded = recorded_sources(catalog_path)
-    if staged is None:
-        staged = {key: value["file"] for key, value in recorded.items() if "file" in value}
-    meta = pq.read_table(catalog_path, columns=["image_id", "source_key", "source_id", "rel_path", "status"])
-    keys = meta.column("source_key")
-    wanted = check_sources(catalog_path, staged, sources, keys)
-    schema = pa.schema([("image_id", pa.int64()), ("content", pa.binary())])
-
-    def batches():
-        for key in wanted:
-            block = meta.filter(pc.equal(keys, key))
-            spill = Path(staged[key]).parent / f".{Path(staged[key]).name}.{uuid.uuid4().hex}.spill"
-            try:
-                for start, content in _contents_in_order(staged[key], block, batch_rows, memory_limit, spill):
-                    rows = block.slice(start, len(content))
-                    ok = pc.equal(rows.column("status"), imaging.OK).combine_chunks()
-                    if not pc.any(ok).as_py():
-                        continue
-                    usable = content.filter(ok)
-                    if usable.null_count:
-                        raise CatalogError(f"the staged table of source {key} lacks the bytes of {usable.null_count} "
-                                           "usable images of the catalog: materialize image_catalog again")
-                    yield pa.RecordBatch.from_arrays([rows.column("image_id").combine_chunks().filter(ok), usable],
-                                                     schema=schema)
-            finally:
-                shutil.rmtree(spill, ignore_errors=True)
-            if stamp(staged[key]) != recorded[key]["stamp"]:  # replaced while its bytes were read
-                raise CatalogError(f"the staged table of source {key} changed while its bytes were read: "
-                                   "materialize image_catalog again")
-
-    return pa.RecordBatchReader.from_batches(schema, batches())
-
-
-def _contents_in_order(path: str | Path, block: pa.Table, batch_rows: int, memory_limit: str, spill: Path):
-    """(first row, content array) batches of one staged file's bytes, in the order of the catalog block (which
-    has the same rows, ordered by rel_path)."""
-    want = block.column("rel_path")
-    source = pq.ParquetFile(path, pre_buffer=False)  # pre-buffering reads the whole file (every byte) into memory
-    if source.metadata.num_rows == block.num_rows:
-        # the folder ingest's order: check the paths row group by row group, then stream the bytes
-        done, in_order = 0, True
-        for i in range(source.num_row_groups):
-            got = source.read_row_group(i, columns=["rel_path"]).column("rel_path")
-            if not got.equals(want.slice(done, len(got))):
-                in_order = False
-                break
-            done += len(got)
-        if in_order:
-            done = 0
-            for batch in source.iter_batches(batch_size=batch_rows, columns=["content"]):
-                yield done, batch.column("content")
-                done += batch.num_rows
-            return
-    con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": str(spill),
-                                 "preserve_insertion_order": False})
-    try:
-        con.register("want", block.select(["rel_path"]).append_column(
-            "pos", pa.array(range(block.num_rows), pa.int64())))
-        reader = con.sql(
-            f"SELECT s.content FROM want LEFT JOIN read_parquet('{_quote(path)}') s USING (rel_path) "
-            "ORDER BY want.pos").to_arrow_reader(batch_rows)
-        done = 0
-        for batch in reader:
-            yield done, batch.column("content").cast(pa.binary())
-            done += batch.num_rows
-    finally:
-        con.close()
-
-
-def _quote(path: str | Path) -> str:
-    return Path(path).as_posix().replace("'", "''")  # COPY and views take no bound parameters
 
 
 def _flag_duplicates(parts: list[pa.Table]) -> pa.Table:
@@ -332,3 +185,10 @@ def duplicate_summary(con: duckdb.DuckDBPyConnection, relation: str = "catalog")
     keys = ("duplicate_groups", "files_in_duplicate_groups", "groups_across_train_test",
             "groups_with_conflicting_labels", "test_files_also_in_train")
     return dict(zip(keys, (int(v) for v in row)))
+
+
+__all__ = [
+    "CATALOG_COLUMNS", "META_COLUMNS", "SNAPSHOTS", "SOURCES_KEY", "STALE_SNAPSHOT_S", "CatalogError", "_snapshot",
+    "build_catalog", "byte_tables", "check_sources", "duplicate_summary", "pixel_batches", "recorded_sources",
+    "write_catalog",
+]

@@ -12,15 +12,12 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
-import decimal
-import json
 import os
 import sys
-import uuid
 from pathlib import Path
 
+from femo_pipeline import sql_cli
 from femo_pipeline.resources import DEFAULT_DATA_DIR, PROJECT_ROOT
 
 DAGSTER_YAML = PROJECT_ROOT / "dagster.yaml"  # the committed instance settings (pools, run limits)
@@ -78,7 +75,6 @@ def prepare_pools(instance) -> list[str]:
 
 
 def today_partition() -> str:
-    import datetime as dt
 
     return dt.datetime.now(dt.timezone.utc).date().isoformat()
 
@@ -150,124 +146,6 @@ def run_serve(port: int, host: str, workers: int) -> int:
     return 0
 
 
-WRITE_REFUSED = ("femo sql: the warehouse is opened read-only, so statements that change it (INSERT, UPDATE, "
-                 "DELETE, CREATE, DROP, ALTER, ...) are refused. The pipeline owns the warehouse: change data "
-                 "through its assets (materialize them), or copy the file and write to the copy.")
-TABLE_LIMIT = 50
-
-
-def _cell(value, for_json: bool = False):
-    """One value as shown: BLOBs as their size, everything else JSON-able or as text."""
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return f"<{len(value)} bytes>"
-    if for_json:
-        if isinstance(value, (dt.date, dt.datetime, dt.time, uuid.UUID)):
-            return value.isoformat() if hasattr(value, "isoformat") else str(value)
-        if isinstance(value, decimal.Decimal):
-            return float(value)
-        if isinstance(value, (list, tuple)):
-            return [_cell(v, True) for v in value]
-        if isinstance(value, dict):
-            return {str(k): _cell(v, True) for k, v in value.items()}
-        if isinstance(value, float) and value != value:
-            return None
-        if isinstance(value, (dt.timedelta,)):
-            return str(value)
-    return value
-
-
-def _show(columns: list[str], rows: list[tuple], more: bool, fmt: str, out) -> None:
-    if fmt == "csv":
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows([[_cell(v) for v in row] for row in rows])
-    elif fmt == "json":
-        out.write(json.dumps([dict(zip(columns, (_cell(v, True) for v in row))) for row in rows], indent=1,
-                             ensure_ascii=False, default=str) + "\n")
-    else:
-        from tabulate import tabulate
-
-        out.write(tabulate([[_cell(v) for v in row] for row in rows], headers=columns, tablefmt="simple",
-                           missingval="NULL", disable_numparse=True) + "\n")
-        out.write(f"({len(rows)} row{'s' if len(rows) != 1 else ''}{', more not shown (--limit 0 for all)' if more else ''})\n")
-
-
-def _connect_read_only(path: Path, serving_path: Path):
-    """The warehouse read-only; while the pipeline holds its lock, the serving snapshot (said on stderr)."""
-    import duckdb
-
-    try:
-        return duckdb.connect(str(path), read_only=True)
-    except duckdb.IOException as exc:
-        if "lock" not in str(exc).lower() or not serving_path.exists():
-            raise
-        print(f"femo sql: the pipeline is writing the warehouse; reading the serving snapshot {serving_path} instead",
-              file=sys.stderr)
-        return duckdb.connect(str(serving_path), read_only=True)
-
-
-def run_sql(statement: str | None, file: str | None = None, fmt: str = "table", limit: int | None = None,
-            out=None) -> int:
-    """Run every statement of `statement` (or of the file) read-only and show each result in turn.
-
-    limit: rows shown per result (None: 50 for a table, all for CSV/JSON; 0: all).
-    """
-    out = out or sys.stdout
-    prepare_environment(None)
-    import duckdb
-
-    from femo_pipeline.resources import storage_from_env
-
-    if file:
-        try:
-            statement = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
-        except OSError as exc:
-            print(f"femo sql: cannot read {file}: {exc.strerror}", file=sys.stderr)
-            return 2
-    if not statement or not statement.strip():
-        print("femo sql: no SQL given (a statement, or -f FILE)", file=sys.stderr)
-        return 2
-    if limit is None:
-        limit = TABLE_LIMIT if fmt == "table" else 0
-    storage = storage_from_env()
-    path = storage.warehouse_path
-    if not path.exists():
-        print(f"femo sql: no warehouse at {path}: run `python -m femo_pipeline demo` first", file=sys.stderr)
-        return 2
-    with _connect_read_only(path, storage.serving_path) as con:
-        try:
-            statements = con.extract_statements(statement)
-        except duckdb.Error as exc:
-            print(f"femo sql: {exc}", file=sys.stderr)
-            return 1
-        for number, one in enumerate(statements, 1):
-            if len(statements) > 1 and fmt == "table":
-                out.write(("\n" if number > 1 else "") + f"-- statement {number} of {len(statements)}: "
-                          f"{' '.join(one.query.split())[:100]}\n")
-            elif number > 1:
-                out.write("\n")
-            try:
-                result = con.execute(one)
-                if result.description is None:
-                    out.write("OK\n")
-                    continue
-                columns = [d[0] for d in result.description]
-                rows = result.fetchmany(limit + 1) if limit else result.fetchall()
-            except duckdb.InvalidInputException as exc:
-                if "read-only" in str(exc):
-                    print(f"{WRITE_REFUSED}\n(statement {number}: {' '.join(one.query.split())[:100]})",
-                          file=sys.stderr)
-                    return 3
-                print(f"femo sql: statement {number}: {exc}", file=sys.stderr)
-                return 1
-            except duckdb.Error as exc:
-                print(f"femo sql: statement {number}: {exc}", file=sys.stderr)
-                return 1
-            more = bool(limit) and len(rows) > limit
-            _show(columns, rows[:limit] if limit else rows, more, fmt, out)
-    return 0
-
-
 def run_report(open_it: bool) -> int:
     prepare_environment(None)
     from femo_pipeline.resources import storage_from_env
@@ -309,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     sql.add_argument("-f", "--file", help="read the SQL from this file ('-': standard input)")
     sql.add_argument("--format", choices=("table", "csv", "json"), default="table")
     sql.add_argument("--limit", type=int, default=None,
-                     help=f"rows shown per result; 0 for all (default: {TABLE_LIMIT} for a table, all for csv/json)")
+                     help=f"rows shown per result; 0 for all (default: {sql_cli.TABLE_LIMIT} for a table, all for csv/json)")
     report = sub.add_parser("report", help="print the benchmark report's path")
     report.add_argument("--open", action="store_true", help="also open it in a web browser")
     args = parser.parse_args(argv)
@@ -324,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("sql: give either a statement or -f FILE")
         if args.limit is not None and args.limit < 0:
             parser.error("sql: --limit must be 0 (all) or more")
-        return run_sql(args.statement, args.file, args.format, args.limit)
+        prepare_environment(None)
+        return sql_cli.run_sql(args.statement, args.file, args.format, args.limit)
     if args.command == "report":
         return run_report(args.open)
     return run_ui(args.port, args.host)

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from femo_pipeline import catalog, warehouse
+from femo_pipeline import catalog, catalog_bytes, warehouse
 from femo_pipeline_tests.conftest import materialize
 from femo_pipeline_tests.test_assets import DEMO_RUN_CONFIG
 
@@ -170,8 +170,8 @@ def test_snapshots_are_links_and_only_a_sources_own_old_versions_are_removed(tmp
     assert first.stat().st_ino == source.stat().st_ino  # a link: no bytes copied
     pq.write_table(pa.table({"x": [2]}), source)
     assert catalog._snapshot(source, "v2").exists() and first.exists()  # a fresh old version is kept
-    later = catalog.time.time() + 2 * catalog.STALE_SNAPSHOT_S
-    monkeypatch.setattr(catalog.time, "time", lambda: later)  # two days on
+    later = catalog_bytes.time.time() + 2 * catalog.STALE_SNAPSHOT_S
+    monkeypatch.setattr(catalog_bytes.time, "time", lambda: later)  # two days on
     second = catalog._snapshot(source, "v2")
     assert second.exists() and not first.exists()  # this source's old version went
     assert old_other.exists()  # another source's snapshot is not this source's to remove

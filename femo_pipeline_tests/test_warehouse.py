@@ -114,7 +114,7 @@ def test_per_source_views_partition_all_images(con):
 
 def test_schema_version_change_rebuilds(con, monkeypatch):
     assert con.execute("SELECT count(*) FROM images").fetchone()[0] > 0
-    monkeypatch.setattr(warehouse, "SCHEMA_VERSION", "test-next")
+    monkeypatch.setattr(warehouse.schema, "SCHEMA_VERSION", "test-next")
     warehouse.ensure_schema(con)
     assert con.execute("SELECT count(*) FROM images").fetchone()[0] == 0
     assert con.execute("SELECT value FROM warehouse_info WHERE key = 'schema_version'").fetchone()[0] == "test-next"
@@ -186,7 +186,7 @@ def test_schema_is_applied_once_and_again_when_something_is_missing(con, demo_ca
     assert ("images", "content_hash", None) not in described
     calls = []
     real = warehouse.apply_schema
-    monkeypatch.setattr(warehouse, "apply_schema", lambda c, **kw: (calls.append(1), real(c, **kw)))
+    monkeypatch.setattr(warehouse.schema, "apply_schema", lambda c, **kw: (calls.append(1), real(c, **kw)))
     warehouse.ensure_schema(con)
     assert calls == []
     con.execute("DROP TABLE survey_rejected_rows")
@@ -196,7 +196,7 @@ def test_schema_is_applied_once_and_again_when_something_is_missing(con, demo_ca
     assert calls == [1]
     warehouse.replace_images(con, demo_catalog)
     assert len(calls) == 2 and _comments(con) == described
-    monkeypatch.setattr(warehouse, "schema_fingerprint", lambda: "other schema text")
+    monkeypatch.setattr(warehouse.schema, "schema_fingerprint", lambda: "other schema text")
     warehouse.ensure_schema(con)
     assert len(calls) == 3
 
@@ -212,7 +212,7 @@ def test_first_load_keeps_the_new_empty_tables_and_a_reload_empties_what_hangs_o
         described = _comments(connection)
         calls = []
         real = warehouse.apply_schema
-        monkeypatch.setattr(warehouse, "apply_schema", lambda c, **kw: (calls.append(kw), real(c, **kw)))
+        monkeypatch.setattr(warehouse.schema, "apply_schema", lambda c, **kw: (calls.append(kw), real(c, **kw)))
         counts = warehouse.replace_images(connection, demo_catalog)
         assert calls == [] and _comments(connection) == described  # nothing to clear: no drop, no re-describe
         assert counts["images"] > 0 and counts["images"] == counts["image_pixels"]
