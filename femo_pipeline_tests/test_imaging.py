@@ -97,6 +97,17 @@ def test_truncated_and_corrupt_files_are_quarantined():
     assert row["status"] == "quarantined" and ("corrupt" in row["reason"] or "unreadable" in row["reason"])
 
 
+def test_end_marker_counts_only_in_the_last_kib():
+    img = np.random.default_rng(2).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    jpg, png = encode(img, ".jpg"), encode(img)
+    assert imaging._truncation_problem(jpg, "JPEG") is None and imaging._truncation_problem(png, "PNG") is None
+    # the marker kept, then pushed just out of the last 1024 bytes by trailing junk: truncated; one byte less: not
+    assert imaging._truncation_problem(jpg + b"\0" * 1023, "JPEG") is not None
+    assert imaging._truncation_problem(jpg + b"\0" * 1022, "JPEG") is None
+    assert imaging._truncation_problem(png + b"\0" * 1021, "PNG") is not None  # IEND + its 4-byte CRC
+    assert imaging._truncation_problem(png + b"\0" * 1016, "PNG") is None
+
+
 def test_limits_are_configurable():
     data = encode(np.zeros((100, 100), np.uint8))
     assert imaging.inspect_image(data, max_pixels=9_999)["reason"].startswith("decompression bomb")
