@@ -100,6 +100,25 @@ def materialize(data_dir: Path, selection=None, run_config=None, raise_on_error:
     )
 
 
+DEMO_RUN_CONFIG = {"ops": {"demo_source_files": {"config": {"fer_train_per_class": 8, "fer_test_per_class": 4,
+                                                              "kaggle_per_class": 5, "survey_rows": 300}},
+                           # a small, short model keeps whole-graph tests quick; test_model.py tests training
+                           "emotion_model": {"config": {"epochs": 2, "width": 8}},
+                           "model_evaluation": {"config": {"n_boot": 100}},
+                           "contender_predictions": {"config": {"n_boot": 100}}}}
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """(data folder, result) of one whole-graph demo run (DEMO_RUN_CONFIG), shared by the tests that look at it:
+    a whole run takes one to two minutes on 2 cores, and four modules each made their own. A test that
+    materializes an asset of this folder with other settings puts it back (default settings, the run's own)
+    before it ends, so every test sees this run's state; tests that change more work on a copy or on a run of
+    their own."""
+    data_dir = tmp_path_factory.mktemp("demo_run")
+    return data_dir, materialize(data_dir, run_config=DEMO_RUN_CONFIG)
+
+
 @pytest.fixture(autouse=True)
 def no_api_keys(monkeypatch):
     """Tests never see a developer's real keys or femo settings (FemoStorage reads FEMO_* at run time, so a

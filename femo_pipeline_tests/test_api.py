@@ -18,16 +18,15 @@ from hypothesis import strategies as st
 from femo_pipeline import serving
 from femo_pipeline.api import MAX_PAGE_SIZE, create_app
 from femo_pipeline_tests.conftest import materialize
-from femo_pipeline_tests.test_assets import DEMO_RUN_CONFIG
 
 N_FER = 7 * 12 + 2
 N_KAGGLE = 8 * 5
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("api")
-    assert materialize(data_dir, run_config=DEMO_RUN_CONFIG).success
+def built(demo_run):
+    data_dir, result = demo_run  # the session's demo run (conftest.py); tests that change a warehouse copy it
+    assert result.success
     warehouse_path = data_dir / "warehouse" / "femo.duckdb"
     with duckdb.connect(str(warehouse_path)) as con:  # publish once more by hand: the link must switch cleanly
         serving.publish_snapshot(con, warehouse_path, data_dir / "serving" / "femo.duckdb")

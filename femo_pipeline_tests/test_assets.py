@@ -6,16 +6,8 @@ import shutil
 
 import dagster as dg
 import duckdb
-import pytest
 
-from femo_pipeline_tests.conftest import materialize
-
-DEMO_RUN_CONFIG = {"ops": {"demo_source_files": {"config": {"fer_train_per_class": 8, "fer_test_per_class": 4,
-                                                              "kaggle_per_class": 5, "survey_rows": 300}},
-                           # a small, short model keeps whole-graph tests quick; test_model.py tests training
-                           "emotion_model": {"config": {"epochs": 2, "width": 8}},
-                           "model_evaluation": {"config": {"n_boot": 100}},
-                           "contender_predictions": {"config": {"n_boot": 100}}}}
+from femo_pipeline_tests.conftest import DEMO_RUN_CONFIG, materialize
 
 
 def _query(data_dir, sql, params=None):
@@ -28,11 +20,7 @@ def _metadata(result, asset):
     return {k: v.value for k, v in mat.metadata.items()}
 
 
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("femo")
-    result = materialize(data_dir, run_config=DEMO_RUN_CONFIG)
-    return data_dir, result
+# demo_run: the session-wide whole-graph demo run (conftest.py)
 
 
 def test_demo_graph_fills_every_table(demo_run):

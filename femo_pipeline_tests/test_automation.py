@@ -9,8 +9,7 @@ import dagster as dg
 
 from femo_pipeline.definitions import all_assets, all_checks, defs
 from femo_pipeline.defs.automation.automation import raw_folder_sensor, sensor_run_key, web_refresh_schedule
-from femo_pipeline_tests.conftest import instance_for, materialize, resources_for
-from femo_pipeline_tests.test_assets import DEMO_RUN_CONFIG
+from femo_pipeline_tests.conftest import DEMO_RUN_CONFIG, instance_for, materialize, resources_for
 
 
 def _evaluate(data_dir, cursor=None, **storage_fields):

@@ -12,8 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from femo_pipeline import catalog, catalog_bytes, warehouse
-from femo_pipeline_tests.conftest import materialize
-from femo_pipeline_tests.test_assets import DEMO_RUN_CONFIG
+from femo_pipeline_tests.conftest import DEMO_RUN_CONFIG, materialize
 
 INGEST = ["demo_source_files", "fer2013_images", "kaggle_face_images"]
 DEMO = {"ops": {"demo_source_files": DEMO_RUN_CONFIG["ops"]["demo_source_files"]}}

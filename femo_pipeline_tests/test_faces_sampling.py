@@ -10,7 +10,6 @@ import pytest
 
 from femo_pipeline import faces, sampling
 from femo_pipeline_tests.conftest import FER2013_DIR, materialize, requires_fer2013
-from femo_pipeline_tests.test_assets import DEMO_RUN_CONFIG
 
 FER_FACE = FER2013_DIR / "test" / "happy" / "PrivateTest_10077120.jpg"
 
@@ -122,9 +121,8 @@ def test_balanced_sample_is_seeded_and_order_free():
         sampling.balanced_sample(images, 0, seed=1)
 
 
-def test_face_and_sample_assets(tmp_path):
-    data_dir = tmp_path / "data"
-    result = materialize(data_dir, run_config=DEMO_RUN_CONFIG)
+def test_face_and_sample_assets(demo_run, tmp_path):
+    data_dir, result = demo_run  # the session's demo run (conftest.py): balanced_sample is put back at the end
     assert result.success
     with duckdb.connect(str(data_dir / "warehouse" / "femo.duckdb"), read_only=True) as con:
         crops = con.execute("SELECT f.status, f.crop_path, i.source_id FROM face_crops f JOIN images i ON i.id = f.image_id").fetchall()
@@ -145,14 +143,22 @@ def test_face_and_sample_assets(tmp_path):
                   f"content_hash,reason,note\n{conflict[0]},label conflict,test\n")
     config = {"ops": {"balanced_sample": {"config": {"per_class": 3, "seed": 7, "relabel_csv": str(r),
                                                      "exclude_csv": str(e)}}}}
+    with duckdb.connect(str(data_dir / "warehouse" / "femo.duckdb"), read_only=True) as con:
+        shared = con.execute("SELECT * FROM balanced_sample ORDER BY image_id").fetchall()
     runs = []
-    for _ in range(2):
-        assert materialize(data_dir, selection=["balanced_sample"], run_config=config).success
+    try:
+        for _ in range(2):
+            assert materialize(data_dir, selection=["balanced_sample"], run_config=config).success
+            with duckdb.connect(str(data_dir / "warehouse" / "femo.duckdb"), read_only=True) as con:
+                runs.append(con.execute("SELECT * FROM balanced_sample ORDER BY image_id").fetchall())
+                hashes = {h for (h,) in con.execute(
+                    "SELECT content_hash FROM balanced_sample s JOIN images i ON i.id = s.image_id").fetchall()}
+                relabelled = con.execute(
+                    "SELECT emotion_id, original_emotion_id FROM balanced_sample WHERE relabelled").fetchall()
+    finally:  # the shared run's sample again, with its default settings: the same rows as before (seeded)
+        assert materialize(data_dir, selection=["balanced_sample"]).success
         with duckdb.connect(str(data_dir / "warehouse" / "femo.duckdb"), read_only=True) as con:
-            runs.append(con.execute("SELECT * FROM balanced_sample ORDER BY image_id").fetchall())
-            hashes = {h for (h,) in con.execute(
-                "SELECT content_hash FROM balanced_sample s JOIN images i ON i.id = s.image_id").fetchall()}
-            relabelled = con.execute("SELECT emotion_id, original_emotion_id FROM balanced_sample WHERE relabelled").fetchall()
+            assert con.execute("SELECT * FROM balanced_sample ORDER BY image_id").fetchall() == shared
     assert runs[0] == runs[1]  # idempotent and seeded
     assert conflict[0] not in hashes
     per_group = pd.DataFrame(runs[0], columns=["image_id", "source_id", "emotion_id", "orig", "rel", "seed"])

@@ -17,8 +17,7 @@ from dagster._core.instance.ref import InstanceRef
 
 from femo_pipeline.cli import prepare_pools
 from femo_pipeline.resources import PROJECT_ROOT
-from femo_pipeline_tests.conftest import materialize
-from femo_pipeline_tests.test_assets import DEMO_RUN_CONFIG
+from femo_pipeline_tests.conftest import DEMO_RUN_CONFIG, materialize
 
 WAREHOUSE_ASSETS = ["demo_source_files", "fer2013_images", "kaggle_face_images", "everyday_emotions_survey",
                     "image_catalog", "data_sources", "emotions", "images", "survey_responses"]

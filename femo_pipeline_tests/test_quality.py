@@ -7,7 +7,6 @@ import pytest
 
 from femo_pipeline import quality
 from femo_pipeline_tests.conftest import materialize
-from femo_pipeline_tests.test_assets import DEMO_RUN_CONFIG
 
 
 @pytest.fixture
@@ -78,8 +77,8 @@ def _checks(result) -> dict:
             if e.event_type_value == "ASSET_CHECK_EVALUATION"}
 
 
-def test_demo_run_checks_and_a_blocking_failure_stops_downstream(tmp_path):
-    result = materialize(tmp_path, run_config=DEMO_RUN_CONFIG)
+def test_demo_run_checks_and_a_blocking_failure_stops_downstream(demo_run, tmp_path):
+    data_dir, result = demo_run  # the session's demo run (conftest.py): balanced_sample is put back at the end
     checks = _checks(result)
     assert {"images_keys_valid", "images_have_labels", "sample_covers_every_emotion", "sample_has_no_duplicates",
             "images_class_balance", "catalog_quarantine_share", "images_train_duplicates"} <= set(checks)
@@ -91,13 +90,17 @@ def test_demo_run_checks_and_a_blocking_failure_stops_downstream(tmp_path):
     assert share.passed and share.metadata["share"].value == round(6 / 132, 4)
 
     # exclude every Kaggle anger image: the sample misses an emotion, the blocking check fails, serving waits
-    with duckdb.connect(str(tmp_path / "warehouse" / "femo.duckdb"), read_only=True) as con:
+    with duckdb.connect(str(data_dir / "warehouse" / "femo.duckdb"), read_only=True) as con:
         hashes = [h for (h,) in con.execute("SELECT content_hash FROM images WHERE source_id = 3 AND emotion_id = 0").fetchall()]
     exclude = tmp_path / "exclude.csv"
     exclude.write_text("content_hash,reason\n" + "".join(f"{h},test\n" for h in hashes))
     config = {"ops": {"balanced_sample": {"config": {"exclude_csv": str(exclude)}}}}
-    blocked = materialize(tmp_path, selection=["balanced_sample", "serving_snapshot"], run_config=config,
-                          raise_on_error=False)
-    assert not blocked.success
-    assert _checks(blocked)["sample_covers_every_emotion"].passed is False
-    assert not blocked.asset_materializations_for_node("serving_snapshot")
+    try:
+        blocked = materialize(data_dir, selection=["balanced_sample", "serving_snapshot"], run_config=config,
+                              raise_on_error=False)
+        assert not blocked.success
+        assert _checks(blocked)["sample_covers_every_emotion"].passed is False
+        assert not blocked.asset_materializations_for_node("serving_snapshot")
+    finally:  # the shared run's sample again (default settings); its checks pass once more
+        restored = materialize(data_dir, selection=["balanced_sample"])
+        assert restored.success and _checks(restored)["sample_covers_every_emotion"].passed

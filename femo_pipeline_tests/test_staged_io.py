@@ -12,8 +12,7 @@ import pytest
 from femo_pipeline.defs.automation.automation import folder_changes
 from femo_pipeline.io_managers import StagedParquetIOManager, StagedTable
 from femo_pipeline.resources import FemoStorage
-from femo_pipeline_tests.conftest import instance_for, materialize
-from femo_pipeline_tests.test_assets import DEMO_RUN_CONFIG
+from femo_pipeline_tests.conftest import DEMO_RUN_CONFIG, instance_for, materialize
 
 DEMO = {"ops": {"demo_source_files": DEMO_RUN_CONFIG["ops"]["demo_source_files"]}}
 # upstream asset -> (its staged file(s) under staging/, a downstream asset that loads it, what it needs first)
