@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pytest
 
 from femo_pipeline import demo_data
@@ -112,11 +115,27 @@ DEMO_RUN_CONFIG = {"ops": {"demo_source_files": {"config": {"fer_train_per_class
 def demo_run(tmp_path_factory):
     """(data folder, result) of one whole-graph demo run (DEMO_RUN_CONFIG), shared by the tests that look at it:
     a whole run takes one to two minutes on 2 cores, and four modules each made their own. A test that
-    materializes an asset of this folder with other settings puts it back (default settings, the run's own)
-    before it ends, so every test sees this run's state; tests that change more work on a copy or on a run of
+    materializes an asset of this folder with other settings puts it back (`put_back`: default settings, the
+    run's own) before it ends, so every test sees this run's state; tests that change more work on a copy or on a run of
     their own."""
     data_dir = tmp_path_factory.mktemp("demo_run")
     return data_dir, materialize(data_dir, run_config=DEMO_RUN_CONFIG)
+
+
+@contextlib.contextmanager
+def put_back(data_dir: Path, asset: str) -> Iterator[None]:
+    """Materialize `asset` of a shared run's folder again with its default settings when the block ends (a failed
+    assertion inside included), and check that its table holds the rows it held before the block."""
+    def rows() -> list[tuple]:
+        with duckdb.connect(str(data_dir / "warehouse" / "femo.duckdb"), read_only=True) as con:
+            return con.execute(f"SELECT * FROM {asset} ORDER BY ALL").fetchall()
+
+    before = rows()
+    try:
+        yield
+    finally:
+        assert materialize(data_dir, selection=[asset]).success
+        assert rows() == before
 
 
 @pytest.fixture(autouse=True)

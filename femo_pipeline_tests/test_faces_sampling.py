@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from femo_pipeline import faces, sampling
-from femo_pipeline_tests.conftest import FER2013_DIR, materialize, requires_fer2013
+from femo_pipeline_tests.conftest import FER2013_DIR, materialize, put_back, requires_fer2013
 
 FER_FACE = FER2013_DIR / "test" / "happy" / "PrivateTest_10077120.jpg"
 
@@ -143,10 +143,8 @@ def test_face_and_sample_assets(demo_run, tmp_path):
                   f"content_hash,reason,note\n{conflict[0]},label conflict,test\n")
     config = {"ops": {"balanced_sample": {"config": {"per_class": 3, "seed": 7, "relabel_csv": str(r),
                                                      "exclude_csv": str(e)}}}}
-    with duckdb.connect(str(data_dir / "warehouse" / "femo.duckdb"), read_only=True) as con:
-        shared = con.execute("SELECT * FROM balanced_sample ORDER BY image_id").fetchall()
     runs = []
-    try:
+    with put_back(data_dir, "balanced_sample"):  # the shared run's sample again afterwards (seeded: same rows)
         for _ in range(2):
             assert materialize(data_dir, selection=["balanced_sample"], run_config=config).success
             with duckdb.connect(str(data_dir / "warehouse" / "femo.duckdb"), read_only=True) as con:
@@ -155,10 +153,6 @@ def test_face_and_sample_assets(demo_run, tmp_path):
                     "SELECT content_hash FROM balanced_sample s JOIN images i ON i.id = s.image_id").fetchall()}
                 relabelled = con.execute(
                     "SELECT emotion_id, original_emotion_id FROM balanced_sample WHERE relabelled").fetchall()
-    finally:  # the shared run's sample again, with its default settings: the same rows as before (seeded)
-        assert materialize(data_dir, selection=["balanced_sample"]).success
-        with duckdb.connect(str(data_dir / "warehouse" / "femo.duckdb"), read_only=True) as con:
-            assert con.execute("SELECT * FROM balanced_sample ORDER BY image_id").fetchall() == shared
     assert runs[0] == runs[1]  # idempotent and seeded
     assert conflict[0] not in hashes
     per_group = pd.DataFrame(runs[0], columns=["image_id", "source_id", "emotion_id", "orig", "rel", "seed"])

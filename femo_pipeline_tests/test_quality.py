@@ -6,7 +6,7 @@ import duckdb
 import pytest
 
 from femo_pipeline import quality
-from femo_pipeline_tests.conftest import materialize
+from femo_pipeline_tests.conftest import materialize, put_back
 
 
 @pytest.fixture
@@ -95,12 +95,9 @@ def test_demo_run_checks_and_a_blocking_failure_stops_downstream(demo_run, tmp_p
     exclude = tmp_path / "exclude.csv"
     exclude.write_text("content_hash,reason\n" + "".join(f"{h},test\n" for h in hashes))
     config = {"ops": {"balanced_sample": {"config": {"exclude_csv": str(exclude)}}}}
-    try:
+    with put_back(data_dir, "balanced_sample"):  # the shared run's sample again afterwards
         blocked = materialize(data_dir, selection=["balanced_sample", "serving_snapshot"], run_config=config,
                               raise_on_error=False)
         assert not blocked.success
         assert _checks(blocked)["sample_covers_every_emotion"].passed is False
         assert not blocked.asset_materializations_for_node("serving_snapshot")
-    finally:  # the shared run's sample again (default settings); its checks pass once more
-        restored = materialize(data_dir, selection=["balanced_sample"])
-        assert restored.success and _checks(restored)["sample_covers_every_emotion"].passed
