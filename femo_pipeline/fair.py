@@ -65,7 +65,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from femo_pipeline.bootstrap import paired_bootstrap, verdict
+from femo_pipeline.bootstrap import paired_balanced_bootstrap, paired_bootstrap, verdict
 from femo_pipeline.vocab import EMOTIONS
 
 VOTE_COLUMNS: tuple[str, ...] = (
@@ -183,16 +183,23 @@ def score(votes, predictions: Mapping[str, Sequence[int]] | None = None, labels:
         if not non_emotion_answers_match:
             hc[:, 7:] = 0.0
         credit[human] = hc
-    for name, pred in (predictions or {}).items():
-        p = np.asarray(pred, dtype=np.int64)
-        if p.shape != (n,) or ((p < 0) | (p > 6)).any():
-            raise ValueError(f"predictions of {name!r} must be n study ids in 0..6")
-        if name in credit:
-            raise ValueError(f"reader name {name!r} used twice")
+    for name, p in checked_predictions(predictions, n, credit):
         onehot = np.zeros((n, k))
         onehot[np.arange(n), p] = 1.0
         credit[name] = mass * onehot
     return Scored(reference, variant, weight, mass, credit)
+
+
+def checked_predictions(predictions: Mapping[str, Sequence[int]] | None, n: int, taken: Mapping):
+    """(name, n study ids as int64) of each model's predictions, refusing a wrong length or an id outside 0..6,
+    and a name already among the readers in `taken`."""
+    for name, pred in (predictions or {}).items():
+        p = np.asarray(pred, dtype=np.int64)
+        if p.shape != (n,) or ((p < 0) | (p > 6)).any():
+            raise ValueError(f"predictions of {name!r} must be n study ids in 0..6")
+        if name in taken:
+            raise ValueError(f"reader name {name!r} used twice")
+        yield name, p
 
 
 def compare(scored: Scored, reader: str, against: str = HUMAN, n_boot: int = 2000, seed: int = 0,
@@ -205,6 +212,11 @@ def compare(scored: Scored, reader: str, against: str = HUMAN, n_boot: int = 200
     """
     r = paired_bootstrap(scored.image_credit(reader), scored.image_credit(against), scored.weight, n_boot, seed,
                          level)
+    return _comparison(scored, reader, against, r)
+
+
+def _comparison(scored: Scored, reader: str, against: str, r: Mapping) -> dict:
+    """The flat row of a paired comparison from a bootstrap's result (the keys compare documents)."""
     return {
         "reference": scored.reference, "variant": scored.variant, "reader": reader, "against": against,
         "images": int((scored.weight > 0).sum()), "votes": float(scored.weight.sum()),
@@ -216,6 +228,17 @@ def compare(scored: Scored, reader: str, against: str = HUMAN, n_boot: int = 200
         "ci_high_pp": 100 * float(r["diff_high"]),
         "verdict": verdict(float(r["diff_low"]), float(r["diff_high"])),
     }
+
+
+def compare_balanced(scored: Scored, reader: str, against: str = HUMAN, classes: Sequence[int] = SEVEN,
+                     n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
+    """Paired comparison of class-balanced recall (mean over the reference classes of each class's recall; a
+    class counts as much as any other however often it is the reference), reader - against, in points. Same
+    keys as :func:`compare`, with ``metric`` = "balanced_recall" (compare's are "accuracy")."""
+    cols = list(classes)
+    r = paired_balanced_bootstrap(scored.credit[reader][:, cols], scored.credit[against][:, cols],
+                                  scored.mass[:, cols], n_boot, seed, level)
+    return {"metric": "balanced_recall", **_comparison(scored, reader, against, r)}
 
 
 def compare_per_class(scored: Scored, reader: str, against: str = HUMAN, classes: Sequence[int] = SEVEN,

@@ -27,7 +27,9 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1
-    augment: bool = True  # flip, affine (scale, rotation, shift), brightness/contrast, random erasing (numpy/OpenCV)
+    augment: bool = True  # flip, affine (scale, rotation, shift), brightness/contrast, random erasing
+    augment_on: str = "device"  # "device": Keras ops inside the training graph (model.augment), on whatever
+    # trains the network; "cpu": OpenCV in the batch feeder (model.data.augment_batch). Same distributions
     class_weighting: bool = False
     precision: str = "float32"  # "float32", "mixed_bfloat16" (bf16 arithmetic, float32 weights: 1.4x faster
     # training and 1.5x faster inference on a CPU with AVX512-BF16, measured 2026-12-02, docs/benchmarks.md) or
@@ -35,6 +37,7 @@ class TrainConfig:
     targets: str = "labels"  # "labels": one class per image; "votes": vote distributions (N x 7) as soft targets;
     # "both": a head for each (y = labels, votes = N x 7 counts passed to train)
     max_minutes: float = 0  # stop after the epoch that passes this training time (0: no limit)
+    patience: int = 0  # early stopping: stop once the best validation epoch is this many epochs old (0: never)
     minutes: float = 0  # > 0: a time budget instead of an epoch count: after the warm-up (in steps) the learning
     # rate follows a cosine over the remaining time, reaching zero when the budget is spent, and training stops
     # there (mid-epoch; that epoch is still validated). `epochs` is then only an upper bound. The same recipe thus

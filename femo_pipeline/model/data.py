@@ -75,13 +75,20 @@ def _batches(keras, x, t, w, batch, config: TrainConfig):
 
         def __getitem__(self, i):
             idx = np.sort(self.order[i * batch:(i + 1) * batch])
-            xb = augment_batch(x[idx], self.rng) if config.augment else x[idx].astype(np.float32)
+            xb = augment_batch(x[idx], self.rng) if feeder_augments(config) else x[idx].astype(np.float32)
             return (xb, _take(t, idx)) if w is None else (xb, _take(t, idx), w[idx])
 
         def on_epoch_end(self):
             self.order = self.rng.permutation(len(x))
 
     return Batches()
+
+
+def feeder_augments(config: TrainConfig) -> bool:
+    """Whether the batch feeder augments (OpenCV on the CPU) rather than the training graph."""
+    if config.augment_on not in ("device", "cpu"):
+        raise ValueError(f"unknown augment_on {config.augment_on!r} (device or cpu)")
+    return config.augment and config.augment_on == "cpu"
 
 
 def hard_labels(y: np.ndarray) -> np.ndarray:

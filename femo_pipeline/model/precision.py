@@ -23,12 +23,20 @@ def cpu_has_bf16() -> bool:
 
 
 def resolve_precision(precision: str) -> str:
-    """"auto" -> mixed_bfloat16 where the CPU has native bf16, float32 elsewhere; other names are checked."""
+    """"auto" -> mixed_bfloat16 where the network runs on a GPU or on a CPU with native bf16, float32 elsewhere;
+    other names are checked."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
     if precision == "auto":
-        return "mixed_bfloat16" if cpu_has_bf16() else "float32"
+        return "mixed_bfloat16" if cpu_has_bf16() or on_gpu() else "float32"
     return precision
+
+
+def on_gpu() -> bool:
+    """Whether the Keras backend computes on a GPU."""
+    from femo_pipeline import devices
+
+    return devices.training_device()["kind"] == "GPU"
 
 
 def with_precision(model, precision: str):

@@ -10,12 +10,15 @@ from dataclasses import replace
 
 import numpy as np
 
+from femo_pipeline import devices
+from femo_pipeline.model.augment import training_model
 from femo_pipeline.model.config import HEADS, N_CLASSES, TrainConfig, keras_module
 from femo_pipeline.model.data import (
     _batches,
     _take,
     auto_batch_size,
     class_weights,
+    feeder_augments,
     hard_labels,
     stratified_split,
     targets_for,
@@ -47,13 +50,14 @@ def _compile(model, config: TrainConfig, steps_per_epoch: int, batch: int = 128)
     else:
         raise ValueError(f"unknown optimizer {config.optimizer!r} (sgd or adam)")
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
-    # XLA off: on the 2-core CPU, Keras' default ("auto" = XLA under TensorFlow) trained at 124 images/s on one
-    # core; without it 228 images/s on both (measured 2026-11-25, width 32, docs/benchmarks.md)
+    # XLA off under TensorFlow: on 2 CPU cores Keras' default ("auto" = XLA) trained on one core, about half as
+    # fast (docs/benchmarks.md); "auto" elsewhere (JAX compiles the step, torch runs eagerly)
+    jit = False if keras.backend.backend() == "tensorflow" else "auto"
     if config.targets == "both":
         model.compile(optimizer=opt, loss={h: loss for h in HEADS}, metrics={h: ["accuracy"] for h in HEADS},
-                      jit_compile=False)
+                      jit_compile=jit)
     else:
-        model.compile(optimizer=opt, loss=loss, metrics=["accuracy"], jit_compile=False)
+        model.compile(optimizer=opt, loss=loss, metrics=["accuracy"], jit_compile=jit)
 
 
 def time_budget_rate(step: int, elapsed: float, warmup_steps: int, warmup_seconds: float, budget_seconds: float,
@@ -132,7 +136,10 @@ def train(x: np.ndarray, y: np.ndarray, config: TrainConfig,
         weights = np.array([cw.get(int(c), 0.0) for c in labels], np.float32)
     data = _batches(keras, x[tr], _take(targets, tr), None if weights is None else weights[tr], batch, config)
     model = build_model(config)
-    _compile(model, config, len(data), batch)
+    # what is fitted: the network, behind the in-graph augmentation unless the feeder augments (or none is asked)
+    fitted = training_model(model, config.image_size, config.seed) \
+        if config.augment and not feeder_augments(config) else model
+    _compile(fitted, config, len(data), batch)
     start = time.perf_counter()
     monitors = [f"val_{h}_accuracy" for h in HEADS] if config.targets == "both" else ["val_accuracy"]
     best = {m: {"value": -1.0, "epoch": 0, "weights": None} for m in monitors}
@@ -143,10 +150,14 @@ def train(x: np.ndarray, y: np.ndarray, config: TrainConfig,
             for m in monitors:
                 val = logs.get(m, float("nan"))
                 if len(va) and val > best[m]["value"]:
-                    best[m].update(value=float(val), epoch=epoch + 1, weights=self.model.get_weights())
+                    best[m].update(value=float(val), epoch=epoch + 1, weights=model.get_weights())
             shown = " ".join(f"{k} {v:.3f}" for k, v in logs.items() if k.endswith("accuracy") or k == "loss")
             of = f" of the {config.minutes:g}-minute budget" if config.minutes else ""
             log(f"epoch {epoch + 1}/{config.epochs}: {shown} ({time.perf_counter() - start:.0f} s{of})")
+            newest_best = max(b["epoch"] for b in best.values())
+            if config.patience and len(va) and epoch + 1 - newest_best >= config.patience:
+                log(f"no better validation epoch in the last {config.patience}: stopped after epoch {epoch + 1}")
+                self.model.stop_training = True
             if config.max_minutes and time.perf_counter() - start > config.max_minutes * 60:
                 log(f"time budget of {config.max_minutes:g} min reached after epoch {epoch + 1}")
                 self.model.stop_training = True
@@ -155,7 +166,8 @@ def train(x: np.ndarray, y: np.ndarray, config: TrainConfig,
     callbacks = [Progress()]
     if config.minutes:
         callbacks.insert(0, _time_budget_callback(keras, config, len(data), batch, log))
-    history = model.fit(data, validation_data=val_data, epochs=config.epochs, callbacks=callbacks, verbose=0)
+    history = fitted.fit(data, validation_data=val_data, epochs=config.epochs, callbacks=callbacks, verbose=0,
+                         validation_batch_size=max(batch, 256))
     seconds = time.perf_counter() - start
     epochs_run = len(history.history.get("loss", []))
     chosen = {}
@@ -178,7 +190,9 @@ def train(x: np.ndarray, y: np.ndarray, config: TrainConfig,
              "batch_size_used": batch, "schedule": "time" if config.minutes else "epochs", "train_images": int(len(tr)), "validation_images": int(len(va)),
              "seconds": round(seconds, 1),
              "train_images_per_second": round(len(tr) * epochs_run / seconds, 1),
-             "backend": keras.backend.backend(),
+             "final_learning_rate": float(np.asarray(fitted.optimizer.learning_rate)),
+             "backend": keras.backend.backend(), "device": devices.training_device(keras.backend.backend()),
+             "augment_on": config.augment_on if config.augment else "none",
              "parameters": int(next(iter(model.values())).count_params() if isinstance(model, dict)
                                else model.count_params())}
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}

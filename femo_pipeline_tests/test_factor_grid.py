@@ -1,0 +1,116 @@
+"""The data-factor grid: cells and their keys, label noise, the rows a cell trains on, and the curves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from femo_pipeline import factor_grid as grid
+from femo_pipeline.human_baseline import VOTE_COLUMNS
+
+
+def test_every_cell_has_one_key_that_parses_back():
+    keys = [c.key for c in grid.GRID]
+    assert len(keys) == len(set(keys)) == len(grid.GRID)
+    assert all(grid.Cell.parse(k) == c for k, c in zip(keys, grid.GRID))
+    assert sorted(grid.ORDER) == sorted(grid.GRID)  # the run order holds every cell once
+    # the cells that answer the question come first: 4 sizes x 2 label sources x 2 seeds, noise, duplicates
+    first = grid.ORDER[:16]
+    assert {(c.labels, c.share, c.seed) for c in first} == {(lab, s, seed) for lab in ("fer2013", "ferplus")
+                                                            for s in grid.SHARES for seed in (0, 1)}
+    assert {c.noise for c in grid.ORDER[16:19]} == {10, 20, 40}
+    assert {c.key for c in grid.cells(["ferplus-s025-n00-kept-seed2"])} == {"ferplus-s025-n00-kept-seed2"}
+    for bad in ("fer2013-s033-n00-kept-seed0", "nonsense", "ferplus_votes-s100-n10-kept-seed0",
+                "fer2013-s100-n00-kept-seed7", "fer2013-s010-n10-kept-seed0"):
+        with pytest.raises(ValueError):
+            grid.cells([bad])
+    assert grid.Cell("fer2013", 100, 20).curves == ["noise"]
+    assert grid.Cell("ferplus", 100).curves == ["size", "noise", "duplicates"]
+    assert grid.Cell("ferplus", 100, 0, "removed").curves == ["duplicates"]
+
+
+def test_label_noise_replaces_exactly_the_share_asked_for_with_other_classes():
+    labels = np.arange(1000) % 7
+    noisy, idx = grid.noisy_labels(labels, 0.2, seed=5)
+    assert len(idx) == 200 and (noisy != labels).sum() == 200 and (noisy[idx] != labels[idx]).all()
+    assert np.array_equal(np.flatnonzero(noisy != labels), idx)
+    assert noisy.min() >= 0 and noisy.max() <= 6
+    again, idx2 = grid.noisy_labels(labels, 0.2, seed=5)
+    assert np.array_equal(again, noisy) and np.array_equal(idx, idx2)  # seeded
+    other, _ = grid.noisy_labels(labels, 0.2, seed=6)
+    assert not np.array_equal(other, noisy)
+    # every wrong class is drawn: the replacement is uniform over the other six
+    big, where = grid.noisy_labels(np.zeros(60000, int), 0.5, seed=1)
+    counts = np.bincount(big[where], minlength=7)
+    assert counts[0] == 0 and (np.abs(counts[1:] / counts[1:].sum() - 1 / 6) < 0.01).all()
+    assert len(grid.noisy_labels(labels, 0.0, 1)[1]) == 0
+
+
+def _frame(n: int = 400, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"id": np.arange(n), "emotion_id": rng.integers(0, 7, n),
+                          "content_hash": [f"h{i}" for i in range(n)], "duplicate_count": 1,
+                          "duplicate_cross_split": False, "duplicate_label_conflict": False})
+    frame.loc[:39, "duplicate_count"] = 2  # 40 images with a byte copy
+    frame.loc[40:49, "duplicate_cross_split"] = True
+    votes = rng.integers(0, 4, (n, len(VOTE_COLUMNS)))
+    votes[:20] = 0  # nobody voted an emotion for these
+    frame[list(VOTE_COLUMNS)] = votes
+    return frame
+
+
+def test_a_cells_rows_share_images_across_label_sources_and_drop_duplicates():
+    frame = _frame()
+    rows_fer, y_fer = grid.training_rows(frame, grid.Cell("fer2013", 25))
+    rows_plus, y_plus = grid.training_rows(frame, grid.Cell("ferplus", 25))
+    assert len(rows_fer) == 100 and set(rows_plus) <= set(rows_fer)  # the same draw, less the unvoted images
+    assert (frame.loc[rows_plus, list(VOTE_COLUMNS)].to_numpy()[:, :7].sum(axis=1) > 0).all()
+    assert np.array_equal(y_fer, frame["emotion_id"].to_numpy()[rows_fer])
+    rows_votes, soft = grid.training_rows(frame, grid.Cell("ferplus_votes", 25))
+    assert np.array_equal(rows_votes, rows_plus) and soft.shape == (len(rows_plus), 7)
+    assert np.array_equal(soft.argmax(axis=1), y_plus)
+    other_seed, _ = grid.training_rows(frame, grid.Cell("fer2013", 25, seed=1))
+    assert set(other_seed) != set(rows_fer)
+    clean, _ = grid.training_rows(frame, grid.Cell("fer2013", 100, 0, "removed"))
+    assert len(clean) == 350 and not set(clean) & set(range(50))
+    noisy_rows, noisy = grid.training_rows(frame, grid.Cell("fer2013", 100, 40))
+    assert np.array_equal(noisy_rows, np.arange(400))
+    assert (noisy != frame["emotion_id"].to_numpy()).sum() == 160
+
+
+def test_epochs_scale_with_the_share_and_duplicates_removed_train_as_many_steps():
+    full = grid.epochs_for(grid.Cell("fer2013", 100), 28709)
+    tenth = grid.epochs_for(grid.Cell("fer2013", 10), 2871)
+    assert full == grid.EPOCHS_AT_FULL and full < tenth <= grid.MAX_EPOCHS
+    removed = grid.epochs_for(grid.Cell("fer2013", 100, 0, "removed"), 26000, n_rows_kept=28709)
+    assert abs(removed * 26000 - full * 28709) <= 26000  # the same images seen, to one epoch
+    assert grid.batch_for(25000) == 256 and grid.batch_for(2500) == 64 and grid.batch_for(10) == 64
+    config = grid.train_config(grid.Cell("ferplus_votes", 50), 14000)
+    assert config.targets == "votes" and config.width == 32 and config.block_convs == (1, 2, 2, 2)
+    assert config.patience > 0 and config.seed == 2013
+
+
+def _record(cell: grid.Cell, value: float) -> dict:
+    return {"cell": cell.key, "scores": [{"reference": r, "metric": m, "value": value, "ci_low": value - .01,
+                                          "ci_high": value + .01, "test_images": 10}
+                                         for r in ("ferplus", "fer2013") for m in ("accuracy", "balanced_recall")]}
+
+
+def test_the_curves_aggregate_the_cells_that_exist_and_name_the_missing():
+    records = [_record(grid.Cell("fer2013", 10, seed=0), 0.50), _record(grid.Cell("fer2013", 10, seed=1), 0.54),
+               _record(grid.Cell("fer2013", 100, seed=0), 0.66), _record(grid.Cell("fer2013", 100, 40), 0.55)]
+    curves, missing = grid.aggregate(records)
+    assert len(missing) == len(grid.GRID) - 4 and "fer2013-s010-n00-kept-seed2" in missing
+    size = curves[(curves["curve"] == "size") & (curves["reference"] == "ferplus") & (curves["metric"] == "accuracy")]
+    ten = size[size["x"] == 10].iloc[0]
+    assert ten["n"] == 2 and abs(ten["mean"] - 0.52) < 1e-9 and abs(ten["sd"] - np.std([.50, .54], ddof=1)) < 1e-9
+    assert ten["min"] == 0.50 and ten["max"] == 0.54
+    hundred = size[size["x"] == 100].iloc[0]
+    assert hundred["n"] == 1 and np.isnan(hundred["sd"])
+    noise = curves[(curves["curve"] == "noise") & (curves["reference"] == "ferplus") & (curves["metric"] == "accuracy")]
+    assert noise.set_index("x")["mean"].to_dict() == {0: 0.66, 40: 0.55}  # the 100 % cell is the noise curve's 0
+    only, missing_of_few = grid.aggregate(records, expected=[grid.Cell("fer2013", 10), grid.Cell("ferplus", 10)])
+    assert missing_of_few == ["ferplus-s010-n00-kept-seed0"]
+    empty, all_missing = grid.aggregate([])
+    assert empty.empty and len(all_missing) == len(grid.GRID)
