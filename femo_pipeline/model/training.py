@@ -190,7 +190,7 @@ def train(x: np.ndarray, y: np.ndarray, config: TrainConfig,
              "batch_size_used": batch, "schedule": "time" if config.minutes else "epochs", "train_images": int(len(tr)), "validation_images": int(len(va)),
              "seconds": round(seconds, 1),
              "train_images_per_second": round(len(tr) * epochs_run / seconds, 1),
-             "final_learning_rate": float(np.asarray(fitted.optimizer.learning_rate)),
+             "final_learning_rate": float(keras.ops.convert_to_numpy(fitted.optimizer.learning_rate)),
              "backend": keras.backend.backend(), "device": devices.training_device(keras.backend.backend()),
              "augment_on": config.augment_on if config.augment else "none",
              "parameters": int(next(iter(model.values())).count_params() if isinstance(model, dict)
