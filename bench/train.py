@@ -144,6 +144,8 @@ def main() -> None:
                         help="cpu: the shipped recipe; gpu: wider, larger batches, for one GPU (other flags override)")
     parser.add_argument("--pack", default="", help="read FER-2013 and its votes from a pack (bench/_fer2013.py)")
     parser.add_argument("--seed", type=int, default=femo_model.TrainConfig().seed)
+    parser.add_argument("--augment-on", default="device", choices=("device", "cpu"),
+                        help="augment inside the training graph (device) or in the batch feeder with OpenCV (cpu)")
     parser.add_argument("--fer2013", default=str(SHARED / "fer2013"))
     parser.add_argument("--votes", default=str(SHARED / "ferplus" / "ferplus_votes_by_file.csv"))
     parser.add_argument("--epochs", type=int, default=None)
@@ -183,6 +185,7 @@ def main() -> None:
     base = RECIPES[args.recipe]
     chosen = {k: getattr(args, k) for k in ("epochs", "minutes", "width", "batch_size")}
     recipe = {**base, **{k: val for k, val in chosen.items() if val is not None}, "seed": args.seed,
+              "augment_on": args.augment_on,
               "precision": femo_model.resolve_precision(args.precision)}
     if args.block_convs:
         recipe["block_convs"] = [int(c) for c in args.block_convs.split(",")]

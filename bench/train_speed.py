@@ -62,7 +62,7 @@ def faces(n: int, tiny: bool) -> tuple[np.ndarray, np.ndarray, str]:
 
 def build(config: femo_model.TrainConfig, xla: bool, steps: int):
     net = femo_model.build_model(config)
-    femo_model._compile(net, config, steps, config.batch_size)
+    femo_model.compile_model(net, config, steps, config.batch_size)
     net.compile(optimizer=net.optimizer, loss=net.loss, metrics=["accuracy"], jit_compile=xla)
     return net
 

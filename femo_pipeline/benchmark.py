@@ -108,8 +108,13 @@ def _score_rows(dataset: str, verdicts: pd.DataFrame, human_only: dict, run_of: 
                      "model_run_id": None, "metric": "accuracy", **stats})
     for r in verdicts.itertuples(index=False):
         rows.append({"dataset": dataset, "reference": r.reference, "variant": r.variant, "reader": r.reader,
-                     "model_run_id": run_of.get(r.reader), "metric": "accuracy", "value": r.accuracy_reader,
+                     "model_run_id": run_of.get(r.reader), "metric": r.metric, "value": r.accuracy_reader,
                      "ci_low": r.accuracy_reader_low, "ci_high": r.accuracy_reader_high, "n": r.images})
+    balanced = verdicts[verdicts["metric"] == "balanced_recall"] if "metric" in verdicts else verdicts.iloc[0:0]
+    for r in balanced.drop_duplicates(["reference"]).itertuples(index=False):
+        rows.append({"dataset": dataset, "reference": r.reference, "variant": r.variant, "reader": fair.HUMAN,
+                     "model_run_id": None, "metric": "balanced_recall", "value": r.accuracy_against,
+                     "ci_low": r.accuracy_against_low, "ci_high": r.accuracy_against_high, "n": r.images})
     return rows
 
 
@@ -134,7 +139,7 @@ def benchmark_tables(test: pd.DataFrame, votes: pd.DataFrame | None, predictions
     test: the FER-2013 test images (id, emotion_id, duplicate_cross_split, duplicate_label_conflict), in the
     order of each predictions array (study ids per image); votes: FER+ votes (FER+ column order, with image_id)
     or None; declared: the reader name of the declared femo model (also compared with every other model)."""
-    scores, verdicts, per_class = [], [], []
+    scores, verdicts, per_class, panels = [], [], [], []
     labels_all = test["emotion_id"].to_numpy(int)
     for dataset in DATASETS:
         keep = leak_free(test) if dataset == "leak-free test" else np.ones(len(test), bool)
@@ -154,6 +159,8 @@ def benchmark_tables(test: pd.DataFrame, votes: pd.DataFrame | None, predictions
         labels = with_votes["emotion_id"].to_numpy(int)
         preds = {name: np.asarray(p)[idx] for name, p in predictions.items()}
         v, pc = fair.fair_comparison(with_votes, labels, preds, n_boot=n_boot, seed=seed)
+        v = pd.concat([v.assign(metric="accuracy"), balanced_verdicts(with_votes, labels, preds, n_boot, seed)],
+                      ignore_index=True) if len(v) else v
         scores += _score_rows(dataset, v, human_scores(with_votes, labels, n_boot, seed), run_of)
         if len(v):
             v["against"] = fair.HUMAN
@@ -161,13 +168,37 @@ def benchmark_tables(test: pd.DataFrame, votes: pd.DataFrame | None, predictions
             per_class.append(pc.assign(dataset=dataset))
         if declared in preds and len(preds) > 1:
             vm, _ = fair.fair_comparison(with_votes, labels, preds, against=declared, n_boot=n_boot, seed=seed)
-            verdicts.append(vm[vm["reader"] != fair.HUMAN].assign(dataset=dataset))
+            verdicts.append(vm[vm["reader"] != fair.HUMAN].assign(dataset=dataset, metric="accuracy"))
+        if dataset == HEADLINE[0]:
+            panels.append(panel_rows(with_votes, labels, preds, n_boot, seed).assign(dataset=dataset))
     v = pd.concat(verdicts, ignore_index=True) if verdicts else pd.DataFrame(columns=["reader", "against"])
     if len(v):
         v["model_run_id"] = v["reader"].map(lambda r: run_of.get(r))
         v["declared"] = v["reader"] == declared
-    return {"benchmark_scores": pd.DataFrame(scores), "verdicts": v,
+    p = pd.concat(panels, ignore_index=True) if panels else pd.DataFrame(columns=["reader"])
+    p["model_run_id"] = p["reader"].map(lambda r: run_of.get(r))
+    return {"benchmark_scores": pd.DataFrame(scores), "verdicts": v, "panel_scores": p,
             "verdicts_per_class": pd.concat(per_class, ignore_index=True) if per_class else pd.DataFrame()}
+
+
+def balanced_verdicts(votes, labels, predictions: Mapping[str, np.ndarray], n_boot: int, seed: int) -> pd.DataFrame:
+    """Every model against one person on class-balanced recall (the mean of the per-class recalls), on both
+    references, seven-class votes: verdict rows with metric "balanced_recall"."""
+    rows = []
+    for reference in fair.REFERENCES:
+        s = fair.score(votes, predictions, labels, reference=reference, variant="seven_classes")
+        rows += [fair.compare_balanced(s, reader, n_boot=n_boot, seed=seed) for reader in predictions]
+    return pd.DataFrame(rows)
+
+
+def panel_rows(votes, labels, predictions: Mapping[str, np.ndarray], n_boot: int, seed: int) -> pd.DataFrame:
+    """Panels of 1-5 people against every model (accuracy and balanced recall, both references, seven classes)."""
+    from femo_pipeline import panels as panel_scores
+
+    if not predictions:
+        return pd.DataFrame(columns=["reader"])
+    return panel_scores.panel_table(votes, labels, predictions, references=fair.REFERENCES, n_boot=n_boot,
+                                    seed=seed)
 
 
 def sentence(row: Mapping, reader_name: str) -> str:

@@ -188,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     sql.add_argument("--format", choices=("table", "csv", "json"), default="table")
     sql.add_argument("--limit", type=int, default=None,
                      help=f"rows shown per result; 0 for all (default: {sql_cli.TABLE_LIMIT} for a table, all for csv/json)")
+    factors = sub.add_parser("factors", help="list or train cells of the data-factor grid",
+                             description="No cell: list the grid's cells (most informative first). Cells (e.g. "
+                                         "fer2013-s010-n00-kept-seed0) or 'next N': train them in turn.")
+    factors.add_argument("cells", nargs="*")
     report = sub.add_parser("report", help="print the benchmark report's path")
     report.add_argument("--open", action="store_true", help="also open it in a web browser")
     args = parser.parse_args(argv)
@@ -206,6 +210,10 @@ def main(argv: list[str] | None = None) -> int:
         return sql_cli.run_sql(args.statement, args.file, args.format, args.limit)
     if args.command == "report":
         return run_report(args.open)
+    if args.command == "factors":
+        from femo_pipeline.factors_cli import run_factors
+
+        return run_factors(args.cells, prepare_environment)
     return run_ui(args.port, args.host)
 
 

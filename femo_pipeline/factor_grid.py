@@ -174,20 +174,31 @@ def content_fingerprint(frame: pd.DataFrame) -> str:
     return hashlib.sha256("\n".join(pairs).encode()).hexdigest()
 
 
+def by_content_rows(frame: pd.DataFrame, values: np.ndarray) -> np.ndarray:
+    """Rows of `values` (one per row of frame) in the order of the sorted distinct content hashes, the first row
+    of each hash (copies of one face get one answer), so they map back onto any copy of the same test images
+    (`from_content`)."""
+    values = np.asarray(values)
+    hashes = frame["content_hash"].to_numpy()
+    order = np.argsort(hashes, kind="stable")
+    first = np.ones(len(order), bool)
+    first[1:] = hashes[order][1:] != hashes[order][:-1]
+    return values[order[first]]
+
+
 def by_content(frame: pd.DataFrame, pred: np.ndarray) -> list[int]:
-    """Predictions in the order of the sorted distinct content hashes (copies of one face get one answer), so a
-    record's predictions map back onto any copy of the test images (`from_content`)."""
-    first = pd.Series(np.asarray(pred, dtype=int), index=frame["content_hash"].to_numpy())
-    first = first[~first.index.duplicated()]
-    return first.sort_index().astype(int).tolist()
+    """Class predictions in content-hash order (by_content_rows), as a JSON-ready list."""
+    return by_content_rows(frame, np.asarray(pred, dtype=int)).astype(int).tolist()
 
 
-def from_content(frame: pd.DataFrame, predictions: list[int]) -> np.ndarray:
-    """A record's predictions (`by_content`) as one per row of `frame`."""
-    hashes = np.sort(frame["content_hash"].unique())
-    if len(hashes) != len(predictions):
-        raise ValueError("the record's predictions are for another set of test images")
-    return pd.Series(predictions, index=hashes).loc[frame["content_hash"].to_numpy()].to_numpy(int)
+def from_content(frame: pd.DataFrame, values) -> np.ndarray:
+    """Rows recorded in content-hash order (`by_content_rows`) as one per row of `frame`; a ValueError when they
+    are for another set of faces."""
+    values = np.asarray(values)
+    hashes = np.unique(frame["content_hash"].to_numpy())
+    if len(hashes) != len(values):
+        raise ValueError("the recorded rows are for another set of test images")
+    return values[np.searchsorted(hashes, frame["content_hash"].to_numpy())]
 
 
 def test_set(frame: pd.DataFrame) -> np.ndarray:
@@ -256,6 +267,13 @@ def score_rows(records: Iterable[Mapping]) -> pd.DataFrame:
     """One row per (cell, reference, metric) from cell records."""
     rows = [{**{k: r[k] for k in SCORE_COLUMNS if k in r}, **s} for r in records for s in r["scores"]]
     return pd.DataFrame(rows, columns=SCORE_COLUMNS)
+
+
+def records_from_rows(frame: pd.DataFrame) -> list[dict]:
+    """Cell records (cell and scores only) from rows of the warehouse table data_factors, for `aggregate`."""
+    return [{"cell": cell, "scores": group[["reference", "metric", "value", "ci_low", "ci_high",
+                                            "test_images"]].to_dict("records")}
+            for cell, group in frame.groupby("cell", sort=True)]
 
 
 def aggregate(records: Iterable[Mapping], expected: Iterable[Cell] | None = None) -> tuple[pd.DataFrame, list[str]]:

@@ -32,7 +32,7 @@ def _run(data_dir, instance, selection, ops=None, **storage):
                           partition_key=TODAY if _selects_partitioned(names) else None,
                           resources=resources_for(data_dir, **storage),
                           run_config={"ops": {k: v for k, v in (ops or {}).items()
-                                              if k in names or k.startswith("model_evaluation_")}},
+                                              if k in names or k.startswith("predictions_")}},
                           raise_on_error=False)
 
 
@@ -68,18 +68,28 @@ def test_benchmark_tables_lineage_and_the_floor(tmp_path, shipped):
         assert _q(data_dir, "SELECT count(*), min(neutral + happiness + surprise + sadness + anger + disgust + fear "
                             "+ contempt + unknown + \"NF\"), bool_and(synthetic) FROM human_votes") == [(fer_images, 10, True)]
         runs = dict(_q(data_dir, "SELECT origin, count(*) FROM model_runs GROUP BY 1"))
-        assert runs["trained"] == 1 and runs["shipped"] == 1 and runs["baseline"] == 1
-        trained_id, synthetic = _q(data_dir, "SELECT id, synthetic FROM model_runs WHERE origin = 'trained'")[0]
+        # one view and the extra views row of each femo model; the shipped fixture has one head, so no mix
+        assert runs["trained"] == 2 and runs["shipped"] == 2 and runs["baseline"] == 1
+        assert "shipped seed" not in runs  # the recorded seeds predicted the real test images, not these
+        trained_id, synthetic = _q(data_dir, "SELECT id, synthetic FROM model_runs WHERE origin = 'trained' "
+                                             "AND NOT ends_with(id, '-flip')")[0]
         assert synthetic is True and trained_id.startswith("femo-trained-fer2013-")
         meta = result.asset_materializations_for_node("emotion_model")[0].metadata
         assert meta["model_run_id"].value == trained_id
         # every reader predicted every FER-2013 test and Kaggle image, probabilities summing to 1
         counts = _q(data_dir, "SELECT model_run_id, count(*), max(abs(p_anger + p_disgust + p_fear + p_happiness + "
                               "p_sadness + p_surprise + p_neutral - 1)) FROM predictions GROUP BY 1")
-        assert len(counts) >= 3 and all(n == test_images + kaggle and err < 1e-4 for _, n, err in counts)
-        # declared: the model with the best validation accuracy; every reader vs humans on 2 sets x 2 refs x 2 variants
+        assert len(counts) >= 5 and all(n == test_images + kaggle and err < 1e-4 for _, n, err in counts)
+        # declared: the model with the best validation accuracy, at one view; every reader vs humans on 2 sets x 2
+        # refs x 2 variants, and on class-balanced recall (seven classes)
         declared = _q(data_dir, "SELECT value FROM warehouse_info WHERE key = 'declared_model_run'")[0][0]
-        assert declared in {r for r, _, _ in counts}
+        assert declared in {r for r, _, _ in counts} and not declared.endswith("-flip")
+        metrics = _q(data_dir, "SELECT metric, variant, count(*) FROM verdicts WHERE against = 'human' AND model_run_id "
+                               "= ? GROUP BY ALL ORDER BY ALL", [declared])
+        assert metrics == [("accuracy", "all_votes", 4), ("accuracy", "seven_classes", 4),
+                           ("balanced_recall", "seven_classes", 4)]
+        panel = _q(data_dir, "SELECT DISTINCT k FROM panel_scores WHERE model_run_id = ? ORDER BY 1", [declared])
+        assert panel == [(1,), (2,), (3,), (4,), (5,)]
         verdicts = _q(data_dir, "SELECT dataset, reference, variant, reader, verdict FROM verdicts WHERE against = 'human'")
         assert {(d, r, v) for d, r, v, _, _ in verdicts} == {
             (d, r, v) for d in benchmark.DATASETS for r in ("ferplus", "fer2013") for v in ("seven_classes", "all_votes")}
@@ -91,6 +101,7 @@ def test_benchmark_tables_lineage_and_the_floor(tmp_path, shipped):
         _q(data_dir, "SELECT * FROM disagreements")  # the view answers
         report = json.loads((data_dir / "reports" / "benchmark.json").read_text())
         assert report["synthetic"] is True and "leak-free test images" in report["headline"]
+        assert report["headline"].startswith("SYNTHETIC DEMO") and "like a panel of" in report["headline"]
         md = (data_dir / "reports" / "benchmark.md").read_text()
         assert "SYNTHETIC" in md and "benchmark_per_class.png" in md and "difference, points" in md
         assert (data_dir / "reports" / "benchmark_per_class.png").stat().st_size > 1000
@@ -98,24 +109,27 @@ def test_benchmark_tables_lineage_and_the_floor(tmp_path, shipped):
         assert check.passed and "demo profile" in check.metadata["description"].value
 
         # the same warehouse read under the real profile: the demo-trained model is refused, the shipped one used
-        real = _run(data_dir, instance, ["model_evaluation", "contender_predictions", "benchmark_report"],
-                    SMALL, profile="real")
+        real = _run(data_dir, instance, ["model_evaluation", "contender_predictions", "predictions",
+                                         "benchmark_report"], SMALL, profile="real")
         assert real.success
         meta = real.asset_materializations_for_node("model_evaluation")[0].metadata
         assert "SYNTHETIC" in meta["not_used"].value["femo CNN (trained here)"]
-        assert meta["model_run_ids"].value == [_q(data_dir, "SELECT id FROM model_runs WHERE origin = 'shipped'")[0][0]]
+        scored = json.loads(_q(data_dir, "SELECT value FROM warehouse_info WHERE key = 'scored_model_runs'")[0][0])
+        shipped_ids = {r for (r,) in _q(data_dir, "SELECT id FROM model_runs WHERE origin = 'shipped'")}
+        assert {r for r in scored if r.startswith("femo")} == shipped_ids
         readers = {r for (r,) in _q(data_dir, "SELECT DISTINCT model_run_id FROM benchmark_scores WHERE model_run_id IS NOT NULL")}
         synthetic_runs = {r for (r,) in _q(data_dir, "SELECT id FROM model_runs WHERE synthetic")}
-        assert trained_id in synthetic_runs and len(synthetic_runs) == 2  # the trained model and the majority baseline
-        assert not readers & synthetic_runs and set(meta["model_run_ids"].value) <= readers
+        # the trained model (one view and two) and the majority baseline
+        assert trained_id in synthetic_runs and len(synthetic_runs) == 3
+        assert not readers & synthetic_runs and set(scored) - synthetic_runs <= readers
         report = json.loads((data_dir / "reports" / "benchmark.json").read_text())
         assert report["synthetic"] is False and "FER+ votes" in report["not_run"]
         assert all("trained here" not in r["reader"] for r in report["model_runs"])
 
         # the floor blocks the report in the real profile
-        floor = {"model_evaluation_declared_model_accuracy_floor": {"config": {"floor": 0.99}}}
-        blocked = _run(data_dir, instance, ["model_evaluation", "benchmark_report"], {**SMALL, **floor},
-                       profile="real")
+        floor = {"predictions_declared_model_accuracy_floor": {"config": {"floor": 0.99}}}
+        blocked = _run(data_dir, instance, ["model_evaluation", "predictions", "benchmark_report"],
+                       {**SMALL, **floor}, profile="real")
         assert not blocked.success
         [check] = [c for c in blocked.get_asset_check_evaluations() if c.check_name == "declared_model_accuracy_floor"]
         assert not check.passed and "below the floor" in check.metadata["description"].value
@@ -216,52 +230,35 @@ def test_votes_file_absent_and_offline_is_skipped_with_the_reason(tmp_path):
 
 
 @pytest.mark.slow
-def test_data_factors_tiny_in_the_demo(tmp_path):
-    ops = {**SMALL, "data_factors": {"config": {"fractions": [0.5, 1.0]}}}
-    selection = dg.AssetSelection.assets("data_factors_table").upstream()
+def test_data_factors_cells_are_partitions_that_train_once_and_aggregate(tmp_path):
+    """Two cells of the grid materialized as partitions in the demo (tiny training): each stores its rows in the
+    warehouse and its record in the cell folder; a cell materialized again takes its record instead of training;
+    the report draws the cells that exist and says how many are missing."""
+    from femo_pipeline import factor_grid
+    from femo_pipeline.definitions import defs
+
+    data_dir = tmp_path / "data"
+    keys = ["fer2013-s050-n00-kept-seed0", "fer2013-s100-n40-kept-seed0"]
     with dg.DagsterInstance.ephemeral() as instance:
-        result = _run(tmp_path / "data", instance, selection, ops)
-    assert result.success
-    rows = [dict(zip(("label_source", "fraction", "without_duplicates", "train_images", "epochs", "accuracy",
-                      "test_images", "synthetic"), r)) for r in _q(
-        tmp_path / "data", "SELECT label_source, fraction, without_duplicates, train_images, epochs, accuracy, "
-                           "test_images, synthetic FROM data_factors")]
-    # 2 label sources x 2 fractions, plus both sources without duplicates at 100 %; each against 2 references
-    assert len(rows) == 6 * 2
-    assert {r["label_source"] for r in rows} == {"fer2013", "ferplus"}
-    sizes = {(r["label_source"], r["fraction"], r["without_duplicates"]): r["train_images"] for r in rows}
-    assert sizes[("fer2013", 0.5, False)] < sizes[("fer2013", 1.0, False)]
-    assert sizes[("fer2013", 1.0, True)] < sizes[("fer2013", 1.0, False)]  # the demo's duplicates are dropped
-    # the same compute for every run: half the images, twice the epochs (demo: 1 epoch at full size)
-    epochs = {(r["label_source"], r["fraction"]): r["epochs"] for r in rows}
-    assert epochs[("fer2013", 0.5)] == 2 * epochs[("fer2013", 1.0)] == 2
-    assert all(0 <= r["accuracy"] <= 1 and r["test_images"] == 7 * 4 and r["synthetic"] for r in rows)
-    assert not (tmp_path / "data" / "reports" / "data_factors.png").exists()  # drawn once, by benchmark_report
-
-
-def test_data_factors_runs_share_images_across_label_sources():
-    from femo_pipeline.defs.model import factors
-
-    rng = np.random.default_rng(0)
-    n = 400
-    votes = rng.integers(0, 4, size=(n, 7))
-    votes[:20] = 0  # nobody voted an emotion for these
-    frame = pd.DataFrame({"emotion_id": rng.integers(0, 7, n), "duplicate_count": np.where(np.arange(n) % 10 == 0, 2, 1),
-                          "duplicate_cross_split": False, "duplicate_label_conflict": np.arange(n) % 25 == 1,
-                          **{c: 0 for c in hb.VOTE_COLUMNS}})
-    study_order = [hb.VOTE_COLUMNS[c] for c in hb._FERPLUS_COLUMN_OF_STUDY_ID]
-    frame[study_order] = votes  # votes[:, k] are the votes for study emotion k
-    labels_rows, labels = factors.run_rows(frame, "fer2013", 0.5, False, 7)
-    crowd_rows, crowd = factors.run_rows(frame, "ferplus", 0.5, False, 7)
-    soft_rows, soft = factors.run_rows(frame, "ferplus_votes", 0.5, False, 7)
-    assert len(labels_rows) == 200 and set(crowd_rows) <= set(labels_rows)  # same draw, less unvoted images
-    assert set(labels_rows) - set(crowd_rows) == {i for i in labels_rows if i < 20}
-    assert np.array_equal(crowd, votes[crowd_rows].argmax(axis=1)) and np.array_equal(soft, votes[soft_rows])
-    assert np.array_equal(labels, frame["emotion_id"].to_numpy()[labels_rows])
-    clean_rows, _ = factors.run_rows(frame, "fer2013", 0.5, True, 7)
-    assert set(clean_rows) < set(labels_rows)
-    assert not any(i % 10 == 0 or i % 25 == 1 for i in clean_rows)
-    with pytest.raises(dg.Failure, match="label sources"):
-        factors.plan(factors.DataFactorsConfig(label_sources=["imagenet"]), demo=False)
-    runs, at_full, width = factors.plan(factors.DataFactorsConfig(), demo=False)
-    assert len(runs) == 10 and at_full == 6 and width == 16
+        inputs = dg.AssetSelection.assets("training_images", "evaluation_images").upstream()
+        assert _run(data_dir, instance, inputs, SMALL).success
+        job = defs.resolve_job_def("data_factors")
+        for key in keys:
+            result = job.execute_in_process(instance=instance, partition_key=key,
+                                            resources=resources_for(data_dir))
+            assert result.success
+            meta = result.asset_materializations_for_node("data_factors")[0].metadata
+            assert meta["how"].value == "trained in this run" and "(CPU)" in meta["device"].value
+        again = job.execute_in_process(instance=instance, partition_key=keys[0], resources=resources_for(data_dir))
+        assert "earlier measurement" in again.asset_materializations_for_node("data_factors")[0].metadata["how"].value
+        rows = _q(data_dir, "SELECT cell, reference, metric, value, noise, synthetic FROM data_factors ORDER BY ALL")
+        assert {r[0] for r in rows} == set(keys) and len(rows) == 2 * 2 * 2
+        assert all(0 <= r[3] <= 1 and r[5] for r in rows) and {r[4] for r in rows} == {0, 40}
+        assert sorted(p.name for p in (data_dir / "factors").glob("*.json")) == sorted(f"{k}.json" for k in keys)
+        report = _run(data_dir, instance, ["predictions", "benchmark_report", "model_evaluation",
+                                           "contender_predictions"], SMALL)
+        assert report.success
+        saved = json.loads((data_dir / "reports" / "benchmark.json").read_text())
+        assert saved["data_factors"]["cells"] == 2
+        assert len(saved["data_factors"]["missing"]) == len(factor_grid.GRID) - 2
+        assert "2 cells of the grid measured" in (data_dir / "reports" / "benchmark.md").read_text()

@@ -114,3 +114,17 @@ def test_the_curves_aggregate_the_cells_that_exist_and_name_the_missing():
     assert missing_of_few == ["ferplus-s010-n00-kept-seed0"]
     empty, all_missing = grid.aggregate([])
     assert empty.empty and len(all_missing) == len(grid.GRID)
+
+
+def test_recorded_predictions_map_back_onto_any_copy_of_the_faces():
+    frame = pd.DataFrame({"content_hash": ["c", "a", "b", "a", "d"]})
+    pred = np.array([5, 1, 2, 1, 0])
+    recorded = grid.by_content(frame, pred)
+    assert recorded == [1, 2, 5, 0]  # a, b, c, d
+    shuffled = frame.iloc[[4, 3, 2, 1, 0]].reset_index(drop=True)
+    assert grid.from_content(shuffled, recorded).tolist() == [0, 1, 2, 1, 5]
+    probs = np.eye(7)[pred]
+    rows = grid.by_content_rows(frame, probs)
+    assert rows.shape == (4, 7) and np.array_equal(grid.from_content(frame, rows), probs)
+    with pytest.raises(ValueError, match="another set"):
+        grid.from_content(frame.iloc[:2], recorded)

@@ -6,16 +6,16 @@ also FER-2013's and the `fer` package's order. Pure module (no Dagster).
 
 The package re-exports every name callers use (`from femo_pipeline import model as femo_model;
 femo_model.train(...)`); the code lives in: config (TrainConfig, N_CLASSES, HEADS, keras_module), precision
-(float32 / mixed bf16), network (femo's CNN), data (augmentation, targets, splits, batches), training (schedule,
-train), inference (test-time views, predict), saving (save, load), deepface_cnn (DeepFace's CNN in Keras 3) and
-shipped (the committed models). A test that patches a name patches it where it is used: `cpu_has_bf16` in
+(float32 / mixed bf16), network (femo's CNN), augment (augmentation inside the training graph), data (OpenCV
+augmentation, targets, splits, batches), training (schedule, train), inference (test-time views, predict), saving
+(save, load), deepface_cnn (DeepFace's CNN in Keras 3) and shipped (the committed models, their declared mix and
+the other seeds' predictions). A test that patches a name patches it where it is used: `cpu_has_bf16` in
 femo_pipeline.model.precision; `SHIPPED` is one dict shared by the package and femo_pipeline.model.shipped.
 """
 
+from femo_pipeline.model.augment import augment_layer, training_model
 from femo_pipeline.model.config import HEADS, N_CLASSES, TrainConfig, keras_module
 from femo_pipeline.model.data import (
-    _batches,
-    _take,
     augment_batch,
     auto_batch_size,
     class_weights,
@@ -24,24 +24,26 @@ from femo_pipeline.model.data import (
     targets_for,
 )
 from femo_pipeline.model.deepface_cnn import deepface_architecture, deepface_emotion_model
-from femo_pipeline.model.inference import TTA_MODES, _rescaled, predict, tta_views
+from femo_pipeline.model.inference import TTA_MODES, predict, tta_views
 from femo_pipeline.model.network import build_model, split_heads
-from femo_pipeline.model.precision import PRECISIONS, _policy, cpu_has_bf16, resolve_precision, with_precision
+from femo_pipeline.model.precision import PRECISIONS, cpu_has_bf16, policy, resolve_precision, with_precision
 from femo_pipeline.model.saving import load, save
-from femo_pipeline.model.shipped import SHIPPED, SHIPPED_DIR, shipped_path
-from femo_pipeline.model.training import (
-    _compile,
-    _time_budget_callback,
-    peak_learning_rate,
-    time_budget_rate,
-    train,
+from femo_pipeline.model.shipped import (
+    DECLARED,
+    SEEDS_DIR,
+    SHIPPED,
+    SHIPPED_DIR,
+    declared_mix,
+    seed_records,
+    shipped_path,
 )
+from femo_pipeline.model.training import compile_model, peak_learning_rate, time_budget_rate, train
 
 __all__ = [
-    "HEADS", "N_CLASSES", "PRECISIONS", "SHIPPED", "SHIPPED_DIR", "TTA_MODES", "TrainConfig",
-    "_batches", "_compile", "_policy", "_rescaled", "_take", "_time_budget_callback",
-    "augment_batch", "auto_batch_size", "build_model", "class_weights", "cpu_has_bf16", "deepface_architecture",
-    "deepface_emotion_model", "hard_labels", "keras_module", "load", "peak_learning_rate", "predict",
-    "resolve_precision", "save", "shipped_path", "split_heads", "stratified_split", "targets_for",
-    "time_budget_rate", "train", "tta_views", "with_precision",
+    "DECLARED", "HEADS", "N_CLASSES", "PRECISIONS", "SEEDS_DIR", "SHIPPED", "SHIPPED_DIR", "TTA_MODES", "TrainConfig",
+    "augment_batch", "augment_layer", "auto_batch_size", "build_model", "class_weights", "compile_model",
+    "cpu_has_bf16", "declared_mix", "deepface_architecture", "deepface_emotion_model", "hard_labels", "keras_module",
+    "load", "peak_learning_rate", "policy", "predict", "resolve_precision", "save", "seed_records", "shipped_path",
+    "split_heads", "stratified_split", "targets_for", "time_budget_rate", "train", "training_model", "tta_views",
+    "with_precision",
 ]

@@ -1,5 +1,5 @@
 """The arithmetic a network computes in: the precision names, whether this CPU does bfloat16 natively, "auto"
-resolved, and a model re-made in another precision with the same weights (`with_precision`, `_policy`).
+resolved, and a model re-made in another precision with the same weights (`with_precision`, `policy`).
 Model files are float32 on disk; the precision is chosen where the model runs. Pure module (no Dagster)."""
 
 from __future__ import annotations
@@ -42,15 +42,16 @@ def on_gpu() -> bool:
 def with_precision(model, precision: str):
     """The same network (same weights) computing in `precision` (PRECISIONS): every layer but the softmax
     outputs takes that dtype policy. Model files are saved in float32, so one file serves CPUs with and without
-    native bf16; the precision is chosen where the model runs."""
+    native bf16; the precision is chosen where the model runs. "float16" makes every layer, outputs included,
+    hold float16 weights: a half-size file to ship, loaded back in any precision."""
     keras = keras_module()
-    precision = resolve_precision(precision)
-    outputs = {t.name for t in (model.outputs if isinstance(model.outputs, list) else [model.outputs])}
+    precision = precision if precision == "float16" else resolve_precision(precision)
+    outputs = set(model.output_names)
 
     def clone(layer):
         config = layer.get_config()
-        last = any(node.outputs and node.outputs[0].name in outputs for node in getattr(layer, "_inbound_nodes", []))
-        config["dtype"] = "float32" if last or layer.__class__.__name__ == "InputLayer" else precision
+        plain = layer.__class__.__name__ == "InputLayer" or (layer.name in outputs and precision != "float16")
+        config["dtype"] = "float32" if plain else precision
         return layer.__class__.from_config(config)
 
     twin = keras.models.clone_model(model, clone_function=clone)
@@ -58,7 +59,7 @@ def with_precision(model, precision: str):
     return twin
 
 
-def _policy(model) -> str:
+def policy(model) -> str:
     """The dtype policy of a model's first computing layer ("float32" or "mixed_bfloat16")."""
     for layer in model.layers:
         if layer.__class__.__name__ != "InputLayer":

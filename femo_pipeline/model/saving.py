@@ -9,13 +9,13 @@ from pathlib import Path
 
 from femo_pipeline.files import atomic_path, write_text_atomic
 from femo_pipeline.model.config import TrainConfig, keras_module
-from femo_pipeline.model.precision import _policy, resolve_precision, with_precision
+from femo_pipeline.model.precision import policy, resolve_precision, with_precision
 
 
 def save(model, folder: Path, history: dict, config: TrainConfig, facts: dict) -> Path:
     path = folder / "emotion_model.keras"
     with atomic_path(path) as tmp:  # float32 on disk whatever the training precision: one file for every CPU
-        (model if _policy(model) == "float32" else with_precision(model, "float32")).save(tmp)
+        (model if policy(model) == "float32" else with_precision(model, "float32")).save(tmp)
     write_text_atomic(json.dumps(history, indent=1), folder / "history.json")
     write_text_atomic(json.dumps({**asdict(config), **facts}, indent=1, default=str), folder / "config.json")
     return path
@@ -24,5 +24,5 @@ def save(model, folder: Path, history: dict, config: TrainConfig, facts: dict) -
 def load(path: Path, precision: str = "float32"):
     """A saved model, computing in `precision` ("auto": bf16 where the CPU does it natively)."""
     net = keras_module().models.load_model(path, compile=False)
-    return net if resolve_precision(precision) == "float32" and _policy(net) == "float32" else \
+    return net if resolve_precision(precision) == "float32" and policy(net) == "float32" else \
         with_precision(net, precision)

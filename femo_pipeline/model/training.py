@@ -32,7 +32,7 @@ def peak_learning_rate(config: TrainConfig, batch: int) -> float:
     return config.learning_rate * batch / 128
 
 
-def _compile(model, config: TrainConfig, steps_per_epoch: int, batch: int = 128) -> None:
+def compile_model(model, config: TrainConfig, steps_per_epoch: int, batch: int = 128) -> None:
     keras = keras_module()
     total = max(1, steps_per_epoch * config.epochs)
     warmup = int(min(total - 1, round(config.warmup_epochs * steps_per_epoch)))
@@ -139,7 +139,7 @@ def train(x: np.ndarray, y: np.ndarray, config: TrainConfig,
     # what is fitted: the network, behind the in-graph augmentation unless the feeder augments (or none is asked)
     fitted = training_model(model, config.image_size, config.seed) \
         if config.augment and not feeder_augments(config) else model
-    _compile(fitted, config, len(data), batch)
+    compile_model(fitted, config, len(data), batch)
     start = time.perf_counter()
     monitors = [f"val_{h}_accuracy" for h in HEADS] if config.targets == "both" else ["val_accuracy"]
     best = {m: {"value": -1.0, "epoch": 0, "weights": None} for m in monitors}

@@ -204,7 +204,8 @@ CREATE TABLE IF NOT EXISTS verdicts (
     difference_pp DOUBLE, ci_low_pp DOUBLE, ci_high_pp DOUBLE,
     verdict VARCHAR NOT NULL,
     declared BOOLEAN NOT NULL,                   -- the model declared before test (femo's, chosen on validation)
-    PRIMARY KEY (dataset, reference, variant, reader, against)
+    metric VARCHAR NOT NULL DEFAULT 'accuracy',  -- accuracy / balanced_recall (mean recall over the reference classes)
+    PRIMARY KEY (dataset, reference, variant, reader, against, metric)
 );
 
 -- Per reference emotion: recall of reader and `against` and the paired difference.
@@ -220,27 +221,47 @@ CREATE TABLE IF NOT EXISTS verdicts_per_class (
     PRIMARY KEY (dataset, reference, variant, reader, against, emotion_id)
 );
 
--- What affects the model (asset data_factors): femo's recipe trained on a share of Training, with FER-2013's or
--- the FER+ crowd's labels, with or without duplicates, each run with the same compute; leak-free test accuracy
--- against each reference (seven-class votes), with its 95 % interval.
+-- What affects the model (assets data_factors, data_factors_table): one row per cell of the grid (share of
+-- Training, label source, label noise, duplicates, seed), reference and metric, on the leak-free test images.
 CREATE TABLE IF NOT EXISTS data_factors (
-    label_source       VARCHAR NOT NULL,         -- fer2013 / ferplus (crowd plurality) / ferplus_votes (soft)
-    fraction           DOUBLE NOT NULL,          -- share of Training drawn
-    without_duplicates BOOLEAN NOT NULL,         -- byte copies and conflicting images left out
+    cell               VARCHAR NOT NULL,         -- the partition key, e.g. ferplus-s025-n00-kept-seed1
+    labels             VARCHAR NOT NULL,         -- fer2013 / ferplus (crowd plurality) / ferplus_votes (soft)
+    share              INTEGER NOT NULL,         -- % of Training drawn
+    noise              INTEGER NOT NULL,         -- % of labels replaced at random
+    duplicates         VARCHAR NOT NULL,         -- kept / removed
+    seed               INTEGER NOT NULL,
     reference          VARCHAR NOT NULL,         -- fer2013 (label) / ferplus (leave-one-out plurality)
-    train_images       BIGINT NOT NULL,          -- after the validation split
-    validation_images  BIGINT NOT NULL,
-    epochs             INTEGER NOT NULL,         -- planned (epochs_at_full / fraction)
+    metric             VARCHAR NOT NULL,         -- accuracy / balanced_recall
+    value DOUBLE, ci_low DOUBLE, ci_high DOUBLE,
+    test_images        BIGINT NOT NULL,
+    train_images       BIGINT NOT NULL,
+    epochs             INTEGER NOT NULL,
     epochs_run         INTEGER NOT NULL,
-    batch_size         INTEGER NOT NULL,
-    seconds            DOUBLE NOT NULL,          -- training time
-    cut_by_budget      BOOLEAN NOT NULL,         -- the time cap stopped it before its schedule ended
     best_validation_accuracy DOUBLE,
-    accuracy           DOUBLE, ci_low DOUBLE, ci_high DOUBLE,
-    test_images        BIGINT NOT NULL,          -- leak-free test images with votes
-    synthetic          BOOLEAN NOT NULL,         -- trained on the demo's generated faces
+    train_seconds      DOUBLE NOT NULL,
+    device_text        VARCHAR,                  -- what trained it
+    synthetic          BOOLEAN NOT NULL,
     created            TIMESTAMP NOT NULL,
-    PRIMARY KEY (label_source, fraction, without_duplicates, reference)
+    PRIMARY KEY (cell, reference, metric)
+);
+
+-- Panels of k people against each reader (asset benchmark_report): the panel answers with the plurality of k of
+-- an image's votes, and panel and reader are scored against the same reference (the plurality of the other votes,
+-- or the FER-2013 label); many random splits per image, shared by every reader; paired bootstrap over images.
+CREATE TABLE IF NOT EXISTS panel_scores (
+    dataset       VARCHAR NOT NULL,
+    reference     VARCHAR NOT NULL,
+    variant       VARCHAR NOT NULL,
+    reader        VARCHAR NOT NULL,
+    model_run_id  VARCHAR REFERENCES model_runs (id),
+    k             INTEGER NOT NULL,
+    metric        VARCHAR NOT NULL,              -- accuracy / balanced_recall
+    images        BIGINT NOT NULL,
+    value DOUBLE, ci_low DOUBLE, ci_high DOUBLE,
+    panel_value DOUBLE, panel_ci_low DOUBLE, panel_ci_high DOUBLE,
+    difference_pp DOUBLE, ci_low_pp DOUBLE, ci_high_pp DOUBLE,
+    verdict       VARCHAR NOT NULL,
+    PRIMARY KEY (dataset, reference, variant, reader, k, metric)
 );
 
 -- Where a model and people part ways (FER-2013 label as truth): the model right and most people (over half the

@@ -15,10 +15,10 @@ import duckdb
 from femo_pipeline.vocab import SOURCES
 
 # Bump when schema.sql changes in a way CREATE ... IF NOT EXISTS cannot apply: the warehouse is then rebuilt.
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 
 _TABLES_CHILD_FIRST = (
-    "data_factors", "verdicts_per_class", "verdicts", "benchmark_scores", "predictions", "human_votes", "model_runs",
+    "data_factors", "panel_scores", "verdicts_per_class", "verdicts", "benchmark_scores", "predictions", "human_votes", "model_runs",
     "face_crops", "balanced_sample", "image_pixels", "quarantined_files", "images", "facs_emotions_units", "facs_single_units",
     "survey_responses", "survey_rejected_rows", "emotions", "data_sources", "warehouse_info",
 )

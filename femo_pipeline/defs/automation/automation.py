@@ -18,9 +18,11 @@ WAREHOUSE_WRITER = {"femo/warehouse": "write"}
 # femo_all or by materializing the model assets in the UI.
 MODEL = dg.AssetSelection.groups("model")
 
+# the data-factor grid is partitioned by cell and has a job of its own (data_factors)
+FACTORS = dg.AssetSelection.assets("data_factors", "data_factors_table")
 femo_all_job = dg.define_asset_job(
-    "femo_all", selection=dg.AssetSelection.all(), tags=WAREHOUSE_WRITER,
-    description="Materialize every femo asset, the model included.",
+    "femo_all", selection=dg.AssetSelection.all() - FACTORS, tags=WAREHOUSE_WRITER,
+    description="Materialize every femo asset, the model included (the data-factor grid has its own job).",
 )
 web_refresh_job = dg.define_asset_job(
     "web_refresh",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import dagster as dg
 import pandas as pd
 
@@ -35,19 +33,6 @@ def training_fingerprint(con) -> str:
 
     frame = read_images(con, FER2013, "AND i.split = 'train'", pixels=False)
     return benchmark.data_fingerprint(frame["id"], frame["content_hash"], frame["emotion_id"])
-
-
-def latest_metadata(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext, asset: str) -> dict | None:
-    """Metadata values of the asset's latest materialization in this instance (None if never materialized)."""
-    event = context.instance.get_latest_materialization_event(dg.AssetKey(asset))
-    if event is None or event.asset_materialization is None:
-        return None
-    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
-
-
-def json_value(value):
-    """A metadata value recorded as JSON (dict or list), or as JSON text."""
-    return json.loads(value) if isinstance(value, str) else value
 
 
 def skipped(context, asset: str, reason: str, **metadata) -> dg.MaterializeResult:

