@@ -21,7 +21,8 @@ from femo_pipeline.folders.reading import (
     inspect_folder,
     read_regular_file,
 )
-from femo_pipeline.folders.scan import SPLITS, FileEntry, FolderLayoutError, ScannedEntries, scan_folder, shown_name
+from femo_pipeline.folders.entries import SPLITS, FileEntry, FolderLayoutError, ScannedEntries, shown_name
+from femo_pipeline.folders.scan import scan_folder
 
 __all__ = [
     "SCHEMA", "SPLITS", "SPOOL_PREFIX", "FileEntry", "FolderLayoutError", "ScannedEntries", "can_start_processes",
