@@ -37,11 +37,11 @@ def study_queries() -> dict[str, str]:
 
 
 def image_id(source_key: str, rel_path: str) -> int:
-    """A stable signed 64-bit id (DuckDB BIGINT) from the source and the file's path inside it: the first 8 bytes
-    of their SHA-256. Two of a million files share one with a chance of about 3e-8; if two ever do, the catalogue
-    keeps the first and quarantines the other (catalog._flag_duplicates)."""
+    """A stable id from the source and the file's path inside it: 63 bits of their SHA-256, every non-negative
+    BIGINT (URLs and clients that expect digits keep working). Two of a million files share one with a chance of
+    about 5e-8; if two ever do, the catalogue keeps the first and quarantines the other."""
     digest = hashlib.sha256(f"{source_key}/{rel_path}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
+    return int.from_bytes(digest[:8], "big") >> 1
 
 
 def _current_version(con: duckdb.DuckDBPyConnection) -> str | None:
