@@ -1,7 +1,9 @@
 """Inspect image bytes: format, size, colour space, content hash, and why a file cannot be used.
 
 Pure module (no Dagster). Every outcome is a row: a file that cannot be used gets status "quarantined" and a
-reason, never an exception, so one bad file never stops an ingest.
+reason, never an exception, so one bad file never stops an ingest. `decode` is the pipeline's one decoder
+(OpenCV, pixels normalized to 8 bits once): a file is usable only when it returns its pixels, so no later stage
+meets a file it cannot read.
 """
 
 from __future__ import annotations
