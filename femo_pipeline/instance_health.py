@@ -84,7 +84,9 @@ def _local_storage(instance: DagsterInstance) -> bool:
 def _run_pid(instance: DagsterInstance, run: DagsterRun) -> tuple[int, str | None, float | None] | None:
     """(pid, start time tag, when Dagster recorded it) of the process that runs `run` on this host, or None."""
     tags = run.tags
-    if tags.get(PID_TAG, "").isdigit() and tags.get(HOST_TAG) == socket.gethostname():
+    if tags.get(PID_TAG, "").isdigit():  # the command line's run: judged on its own host only
+        if tags.get(HOST_TAG) != socket.gethostname():
+            return None
         return int(tags[PID_TAG]), tags.get(START_TAG) or None, None
     if not _local_storage(instance):
         return None
@@ -198,8 +200,8 @@ def obey_signals(instance: DagsterInstance, run_id: str, grace: float = STOP_GRA
     read_fd, write_fd = os.pipe()
     os.set_blocking(write_fd, False)
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    for s in handlers:  # a Python handler, so the signal reaches the wake-up pipe; Dagster replaces it meanwhile
-        signal.signal(s, lambda signum, frame: None)
+    for s in handlers:  # outside Dagster's own handling (set-up, summary): KeyboardInterrupt, as Ctrl-C does
+        signal.signal(s, signal.default_int_handler)
     previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
     done = threading.Event()
 
