@@ -120,8 +120,8 @@ def write_catalog(per_source: dict[str, tuple[str | Path, bool]], out: str | Pat
 
 
 def _flag_duplicates(parts: list[pa.Table]) -> pa.Table:
-    """Union the per-source tables, refuse id collisions, and add the duplicate columns (content optional), in
-    (source_id, rel_path) order.
+    """Union the per-source tables, quarantine all but the first of files that share an image id, and add the
+    duplicate columns (content optional), in (source_id, rel_path) order.
 
     DuckDB finds the id collisions and the groups of usable images that share their bytes (HAVING n > 1: a
     handful, where a join of every row back to its group sorted a million paths); Arrow looks each row's hash up
@@ -133,13 +133,12 @@ def _flag_duplicates(parts: list[pa.Table]) -> pa.Table:
     unioned = pa.concat_tables(parts, promote_options="default")
     con = duckdb.connect()
     try:
-        con.register("u", unioned.select(["image_id", "source_key", "rel_path", "content_hash", "split",
-                                          "emotion_id", "status"]))
-        clash = con.execute(
-            "SELECT image_id, list(source_key || '/' || rel_path) FROM u GROUP BY 1 HAVING count(*) > 1 LIMIT 3"
-        ).fetchall()
-        if clash:
-            raise CatalogError(f"image id collision between files: {clash}")
+        rows = pa.array(range(unioned.num_rows), pa.int64())
+        con.register("ids", unioned.select(["image_id", "source_id", "source_key", "rel_path"]).append_column("row", rows))
+        clashes = con.execute(_ID_CLASHES).fetchall()
+        if clashes:
+            unioned = _quarantine_clashes(unioned, clashes)
+        con.register("u", unioned.select(["content_hash", "split", "emotion_id", "status"]))
         groups = con.sql(f"SELECT * FROM ({_hash_groups('u')}) WHERE n > 1").to_arrow_table()
     finally:
         con.close()
@@ -153,6 +152,25 @@ def _flag_duplicates(parts: list[pa.Table]) -> pa.Table:
            .append_column("duplicate_label_conflict",
                           pc.fill_null(pc.and_(ok, pc.take(groups.column("label_conflict"), row)), False)))
     return out if _in_order(out) else out.sort_by([("source_id", "ascending"), ("rel_path", "ascending")])
+
+
+# rows whose image id another file has too, after the first of them (by source and path), with that first file
+_ID_CLASHES = """
+    SELECT row, first FROM (
+        SELECT row, first_value(source_key || '/' || rel_path) OVER w AS first, row_number() OVER w AS rank
+        FROM ids WINDOW w AS (PARTITION BY image_id ORDER BY source_id, rel_path)
+        QUALIFY count(*) OVER (PARTITION BY image_id) > 1)
+    WHERE rank > 1"""
+
+
+def _quarantine_clashes(table: pa.Table, clashes: list[tuple[int, str]]) -> pa.Table:
+    """The rows `clashes` names ((row, first file)) quarantined with the reason: their id is another file's."""
+    status, reason = table.column("status").to_pylist(), table.column("reason").to_pylist()
+    for row, first in clashes:
+        status[row] = imaging.QUARANTINED
+        reason[row] = f"image id collision with {first}: this file is not stored under the same id"
+    table = table.set_column(table.schema.get_field_index("status"), "status", pa.array(status, pa.string()))
+    return table.set_column(table.schema.get_field_index("reason"), "reason", pa.array(reason, pa.string()))
 
 
 def _in_order(table: pa.Table) -> bool:

@@ -82,6 +82,9 @@ def today_partition() -> str:
 def run_all(profile: str | None) -> int:
     home = prepare_environment(profile)
     import dagster as dg
+    from dagster._core.utils import make_new_run_id
+
+    from femo_pipeline import instance_health
 
     from femo_pipeline.definitions import defs, storage
 
@@ -89,12 +92,17 @@ def run_all(profile: str | None) -> int:
     print(f"femo: materializing every asset (profile: {storage.resolved_profile()}) ...", flush=True)
     with dg.DagsterInstance.get() as instance:
         prepare_pools(instance)
-        result = job.execute_in_process(
-            instance=instance,
-            partition_key=today_partition(),  # the web hits are partitioned by day of pull
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-        )
+        instance_health.free_stale_claims(instance)  # a killed run's pool slots would block this one
+        run_id = make_new_run_id()
+        with instance_health.obey_signals(instance, run_id) as stopped:
+            result = job.execute_in_process(
+                instance=instance,
+                partition_key=today_partition(),  # the web hits are partitioned by day of pull
+                raise_on_error=False,
+                run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+                run_id=run_id,
+                tags=instance_health.process_tags(),
+            )
     failed = [e.step_key for e in result.all_events if e.is_step_failure]
     done = [e for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"]
     print(f"femo: {len(done)} asset materializations, {len(failed)} failed steps {failed or ''}")
@@ -118,6 +126,8 @@ def run_all(profile: str | None) -> int:
         "                       /disagreements, /report, API docs at /docs)\n"
         f"  query it:            .venv/bin/python -m femo_pipeline sql \"SELECT * FROM all_images LIMIT 5\""
     )
+    if stopped.signal:
+        return 128 + stopped.signal
     return 0 if result.success else 1
 
 
@@ -125,8 +135,11 @@ def run_ui(port: int, host: str) -> int:
     prepare_environment(None)
     import dagster as dg
 
+    from femo_pipeline import instance_health
+
     with dg.DagsterInstance.get() as instance:
         prepare_pools(instance)
+        instance_health.free_stale_claims(instance)
     os.chdir(PROJECT_ROOT)
     args = [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-p", str(port), "-h", host]
     print(f"femo: Dagster UI on http://{host}:{port} (DAGSTER_HOME={os.environ['DAGSTER_HOME']})", flush=True)

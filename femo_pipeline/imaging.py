@@ -1,7 +1,9 @@
 """Inspect image bytes: format, size, colour space, content hash, and why a file cannot be used.
 
 Pure module (no Dagster). Every outcome is a row: a file that cannot be used gets status "quarantined" and a
-reason, never an exception, so one bad file never stops an ingest.
+reason, never an exception, so one bad file never stops an ingest. `decode` is the pipeline's one decoder
+(OpenCV, pixels normalized to 8 bits once): a file is usable only when it returns its pixels, so no later stage
+meets a file it cannot read.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ QUARANTINED = "quarantined"
 
 DEFAULT_MAX_PIXELS = 40_000_000  # larger images are treated as decompression bombs
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+# the most memory one decoded image may take (its header's width x height x channels x bytes per sample): an 8-bit
+# colour image at the pixel limit fits; a 6300x6300 RGBA image of 16-bit samples (317 MB) does not
+DEFAULT_MAX_DECODED_BYTES = 128 * 1024 * 1024
 DEFAULT_MIN_SIDE = 16  # smaller images (e.g. 1x1) carry no face; FER-2013 is 48x48
 
 # Magic numbers of the formats we accept, checked on the bytes (never trust the file name).
@@ -65,10 +70,22 @@ def header_size(data: bytes, fmt: str | None) -> tuple[int, int] | None:
     """(width, height) read straight from a PNG's IHDR chunk or a JPEG's frame header, or None when the bytes
     do not show it plainly (then Pillow reads the header and names what is wrong). A few microseconds instead
     of Pillow's tens: for small faces the header parse was a third of the inspection time."""
+    layout = header_layout(data, fmt)
+    return layout[:2] if layout else None
+
+
+# channels OpenCV decodes a PNG colour type to (grey, RGB, palette, grey + alpha, RGBA): a palette counts 4, as
+# one with transparency decodes to BGRA
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 4, 4: 4, 6: 4}
+
+
+def header_layout(data: bytes, fmt: str | None) -> tuple[int, int, int, int] | None:
+    """(width, height, channels, bytes per sample) of the decoded pixels, read from a PNG's IHDR chunk or a JPEG's
+    frame header; None when the bytes do not show it plainly."""
     if fmt == "PNG":
-        if len(data) >= 24 and data[12:16] == b"IHDR":
+        if len(data) >= 26 and data[12:16] == b"IHDR" and data[25] in _PNG_CHANNELS:
             width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-            return (width, height) if width and height else None
+            return (width, height, _PNG_CHANNELS[data[25]], 2 if data[24] == 16 else 1) if width and height else None
         return None
     if fmt != "JPEG":
         return None
@@ -89,12 +106,22 @@ def header_size(data: bytes, fmt: str | None) -> tuple[int, int] | None:
         if length < 2:
             return None
         if marker in _JPEG_SOF:
-            if length < 7 or i + 9 > n:
+            if length < 8 or i + 10 > n:
                 return None
             height, width = (data[i + 5] << 8) | data[i + 6], (data[i + 7] << 8) | data[i + 8]
-            return (width, height) if width and height else None
+            channels = 1 if data[i + 9] == 1 else 3
+            return (width, height, channels, 2 if data[i + 4] > 8 else 1) if width and height else None
         i += 2 + length
     return None
+
+
+def _pillow_layout(header: Image.Image) -> tuple[int, int, int, int]:
+    """header_layout's values from a header Pillow opened (any format), channels counted high: 4 unless grey."""
+    from PIL import ImageMode
+
+    mode = ImageMode.getmode(header.mode)
+    channels = 1 if len(mode.bands) == 1 and header.mode != "P" else 4
+    return (*header.size, channels, np.dtype(mode.typestr).itemsize)
 
 
 def _truncation_problem(data: bytes, fmt: str) -> str | None:
@@ -118,8 +145,33 @@ def color_space_of(pixels: np.ndarray) -> str:
 
 
 def decode(data: bytes) -> np.ndarray | None:
-    """Decode bytes to a numpy array as stored (grey, BGR or BGRA); None when OpenCV cannot decode them."""
+    """Decode bytes to 8-bit pixels as every stage uses them (grey 2-D, BGR or BGRA); None when OpenCV cannot
+    decode them or their samples are not integers of 8 or 16 bits. The one decoder of the pipeline: ingest
+    keeps an image only when this returns its pixels."""
+    return normalize(_imdecode(data))[0]
+
+
+def _imdecode(data: bytes) -> np.ndarray | None:
     return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+
+
+def normalize(pixels: np.ndarray | None) -> tuple[np.ndarray | None, str | None]:
+    """(8-bit pixels, None) or (None, why not): 16-bit samples keep their high byte (in place, no second
+    full-depth copy); grey is 2-D; other sample types and channel counts are refused."""
+    if pixels is None:
+        return None, None
+    if pixels.dtype == np.uint16:
+        np.right_shift(pixels, 8, out=pixels)
+        pixels = pixels.astype(np.uint8)
+    elif pixels.dtype != np.uint8:
+        return None, f"samples of type {pixels.dtype.name} (only 8- or 16-bit integers are read)"
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[:, :, 0]
+    if pixels.ndim == 3 and pixels.shape[2] == 2:  # grey + alpha (OpenCV expands it; kept for other builds)
+        pixels = pixels[:, :, 0]
+    if pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[2] not in (3, 4)):
+        return None, f"pixels of shape {pixels.shape} (grey, BGR or BGRA expected)"
+    return pixels, None
 
 
 # libjpeg's warnings that mean the data is damaged: it goes on decoding (grey or smeared blocks) and only prints
@@ -223,18 +275,32 @@ class _StderrCapture:
 _STDERR = _StderrCapture()
 
 
+# libpng's messages (an error makes OpenCV return nothing; the message says why)
+_LIBPNG_ERROR = re.compile(rb"^libpng error: ([^\n]*)$", re.MULTILINE)
+
+
 def decode_checked(data: bytes, fmt: str | None = None) -> tuple[np.ndarray | None, str | None]:
-    """Decode like decode(); for JPEG also return libjpeg's corruption warning, if it printed one."""
-    if (fmt or sniff_format(data)) != "JPEG":
-        return decode(data), None
-    pixels, printed = _STDERR.run(decode, data)
-    if not printed:  # the usual case
-        return pixels, None
-    found = _LIBJPEG_CORRUPT.search(printed)
-    other = _LIBJPEG_CORRUPT.sub(b"", printed).strip()
-    if other:  # someone else's output caught in passing: hand it back
-        _STDERR.write_back(other + b"\n")
-    return pixels, found.group(1).decode("ascii", "replace") if found else None
+    """decode()'s pixels, or None and the reason the file cannot be used: libjpeg's corruption warning (it
+    returned smeared pixels), libpng's error, or samples that are refused."""
+    fmt = fmt or sniff_format(data)
+    said = None
+    if fmt in ("JPEG", "PNG"):
+        pixels, printed = _STDERR.run(_imdecode, data)
+        if printed:
+            pattern = _LIBJPEG_CORRUPT if fmt == "JPEG" else _LIBPNG_ERROR
+            found = pattern.search(printed)
+            other = pattern.sub(b"", printed).strip()
+            if other:  # someone else's output (or a harmless warning) caught in passing: hand it back
+                _STDERR.write_back(other + b"\n")
+            said = found.group(1).decode("ascii", "replace") if found else None
+    else:
+        pixels = _imdecode(data)
+    if said and fmt == "JPEG":
+        return None, f"corrupt JPEG: {said}"
+    if pixels is None:
+        return None, f"corrupt {fmt}: cannot decode pixels" + (f" ({said})" if said else "")
+    pixels, refused = normalize(pixels)
+    return (pixels, None) if refused is None else (None, f"unsupported {fmt}: {refused}")
 
 
 def held_stderr():
@@ -244,10 +310,10 @@ def held_stderr():
 
 def inspect_image(
     data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES,
-    min_side: int = DEFAULT_MIN_SIDE,
+    min_side: int = DEFAULT_MIN_SIDE, max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
 ) -> dict:
     """Describe one image file's bytes. Returns a dict with INSPECTION_FIELDS; status 'ok' or 'quarantined'."""
-    return dict(zip(INSPECTION_FIELDS, inspect_values(data, max_pixels, max_bytes, min_side)))
+    return dict(zip(INSPECTION_FIELDS, inspect_values(data, max_pixels, max_bytes, min_side, max_decoded_bytes)))
 
 
 def _bad(data: bytes, digest: str, fmt: str | None, reason: str) -> tuple:
@@ -255,9 +321,10 @@ def _bad(data: bytes, digest: str, fmt: str | None, reason: str) -> tuple:
 
 
 def inspect_values(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES,
-                   min_side: int = DEFAULT_MIN_SIDE) -> tuple:
+                   min_side: int = DEFAULT_MIN_SIDE, max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES) -> tuple:
     """inspect_image's values as a tuple in INSPECTION_FIELDS order (a folder ingest builds Arrow columns from
-    them: no dict per file)."""
+    them: no dict per file). A file is usable only when decode() - the decoder of every later stage - returns
+    its pixels; its decoded size is checked on the header first, so memory stays bounded by max_decoded_bytes."""
     digest = hashlib.sha256(data).hexdigest()
     if not data:
         return _bad(data, digest, None, "empty file (0 bytes)")
@@ -266,19 +333,17 @@ def inspect_values(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes:
     fmt = sniff_format(data)
     if fmt is None:
         return _bad(data, digest, None, "not an image: unrecognised file signature")
-    size = header_size(data, fmt)
-    if size is not None:
-        width, height = size
-    else:
+    layout = header_layout(data, fmt)
+    if layout is None:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
-                header = Image.open(io.BytesIO(data))
-                width, height = header.size
+                layout = _pillow_layout(Image.open(io.BytesIO(data)))
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             return _bad(data, digest, fmt, "decompression bomb: declared size is too large")
         except Exception as exc:  # PIL raises many types for broken headers
             return _bad(data, digest, fmt, f"unreadable {fmt} header: {type(exc).__name__}")
+    width, height, channels, sample_bytes = layout
     if width <= 0 or height <= 0:
         return _bad(data, digest, fmt, f"invalid size {width}x{height}")
     if width * height > max_pixels:
@@ -286,18 +351,16 @@ def inspect_values(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes:
                     f"decompression bomb: {width}x{height} = {width * height} pixels > limit {max_pixels}")
     if min(width, height) < min_side:
         return _bad(data, digest, fmt, f"too small: {width}x{height} px, the shorter side is under {min_side} px")
+    decoded = width * height * channels * sample_bytes
+    if decoded > max_decoded_bytes:
+        return _bad(data, digest, fmt, f"too large to decode: {width}x{height} x {channels} channels x "
+                    f"{sample_bytes} bytes = {decoded:,} bytes > limit {max_decoded_bytes:,}")
     problem = _truncation_problem(data, fmt)
     if problem:
         return _bad(data, digest, fmt, problem)
-    pixels, corrupt = decode_checked(data, fmt)
-    if corrupt:
-        return _bad(data, digest, fmt, f"corrupt JPEG: {corrupt}")
+    pixels, problem = decode_checked(data, fmt)
     if pixels is None:
-        # OpenCV cannot read GIF/WEBP builds everywhere: fall back to Pillow before giving up.
-        try:
-            pixels = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-        except Exception as exc:
-            return _bad(data, digest, fmt, f"corrupt {fmt}: cannot decode pixels ({type(exc).__name__})")
+        return _bad(data, digest, fmt, problem)
     if pixels.shape[0] != height or pixels.shape[1] != width:
         return _bad(data, digest, fmt,
                     f"corrupt {fmt}: header says {width}x{height}, pixels are {pixels.shape[1]}x{pixels.shape[0]}")

@@ -1,6 +1,13 @@
 """`femo sql`: statements run on the warehouse opened read-only (the serving snapshot while the pipeline holds
 the lock), each result shown as a table, CSV or JSON. Pure module (no Dagster); the caller prepares the
-environment (cli.prepare_environment) first."""
+environment (cli.prepare_environment) first.
+
+Read-only in every sense: the connection reads no file but the database and those under the warehouse, serving
+and staging folders (`enable_external_access = false` with `allowed_directories`, then `lock_configuration`), and
+only queries run (SELECT, SHOW, DESCRIBE, SUMMARIZE, EXPLAIN, CALL): COPY, EXPORT, ATTACH, INSTALL, LOAD, SET and
+every write are refused before any statement of the script runs. Table output escapes terminal control
+characters, so a file name cannot drive the terminal.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ import csv
 import datetime as dt
 import decimal
 import json
+import re
 import sys
 import uuid
 from pathlib import Path
@@ -15,7 +23,23 @@ from pathlib import Path
 WRITE_REFUSED = ("femo sql: the warehouse is opened read-only, so statements that change it (INSERT, UPDATE, "
                  "DELETE, CREATE, DROP, ALTER, ...) are refused. The pipeline owns the warehouse: change data "
                  "through its assets (materialize them), or copy the file and write to the copy.")
+OTHER_REFUSED = ("femo sql: only queries run (SELECT, SHOW, DESCRIBE, SUMMARIZE, EXPLAIN, CALL); statements that "
+                 "reach files, databases, extensions or settings (COPY, EXPORT, ATTACH, INSTALL, LOAD, SET, PRAGMA, "
+                 "...) are refused, and nothing of the script ran. Read a staged table with SELECT * FROM "
+                 "'data/staging/<table>.parquet'.")
 TABLE_LIMIT = 50
+# the statement types that only read (SHOW, DESCRIBE and SUMMARIZE are SELECTs to DuckDB)
+_QUERY_TYPES = ("SELECT", "EXPLAIN", "CALL")
+_WRITE_TYPES = ("INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "CREATE_FUNC", "ANALYZE", "VACUUM",
+                "TRANSACTION", "VARIABLE_SET", "MERGE_INTO", "UPDATE_EXTENSIONS")
+# C0 and C1 control characters, DEL, and the bidirectional overrides: shown as escapes in a table
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escaped(text: str) -> str:
+    """Text safe to print on a terminal: control characters as \\xNN (\\uNNNN above 0xff)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256 else f"\\u{ord(m.group()):04x}",
+                        text)
 
 
 def _cell(value, for_json: bool = False):
@@ -49,23 +73,40 @@ def _show(columns: list[str], rows: list[tuple], more: bool, fmt: str, out) -> N
     else:
         from tabulate import tabulate
 
-        out.write(tabulate([[_cell(v) for v in row] for row in rows], headers=columns, tablefmt="simple",
+        shown = [[_escaped(v) if isinstance(v, str) else v for v in map(_cell, row)] for row in rows]
+        out.write(tabulate(shown, headers=[_escaped(c) for c in columns], tablefmt="simple",
                            missingval="NULL", disable_numparse=True) + "\n")
         out.write(f"({len(rows)} row{'s' if len(rows) != 1 else ''}{', more not shown (--limit 0 for all)' if more else ''})\n")
 
 
-def _connect_read_only(path: Path, serving_path: Path):
-    """The warehouse read-only; while the pipeline holds its lock, the serving snapshot (said on stderr)."""
+def _connect_read_only(path: Path, serving_path: Path, readable: list[Path]):
+    """The warehouse read-only (while the pipeline holds its lock, the serving snapshot, said on stderr), locked
+    down: no file but those under the `readable` folders, no extension loaded, settings that cannot change."""
     import duckdb
 
     try:
-        return duckdb.connect(str(path), read_only=True)
+        con = duckdb.connect(str(path), read_only=True)
     except duckdb.IOException as exc:
         if "lock" not in str(exc).lower() or not serving_path.exists():
             raise
         print(f"femo sql: the pipeline is writing the warehouse; reading the serving snapshot {serving_path} instead",
               file=sys.stderr)
-        return duckdb.connect(str(serving_path), read_only=True)
+        con = duckdb.connect(str(serving_path), read_only=True)
+    folders = ", ".join("'" + (str(p.resolve()).rstrip("/") + "/").replace("'", "''") + "'" for p in readable)
+    for setting in (f"allowed_directories = [{folders}]", "autoinstall_known_extensions = false",
+                    "autoload_known_extensions = false", "enable_external_access = false",
+                    "lock_configuration = true"):
+        con.execute(f"SET {setting}")
+    return con
+
+
+def _refusal(statements) -> tuple[str, str] | None:
+    """(message, the statement) for the first statement that is not a query, or None."""
+    for one in statements:
+        kind = one.type.name
+        if kind not in _QUERY_TYPES:
+            return (WRITE_REFUSED if kind in _WRITE_TYPES else OTHER_REFUSED), " ".join(one.query.split())[:100]
+    return None
 
 
 def run_sql(statement: str | None, file: str | None = None, fmt: str = "table", limit: int | None = None,
@@ -95,12 +136,17 @@ def run_sql(statement: str | None, file: str | None = None, fmt: str = "table", 
     if not path.exists():
         print(f"femo sql: no warehouse at {path}: run `python -m femo_pipeline demo` first", file=sys.stderr)
         return 2
-    with _connect_read_only(path, storage.serving_path) as con:
+    readable = [path.parent, storage.serving_path.parent, storage.root / "staging"]
+    with _connect_read_only(path, storage.serving_path, readable) as con:
         try:
             statements = con.extract_statements(statement)
         except duckdb.Error as exc:
             print(f"femo sql: {exc}", file=sys.stderr)
             return 1
+        refused = _refusal(statements)
+        if refused:
+            print(f"{refused[0]}\n(refused: {refused[1]})", file=sys.stderr)
+            return 3
         for number, one in enumerate(statements, 1):
             if len(statements) > 1 and fmt == "table":
                 out.write(("\n" if number > 1 else "") + f"-- statement {number} of {len(statements)}: "

@@ -7,11 +7,13 @@ duplicate id are dropped, and every drop is counted and kept with its reason (ne
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
 import os
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,6 +72,25 @@ def read_survey_csv(source: str | os.PathLike | io.IOBase) -> pd.DataFrame:
     escapes, so clean_survey rejects that row alone.
     """
     text = _read_text(source)
+    with _field_limit(len(text) + 1):  # a cell of any size is read; clean_survey rejects its row
+        return _read_rows(text)
+
+
+_FIELD_LIMIT_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _field_limit(limit: int):
+    """The csv module's field size limit (process-wide, 128 KiB by default) raised for one read, then put back."""
+    with _FIELD_LIMIT_LOCK:
+        before = csv.field_size_limit(max(limit, csv.field_size_limit()))
+        try:
+            yield
+        finally:
+            csv.field_size_limit(before)
+
+
+def _read_rows(text: str) -> pd.DataFrame:
     reader = csv.reader(io.StringIO(text, newline=""), skipinitialspace=True, strict=True)
     try:
         header = next(reader, None)
@@ -112,12 +133,16 @@ def read_survey_csv(source: str | os.PathLike | io.IOBase) -> pd.DataFrame:
 
 
 def _parse(cell: str) -> int | str:
-    """The cell's exact integer value, or why it has none (BLANK, NON_NUMERIC, NON_INTEGER)."""
+    """The cell's exact integer value, or why it has none (BLANK, NON_NUMERIC, NON_INTEGER). An integer of more
+    than 20 digits (Python's int() refuses past 4,300) stands as +-10**20, out of every column's range."""
     if not cell:
         return BLANK
     match = _INTEGER.fullmatch(cell)
     if match:
-        return int(match.group(1))
+        digits = match.group(1)
+        if len(digits.lstrip("+-0")) > 20:
+            return -(10**20) if digits.startswith("-") else 10**20
+        return int(digits)
     if not cell.isascii():  # float() would read other scripts' digits
         return NON_NUMERIC
     try:
@@ -125,6 +150,11 @@ def _parse(cell: str) -> int | str:
     except ValueError:
         return NON_NUMERIC
     return NON_INTEGER if math.isfinite(value) else NON_NUMERIC
+
+
+def _cut(text: str, keep: int = 100) -> str:
+    """A rejected row's id as stored: its first `keep` characters and its length when longer."""
+    return text if len(text) <= keep else f"{text[:keep]}... ({len(text)} characters)"
 
 
 def clean_survey(raw: pd.DataFrame) -> CleanSurvey:
@@ -163,7 +193,7 @@ def clean_survey(raw: pd.DataFrame) -> CleanSurvey:
     rejected = pd.DataFrame(
         {
             "row_number": pd.Series(raw.index[~keep] + 1, dtype="int64"),
-            "id": pd.Series(raw.loc[~keep, "id"].astype(str).values, dtype=object),
+            "id": pd.Series([_cut(v) for v in raw.loc[~keep, "id"].astype(str)], dtype=object),
             "reason": pd.Series(reasons[~keep].values, dtype=object),
         }
     )

@@ -1,7 +1,9 @@
 """Pixabay and DuckDuckGo (RapidAPI) image search, and resumable image downloads. Pure module (no Dagster).
 
 Search results keep what the pipeline needs (ids, image and page URLs, size, tags) and drop uploader names,
-user ids and avatar URLs: no personal data is stored. Stored URLs never carry an API key.
+user ids and avatar URLs: no personal data is stored. Stored URLs never carry an API key (webclient.strip_secrets).
+A hit that is not what the API documents (no http(s) image URL, a port past 65535, a size that is not a number)
+is rejected alone, with its reason, into the caller's `rejected` list.
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from femo_pipeline import imaging
 from femo_pipeline.files import write_bytes_atomic
-from femo_pipeline.webclient import PoliteClient, WebError
+from femo_pipeline.webclient import PoliteClient, WebError, strip_secrets
 
 PIXABAY_URL = "https://pixabay.com/api/"
 DDG_URL = "https://duckduckgo10.p.rapidapi.com/search/images"
@@ -27,6 +30,64 @@ class SearchError(ValueError):
     """Bad search parameters or a response that is not what the API documents."""
 
 
+MAX_URL = 2048  # characters; longer URLs are rejected (browsers and CDNs refuse them too)
+MAX_TEXT = 500  # characters kept of a hit's tags or title
+MAX_REMOTE_ID = 100
+
+
+def _url(value, what: str) -> str:
+    """An http(s) URL with a host and a valid port, or a SearchError saying what is wrong with it."""
+    if not isinstance(value, str):
+        raise SearchError(f"{what} is a {type(value).__name__}, not a URL")
+    if len(value) > MAX_URL:
+        raise SearchError(f"{what} is {len(value)} characters long (limit {MAX_URL})")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a port past 65535 or not a number
+    except ValueError as exc:
+        raise SearchError(f"{what} is malformed: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SearchError(f"{what} is not an http(s) URL with a host")
+    return value
+
+
+def _size(value, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 10:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
+        raise SearchError(f"{what} is not a pixel count: {str(value)[:40]!r}")
+    return value
+
+
+def _text(value) -> str | None:
+    return None if value is None else str(value)[:MAX_TEXT]
+
+
+def _hit(source: str, emotion_id: int, query: str, remote_id, image_url, page_url, width, height, tags,
+         secrets: tuple[str, ...]) -> dict:
+    """One hit as stored (HIT_COLUMNS), checked: a SearchError names what is wrong with it."""
+    if isinstance(remote_id, (dict, list)) or remote_id is None or len(str(remote_id)) > MAX_REMOTE_ID:
+        raise SearchError(f"id is not a short text or number: {str(remote_id)[:40]!r}")
+    try:
+        page = strip_secrets(_url(page_url, "page URL"), secrets)
+    except SearchError:
+        page = None  # a broken page link costs the link only: the image is what is downloaded
+    return {"source": source, "emotion_id": emotion_id, "query": query, "remote_id": str(remote_id),
+            "image_url": strip_secrets(_url(image_url, "image URL"), secrets), "page_url": page,
+            "width": _size(width, "width"), "height": _size(height, "height"), "tags": _text(tags)}
+
+
+def _keep(hits: list[dict], rejected: list | None, remote_id, build) -> None:
+    """Append build()'s hit, or record why it was rejected."""
+    try:
+        hits.append(build())
+    except SearchError as exc:
+        if rejected is not None:
+            rejected.append({"remote_id": str(remote_id)[:MAX_REMOTE_ID], "reason": str(exc)})
+
+
 def _json(response) -> dict:
     try:
         data = response.json()
@@ -38,8 +99,9 @@ def _json(response) -> dict:
 
 
 def pixabay_search(client: PoliteClient, key: str, query: str, emotion_id: int, count: int,
-                   per_page: int = 50, base_url: str = PIXABAY_URL) -> list[dict]:
-    """Up to `count` photo hits for `query`, paging through the API (image_type=photo, people, safesearch)."""
+                   per_page: int = 50, base_url: str = PIXABAY_URL, rejected: list | None = None) -> list[dict]:
+    """Up to `count` photo hits for `query`, paging through the API (image_type=photo, people, safesearch).
+    Hits that are not what the API documents go to `rejected` ({remote_id, reason}) instead."""
     if not 3 <= per_page <= 200:
         raise SearchError(f"per_page must be between 3 and 200 (Pixabay's limits), not {per_page}")
     if count < 1:
@@ -62,42 +124,45 @@ def pixabay_search(client: PoliteClient, key: str, query: str, emotion_id: int, 
             raise SearchError("Pixabay response has no 'hits' list")
         for hit in batch:
             if not isinstance(hit, dict) or "id" not in hit:
+                if rejected is not None:
+                    rejected.append({"remote_id": None, "reason": "not an object with an id"})
                 continue
-            hits.append({
-                "source": "pixabay", "emotion_id": emotion_id, "query": query, "remote_id": str(hit["id"]),
-                "image_url": hit.get("largeImageURL") or hit.get("webformatURL"), "page_url": hit.get("pageURL"),
-                "width": hit.get("imageWidth"), "height": hit.get("imageHeight"), "tags": hit.get("tags"),
-            })
-        total = int(data.get("totalHits") or 0)
+            _keep(hits, rejected, hit["id"], lambda hit=hit: _hit(
+                "pixabay", emotion_id, query, hit["id"], hit.get("largeImageURL") or hit.get("webformatURL"),
+                hit.get("pageURL"), hit.get("imageWidth"), hit.get("imageHeight"), hit.get("tags"), client.secrets))
+        total = data.get("totalHits") or 0
+        if not isinstance(total, int) or isinstance(total, bool):
+            raise SearchError(f"Pixabay's totalHits is not a number: {str(total)[:40]!r}")
         if not batch or page * per_page >= min(total, 500):  # the API serves at most 500 hits per query
             break
         page += 1
-    return [h for h in hits[:count] if h["image_url"]]
+    return hits[:count]
 
 
 def ddg_search(client: PoliteClient, key: str, query: str, emotion_id: int, count: int,
-               base_url: str = DDG_URL, host: str = DDG_HOST) -> list[dict]:
-    """Up to `count` image results for `query` from DuckDuckGo image search on RapidAPI (one page)."""
+               base_url: str = DDG_URL, host: str = DDG_HOST, rejected: list | None = None) -> list[dict]:
+    """Up to `count` image results for `query` from DuckDuckGo image search on RapidAPI (one page). Results that
+    are not what the API documents go to `rejected` ({remote_id, reason}) instead."""
     if count < 1:
         raise SearchError(f"count must be positive, not {count}")
     headers = {"X-RapidAPI-Key": key, "X-RapidAPI-Host": host}
     data = _json(client.get(base_url, params={"term": query, "region": "us-en", "safeSearch": "strict"}, headers=headers))
     if data.get("status") is False or "data" not in data:
-        raise SearchError(f"DuckDuckGo API answered without data: {str(data.get('message'))[:200]}")
+        message = " ".join(client.redact(str(data.get("message"))).split())[:200]  # masked, then cut
+        raise SearchError(f"DuckDuckGo API answered without data: {message}")
     rows = data["data"]
     if not isinstance(rows, list):
         raise SearchError("DuckDuckGo response 'data' is not a list")
-    hits = []
+    hits: list[dict] = []
     for item in rows:
         if not isinstance(item, dict) or not item.get("image"):
             continue
-        hits.append({
-            # results carry no id: name the file by its URL, so a resumed download finds the same file again
-            "source": "ddg", "emotion_id": emotion_id, "query": query,
-            "remote_id": hashlib.sha256(item["image"].encode()).hexdigest()[:20],
-            "image_url": item["image"], "page_url": item.get("url"), "width": item.get("width"),
-            "height": item.get("height"), "tags": item.get("title"),
-        })
+        image = item["image"]
+        # results carry no id: name the file by its URL, so a resumed download finds the same file again
+        remote_id = hashlib.sha256(str(image).encode()).hexdigest()[:20]
+        _keep(hits, rejected, remote_id, lambda item=item, image=image, remote_id=remote_id: _hit(
+            "ddg", emotion_id, query, remote_id, image, item.get("url"), item.get("width"), item.get("height"),
+            item.get("title"), client.secrets))
     return hits[:count]
 
 

@@ -2,21 +2,26 @@
 
 Timeouts, retries with exponential backoff on connection errors, time-outs, 429 and 5xx (honouring Retry-After),
 a minimum interval between requests, a User-Agent, and error messages that never contain a secret: every
-message built here passes through `redact`, which masks the values the client was told are secret. Secrets also
-stay on the host they were meant for: a redirect to another host drops secret headers and query parameters
-(requests itself strips only Authorization), and the client's repr masks them.
+message built here passes through `redact`, which masks the values the client was told are secret in every form
+a URL, a form or a JSON body writes them (raw, percent- and form-encoded, JSON-escaped), and does so before any
+text is cut. Secrets also stay on the host they were meant for: a redirect to another host drops secret headers
+and query parameters (requests itself strips only Authorization), and the client's repr masks them. A URL is
+stored only through `strip_secrets`. A request that cannot even be made (a malformed URL or redirect) is a
+WebError like any other failure, so it fails its item, never the caller's loop.
 """
 
 from __future__ import annotations
 
 import email.utils
+import functools
+import json
 import logging
 import random
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 import requests
 
@@ -35,11 +40,49 @@ class WebError(RuntimeError):
         self.status = status
 
 
+ERROR_BODY_CHARS = 200  # of an error page, kept in the message (after masking)
+
+
+@functools.lru_cache(maxsize=64)
+def secret_forms(secret: str) -> tuple[str, ...]:
+    """Every way the secret may be written in a URL, a form or a JSON body, longest first: as it is, percent-encoded
+    (with or without '/' kept, hex in either case), form-encoded (space as '+'), JSON-escaped."""
+    forms = {secret, quote(secret, safe=""), quote(secret), quote_plus(secret), quote_plus(secret, safe="/"),
+             json.dumps(secret)[1:-1], json.dumps(secret)[1:-1].replace("/", "\\/")}
+    forms |= {_lower_hex(f) for f in forms}
+    return tuple(sorted(forms, key=len, reverse=True))
+
+
+def _lower_hex(text: str) -> str:
+    parts = text.split("%")
+    return parts[0] + "".join("%" + p[:2].lower() + p[2:] for p in parts[1:])
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
+    """The text with every form of every secret (secret_forms) replaced by ***. Mask first, cut afterwards: a
+    secret cut in half is no longer found."""
     for secret in secrets:
         if secret:
-            text = text.replace(secret, "***")
+            for form in secret_forms(secret):
+                text = text.replace(form, "***")
     return text
+
+
+def strip_secrets(url: str, secrets: Iterable[str]) -> str:
+    """The URL as it may be stored: every form of a secret masked first (a raw '&' in a key would split it across
+    parameters), then without user and password and without the query parameters that are named like a key
+    (SECRET_PARAMS) or held a secret."""
+    url = redact(url, secrets)
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        host = f"[{host}]" if ":" in host else host  # an IPv6 address keeps its brackets
+        netloc = host if parts.port is None else f"{host}:{parts.port}"
+        kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                if k.lower() not in SECRET_PARAMS and "***" not in k and "***" not in v]
+        return urlunsplit(parts._replace(netloc=netloc, query=urlencode(kept) if parts.query else ""))
+    except ValueError:  # not a URL to take apart: masked as text
+        return url
 
 
 class _RedactingFilter(logging.Filter):
@@ -126,6 +169,10 @@ class PoliteClient:
         self._lock = threading.Lock()
         self._last_start = 0.0
 
+    def redact(self, text: str) -> str:
+        """The text with this client's secrets masked (see redact)."""
+        return redact(text, self.secrets)
+
     def __repr__(self) -> str:
         shown = []
         for f in fields(self):
@@ -159,7 +206,10 @@ class PoliteClient:
         waits, past it."""
         all_headers = {"User-Agent": self.user_agent, **(headers or {})}
         # the full URL (query included) for messages, with every secret masked
-        safe_url = redact(requests.Request("GET", url, params=params).prepare().url or url, self.secrets)
+        try:
+            safe_url = redact(requests.Request("GET", url, params=params).prepare().url or url, self.secrets)
+        except (requests.RequestException, ValueError) as exc:
+            raise WebError(f"GET {redact(str(url), self.secrets)} cannot be requested: {self._why(exc)}") from None
         last = "no attempt made"
 
         def past_deadline(extra: float = 0.0) -> bool:
@@ -176,12 +226,15 @@ class PoliteClient:
                 last = f"timed out after {timeout:g} s"
             except requests.ConnectionError as exc:
                 last = f"connection failed ({type(exc).__name__})"
+            except (requests.RequestException, ValueError) as exc:
+                # a malformed URL or redirect (a port past 65535, no scheme, too many redirects): no retry helps
+                raise WebError(f"GET {safe_url} failed: {self._why(exc)}") from None
             else:
                 if response.status_code < 400:
                     return response
                 try:  # an error page: keep its start for the message, and give the connection back
-                    body = redact(response.text[:200], self.secrets).strip().replace("\n", " ")
-                except requests.RequestException:
+                    body = self._error_text(response)
+                except (requests.RequestException, ValueError):
                     body = ""
                 finally:
                     response.close()
@@ -202,3 +255,17 @@ class PoliteClient:
                     raise WebError(f"GET {safe_url} failed: deadline passed after {attempt + 1} attempts (last: {last})")
                 self._wait(wait)
         raise WebError(f"GET {safe_url} failed after {self.max_retries + 1} attempts: {last}")
+
+    def _why(self, exc: BaseException) -> str:
+        """An exception as a short message, masked before it is cut."""
+        return f"{type(exc).__name__}: " + " ".join(self.redact(str(exc)).split())[:ERROR_BODY_CHARS]
+
+    def _error_text(self, response: requests.Response, limit: int = 65536) -> str:
+        """The start of an error page (at most `limit` bytes read), masked, then cut to ERROR_BODY_CHARS."""
+        data = b""
+        for chunk in response.iter_content(8192):
+            data += chunk
+            if len(data) >= limit:
+                break
+        text = data[:limit].decode(response.encoding or "utf-8", "replace")
+        return " ".join(self.redact(text).split())[:ERROR_BODY_CHARS]

@@ -102,3 +102,51 @@ def test_report_prints_its_path(data_dir, capsys):
     assert cli.main(["report"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[:2] == [str(reports / "benchmark.md"), str(reports / "benchmark.html")]
+
+
+@pytest.fixture
+def served(data_dir):
+    """A staged table and a serving snapshot beside the warehouse, as the pipeline leaves them."""
+    (data_dir / "staging").mkdir()
+    (data_dir / "serving").mkdir()
+    with duckdb.connect() as con:
+        con.execute(f"COPY (SELECT 1 AS a, 'x' AS b) TO '{data_dir / 'staging' / 'image_catalog.parquet'}'")
+    snapshot = data_dir / "serving" / "femo.duckdb"
+    with duckdb.connect(str(snapshot)) as con:
+        con.execute("CREATE TABLE image_pixels AS SELECT range AS image_id FROM range(5)")
+    return data_dir
+
+
+def test_staged_tables_and_the_snapshot_folder_can_still_be_read(served, capsys):
+    code, out, err = sql(capsys, f"SELECT b FROM '{served / 'staging' / 'image_catalog.parquet'}'", "--format", "csv")
+    assert code == 0 and out.splitlines() == ["b", "x"], err
+
+
+@pytest.mark.parametrize("query", ["SELECT * FROM read_text('/etc/passwd')", "SELECT * FROM glob('/root/*')",
+                                   "SELECT * FROM read_csv('/etc/passwd')",
+                                   "SELECT * FROM read_text('{data}/staging/../../../../../../etc/passwd')"])
+def test_files_outside_the_data_folders_cannot_be_read(served, capsys, query):
+    code, out, err = sql(capsys, query.format(data=served))
+    assert code == 1 and "root:" not in out and "Permission" in err
+
+
+@pytest.mark.parametrize("statement", [
+    "COPY images TO '{tmp}/out.csv'", "COPY images TO '{data}/staging/out.csv'", "EXPORT DATABASE '{tmp}/export'",
+    "ATTACH '{data}/serving/femo.duckdb' AS s (READ_WRITE); DELETE FROM s.image_pixels",
+    "INSTALL httpfs", "LOAD httpfs", "SET enable_external_access = true", "SET allowed_directories = ['/']",
+    "CREATE TEMP TABLE t AS SELECT 1", "SELECT 1; COPY (SELECT 1) TO '{data}/staging/later.csv'"])
+def test_statements_that_reach_files_or_settings_are_refused_before_anything_runs(served, capsys, tmp_path, statement):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    code, out, err = sql(capsys, statement.format(tmp=outside, data=served))
+    assert code == 3 and "refused" in err and "Traceback" not in err and out == ""
+    assert list(outside.iterdir()) == [] and sorted(p.name for p in (served / "staging").iterdir()) == [
+        "image_catalog.parquet"]
+    with duckdb.connect(str(served / "serving" / "femo.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM image_pixels").fetchone()[0] == 5
+
+
+def test_terminal_control_characters_are_escaped_in_table_output(data_dir, capsys):
+    code, out, _ = sql(capsys, "SELECT 'red\x1b[31m!' || chr(7) || chr(155) AS \"name\x1b[2J\"")
+    assert code == 0 and "\x1b" not in out and "\x07" not in out and "\x9b" not in out
+    assert "red\\x1b[31m!\\x07\\x9b" in out and "name\\x1b[2J" in out

@@ -239,3 +239,21 @@ def test_inspection_streams_parts_to_a_sink(demo_inputs, tmp_path):
     assert list(spool.iterdir()) == []  # nothing left behind by a failed ingest either
     empty = folders.inspect_folder(root, [], sink=parts.append)
     assert empty.num_rows == 0 and "content" not in empty.column_names
+
+
+def test_survey_cells_of_any_size_reject_their_row_only():
+    """A 5,000-digit integer (past Python's int() digit limit) and a 200 KiB cell (past the csv module's field
+    limit) each cost one rejected row with the reason; the rows around them are kept."""
+    import csv
+
+    huge = "9" * 5000
+    limit_before = csv.field_size_limit()
+    cleaned = _cleaned([_row("1"), _row(huge), _row("2", hours=huge), _row("3", hours="-" + huge),
+                        _row("4", day="x" * 200 * 1024), _row("5")])
+    assert list(cleaned.responses["id"]) == [1, 5]
+    reasons = dict(zip(cleaned.rejected["row_number"], cleaned.rejected["reason"]))
+    assert reasons == {2: "id outside the signed 64-bit range", 3: "Hours outside 0-23", 4: "Hours outside 0-23",
+                       5: "non-numeric cell"}
+    shown = dict(zip(cleaned.rejected["row_number"], cleaned.rejected["id"]))
+    assert shown[2].startswith("9" * 50) and shown[2].endswith("(5000 characters)") and len(shown[2]) < 200
+    assert csv.field_size_limit() == limit_before  # the module's limit is put back

@@ -48,6 +48,16 @@ def garbled_jpeg() -> bytes:
     return data[:mid] + junk + data[mid + 64 :]
 
 
+def where(path, dir_fd: int | None = None) -> str:
+    """The real path of what the walk lists or opens: a path, a folder descriptor, or a name under dir_fd."""
+    if isinstance(path, int):
+        return os.readlink(f"/proc/self/fd/{path}")
+    path = os.fsdecode(path)
+    if dir_fd is not None and not os.path.isabs(path):
+        path = os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}"), path)
+    return os.path.realpath(path)
+
+
 def _mkfifo(path: Path) -> None:
     os.mkfifo(path)
 
@@ -166,7 +176,7 @@ def corpus(request, tmp_path, monkeypatch):
     real_scandir = os.scandir
 
     def scandir(path="."):
-        if not isinstance(path, int) and os.path.realpath(path) == os.path.realpath(c.locked):
+        if where(path) == os.path.realpath(c.locked):
             raise PermissionError(errno.EACCES, "Permission denied", str(path))
         return real_scandir(path)
 
@@ -208,7 +218,7 @@ def test_hostile_tree_scans_and_inspects_without_crash_hang_or_escape(corpus, wo
     fixture_scandir = os.scandir
 
     def spy_scandir(path="."):
-        listed.append(os.path.realpath(path))
+        listed.append(where(path))
         return fixture_scandir(path)
 
     monkeypatch.setattr(os, "scandir", spy_scandir)
@@ -219,9 +229,9 @@ def test_hostile_tree_scans_and_inspects_without_crash_hang_or_escape(corpus, wo
     opened: list[str] = []
     real_open = os.open
 
-    def spy_open(path, flags, *args, **kwargs):
-        opened.append(os.path.realpath(os.fsdecode(path)))
-        return real_open(path, flags, *args, **kwargs)
+    def spy_open(path, flags, *args, dir_fd=None, **kwargs):
+        opened.append(where(path, dir_fd))
+        return real_open(path, flags, *args, dir_fd=dir_fd, **kwargs)
 
     monkeypatch.setattr(os, "open", spy_open)
     table = folders.inspect_folder(corpus.root, entries, workers=workers, chunk_size=5)
@@ -289,7 +299,7 @@ def test_only_entries_read_from_elsewhere_keep_their_own_path(tmp_path):
     (root / "fear").symlink_to(root / ".store", target_is_directory=True)
     entries = {e.rel_path: e for e in folders.scan_folder(root, with_splits=False)}
     assert entries["anger/a.png"].fs_path is None
-    assert entries["fear/f.png"].fs_path == os.path.join(os.path.realpath(root), ".store", "f.png")
+    assert entries["fear/f.png"].fs_path == ".store/f.png"  # names from the resolved root
     table = folders.inspect_folder(root, list(entries.values()), workers=1)
     status = dict(zip(table.column("rel_path").to_pylist(), table.column("status").to_pylist()))
     assert status["anger/a.png"] == status["fear/f.png"] == "ok"
@@ -372,6 +382,97 @@ def test_file_swapped_for_an_outside_link_after_the_scan_is_not_followed(tmp_pat
     (root / "sad" / "x.jpg").symlink_to(tmp_path / "secret.txt")
     [row] = folders.inspect_folder(root, entries, workers=1).to_pylist()
     assert row["status"] == "quarantined" and row["content_hash"] is None
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("swapped", ["train", "train/sad"])
+def test_a_folder_swapped_for_an_outside_link_after_the_scan_is_never_read_through(tmp_path, swapped, workers):
+    """Between the scan and the read, an emotion (or split) folder is replaced by a link to an outside folder
+    holding files of the same names: not one of them may be read. Every folder on the way is opened from the
+    one before without following links."""
+    root, outside = tmp_path / "src", tmp_path / "outside"
+    names = [f"Training_{i}.jpg" for i in range(6)]
+    for folder, seed in ((root / "train" / "sad", 0), (outside / "train" / "sad", 100)):
+        folder.mkdir(parents=True)
+        for i, name in enumerate(names):
+            (folder / name).write_bytes(face(seed + i))
+    entries = folders.scan_folder(root, with_splits=True)
+    (root / swapped).rename(tmp_path / "moved_aside")
+    (root / swapped).symlink_to(outside / swapped, target_is_directory=True)
+    rows = folders.inspect_folder(root, entries, workers=workers, chunk_size=2).to_pylist()
+    assert len(rows) == len(names)
+    outside_hashes = {imaging.content_hash(face(100 + i)) for i in range(len(names))}
+    assert not outside_hashes & {r["content_hash"] for r in rows}
+    assert all(r["status"] == "quarantined" and "symbolic link appeared since the scan" in r["reason"] for r in rows)
+
+
+def test_a_folder_swapped_for_a_link_during_the_scan_is_not_listed_through_it(tmp_path, monkeypatch):
+    """The scan itself lists each folder through a descriptor opened without following links: a folder replaced
+    by a link after its parent was listed is a row, and nothing behind the link is listed."""
+    root, outside = tmp_path / "src", tmp_path / "outside"
+    (root / "sadness").mkdir(parents=True)
+    (root / "sadness" / "s.jpg").write_bytes(face(1))
+    outside.mkdir()
+    (outside / "o.jpg").write_bytes(face(2))
+    real_scandir = os.scandir
+    listed = []
+
+    def swap() -> None:
+        (root / "sadness").rename(tmp_path / "aside")
+        (root / "sadness").symlink_to(outside, target_is_directory=True)
+
+    class SwapWhenListed:
+        """The root's listing, which swaps the folder as soon as the walk has read it to the end."""
+
+        def __init__(self, it):
+            self.it = it
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.it.close()
+
+        def __iter__(self):
+            yield from self.it
+            swap()
+
+    def scandir(path="."):
+        listed.append(where(path))
+        it = real_scandir(path)
+        # the root is listed twice (layout check, then the walk): the walk's listing swaps
+        return SwapWhenListed(it) if listed.count(os.path.realpath(root)) == 2 else it
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    rows = _rows(root, with_splits=False)
+    assert not [p for p in listed if p.startswith(os.path.realpath(outside))]
+    assert rows["sadness"]["status"] == "quarantined" and "symbolic link appeared" in rows["sadness"]["reason"]
+    assert not any("o.jpg" in rel for rel in rows)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_hard_link_to_an_outside_file_is_not_read_and_links_inside_the_tree_are(tmp_path, workers):
+    """A file with more names than the scan met in the tree has one elsewhere, maybe outside the root: refused
+    unread. Names that are all in the tree (a folder hard-linked for de-duplication) are read as usual."""
+    root, outside = tmp_path / "src", tmp_path / "outside"
+    for name in ("sadness", "anger"):
+        (root / name).mkdir(parents=True)
+    outside.mkdir()
+    (outside / "secret.jpg").write_bytes(face(9))
+    os.link(outside / "secret.jpg", root / "sadness" / "linked_out.jpg")
+    (root / "sadness" / "s.jpg").write_bytes(face(1))
+    os.link(root / "sadness" / "s.jpg", root / "anger" / "same_as_s.jpg")  # both names inside
+    entries = folders.scan_folder(root, with_splits=False)
+    rows = {r["rel_path"]: r for r in folders.inspect_folder(root, entries, workers=workers, chunk_size=1).to_pylist()}
+    out = rows["sadness/linked_out.jpg"]
+    assert out["status"] == "quarantined" and out["reason"].startswith("hard link: the file has 2 names and only 1")
+    assert out["content_hash"] is None and out["file_size_bytes"] is None
+    assert rows["sadness/s.jpg"]["status"] == rows["anger/same_as_s.jpg"]["status"] == "ok"
+    # a file replaced by a hard link to an outside file after the scan is refused as well
+    (root / "sadness" / "s.jpg").unlink()
+    os.link(outside / "secret.jpg", root / "sadness" / "s.jpg")
+    rows = {r["rel_path"]: r for r in folders.inspect_folder(root, entries, workers=1).to_pylist()}
+    assert rows["sadness/s.jpg"]["status"] == "quarantined" and rows["sadness/s.jpg"]["content_hash"] is None
 
 
 def test_fer_layout_lists_folders_that_are_not_splits(tmp_path):
@@ -500,7 +601,7 @@ def test_unreadable_folder_is_a_row(tmp_path, with_splits, monkeypatch):
     real_scandir = os.scandir
 
     def scandir(path="."):
-        if not isinstance(path, int) and os.path.basename(os.fsdecode(path)) == "sad":
+        if os.path.basename(where(path)) == "sad":
             raise PermissionError(errno.EACCES, "Permission denied", str(path))
         return real_scandir(path)
 

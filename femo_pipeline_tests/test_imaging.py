@@ -217,3 +217,74 @@ def test_held_stderr_catches_each_file_and_hands_back_other_output(capfd):
     assert "a line of someone else's" in capfd.readouterr().err
     os.write(2, b"after the block\n")  # stderr is the real one again
     assert "after the block" in capfd.readouterr().err
+
+
+def _png_with_broken_idat_crc(size: int = 64) -> bytes:
+    img = cv2.GaussianBlur(np.random.default_rng(4).integers(0, 255, (size, size), dtype=np.uint8), (5, 5), 0)
+    data = bytearray(encode(img))
+    at = data.index(b"IDAT")
+    length = int.from_bytes(data[at - 4 : at], "big")
+    data[at + 4 + length] ^= 0xFF  # first byte of the chunk's CRC
+    return bytes(data)
+
+
+def test_a_png_that_opencv_refuses_is_quarantined_not_rescued_by_another_decoder():
+    """Every later stage decodes with OpenCV: a file only Pillow can read would pass ingest and fail them."""
+    data = _png_with_broken_idat_crc()
+    assert imaging.decode(data) is None
+    row = imaging.inspect_image(data)
+    assert row["status"] == "quarantined" and row["reason"].startswith("corrupt PNG"), row["reason"]
+    assert "CRC" in row["reason"]  # libpng's own words
+
+
+@pytest.mark.parametrize("shape", [(40, 50), (40, 50, 3), (40, 50, 4)])
+def test_16_bit_images_are_kept_and_decode_to_8_bit_for_every_stage(shape):
+    from femo_pipeline import faces, modeldata
+
+    rng = np.random.default_rng(5)
+    img = rng.integers(0, 65535, shape).astype(np.uint16)
+    data = encode(img)
+    row = imaging.inspect_image(data)
+    assert row["status"] == "ok", row["reason"]
+    pixels = imaging.decode(data)
+    assert pixels.dtype == np.uint8 and pixels.shape == shape[:2] + ((shape[2],) if len(shape) == 3 else ())
+    assert np.array_equal(pixels, (img >> 8).astype(np.uint8))
+    assert modeldata.to_gray_square(data, 48).shape == (48, 48)
+    assert faces.face_crop(data)["status"] == "no_face"  # detection ran on 8-bit pixels
+
+
+@pytest.mark.parametrize("dtype,name", [(np.int32, "int32"), (np.float32, "float32")])
+def test_images_with_samples_that_are_not_integers_of_8_or_16_bits_are_quarantined(dtype, name):
+    data = encode((np.random.default_rng(6).random((40, 40)) * 1000).astype(dtype), ".tiff")
+    row = imaging.inspect_image(data)
+    assert row["status"] == "quarantined" and name in row["reason"], row["reason"]
+    assert imaging.decode(data) is None
+
+
+def test_decoded_size_is_checked_on_the_header_before_decoding(monkeypatch):
+    """A 6300x6300 RGBA PNG of 16-bit samples is a few hundred KB on disk and 317 MB decoded: refused from its
+    header, never handed to the decoder."""
+    flat = cv2.imencode(".png", np.zeros((6300, 6300, 4), np.uint16))[1].tobytes()
+    assert len(flat) < 2_000_000
+    calls = []
+    monkeypatch.setattr(imaging.cv2, "imdecode", lambda *a: calls.append(a))
+    row = imaging.inspect_image(flat)
+    assert row["status"] == "quarantined" and row["reason"].startswith("too large to decode"), row["reason"]
+    assert "317,520,000 bytes" in row["reason"] and calls == []
+    small = encode(np.zeros((100, 100, 4), np.uint16))
+    monkeypatch.undo()
+    assert imaging.inspect_image(small, max_decoded_bytes=100 * 100 * 8)["status"] == "ok"
+    assert imaging.inspect_image(small, max_decoded_bytes=100 * 100 * 8 - 1)["reason"].startswith("too large to decode")
+
+
+def test_grey_with_alpha_png_decodes_to_channels_every_stage_handles():
+    from femo_pipeline import modeldata
+    from PIL import Image
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(7).integers(0, 255, (30, 30, 2), dtype=np.uint8), "LA").save(buf, "PNG")
+    data = buf.getvalue()
+    assert imaging.inspect_image(data)["status"] == "ok"
+    assert imaging.decode(data).shape[2] in (3, 4)
+    assert modeldata.to_gray_square(data, 48).shape == (48, 48)

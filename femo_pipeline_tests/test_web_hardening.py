@@ -1,15 +1,17 @@
-"""Web client hardening (issue 9): secrets on redirects and in repr, gzip lengths, total deadlines, closed streams."""
+"""Web client hardening: secrets on redirects, in repr, in every encoding and in stored URLs; gzip lengths, total
+deadlines, closed streams; a malformed hit or redirect fails that item only."""
 
 from __future__ import annotations
 
 import gzip
+import json
 import time
 
 import pytest
 import requests
 
 from femo_pipeline import web_sources
-from femo_pipeline.webclient import PoliteClient
+from femo_pipeline.webclient import PoliteClient, WebError
 from femo_pipeline_tests.fake_web import Answer, FakeWeb
 from femo_pipeline_tests.test_web import KEY, client, png
 
@@ -161,3 +163,113 @@ def test_download_deadline_is_asset_config(web, tmp_path, monkeypatch):
     meta = result.asset_materializations_for_node("pixabay_images")[0].metadata
     assert meta["downloads"].value == {"ok": 1, "failed": 1}
     assert "deadline" in meta["failures"].value
+
+
+# a key with the characters that URL and form encodings change: + / = & and a space
+ODD_KEY = "Ab+cD/eF=gH&iJ kL-0123456789zz"
+ODD_PART = "0123456789zz"  # a stretch of it no encoding changes: finding it anywhere is a leak
+
+
+def _forms(secret: str) -> list[str]:
+    import re
+    from urllib.parse import quote, quote_plus
+
+    lower_hex = re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), quote(secret, safe=""))
+    return [secret, quote(secret, safe=""), quote(secret), quote_plus(secret), quote_plus(secret, safe="/"), lower_hex,
+            json.dumps(secret)[1:-1].replace("/", "\\/")]
+
+
+def test_redact_masks_every_encoding_of_a_secret():
+    from femo_pipeline.webclient import redact
+
+    for form in _forms(ODD_KEY):
+        assert ODD_PART not in redact(f"GET https://x.example/?key={form}&q=1 failed", [ODD_KEY]), form
+
+
+def test_an_error_body_is_masked_before_it_is_cut(web):
+    """The start of the key must not survive because the cut fell inside it."""
+    web.routes["/api"] = [Answer(403, b"x" * 190 + f"{KEY} is not a valid key".encode())]  # the cut was at 200
+    c, _ = client(max_retries=0)
+    with pytest.raises(WebError) as info:
+        c.get(web.url + "/api")
+    assert KEY[:6] not in str(info.value) and "HTTP 403" in str(info.value)
+
+
+def test_keys_with_url_special_characters_never_reach_messages_or_logs(web, caplog):
+    import logging
+
+    web.routes["/api/"] = [Answer(400, f"bad key={ODD_KEY} sent as {_forms(ODD_KEY)[3]}".encode())]
+    c, _ = client(secrets=(ODD_KEY,), max_retries=0)
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(WebError) as info:
+        c.get(web.url + "/api/", params={"key": ODD_KEY, "q": "sad face"})
+    assert web.requests[0].query["key"] == ODD_KEY  # sent as it is
+    assert ODD_PART not in str(info.value) and ODD_PART not in caplog.text
+
+
+def test_urls_are_stored_without_secrets():
+    from femo_pipeline.webclient import strip_secrets
+
+    url = f"https://cdn.example/{ODD_KEY}/img.jpg?key={_forms(ODD_KEY)[3]}&w=640&sig=1#{ODD_KEY}"
+    clean = strip_secrets(url, [ODD_KEY])
+    assert ODD_PART not in clean and "w=640" in clean and clean.startswith("https://cdn.example/")
+    assert strip_secrets("https://user:pw@cdn.example/a.jpg?token=abc", []) == "https://cdn.example/a.jpg"
+    assert strip_secrets("https://cdn.example/a.jpg?q=1", [ODD_KEY]) == "https://cdn.example/a.jpg?q=1"
+
+
+def _hits_answer(web, hits_for):
+    def answer(request):
+        if request.path == "/api/":
+            hits = hits_for(request.query.get("q"))
+            if isinstance(hits, Answer):
+                return hits
+            return Answer(200, json.dumps({"totalHits": len(hits), "hits": hits}).encode(),
+                          {"Content-Type": "application/json"})
+        if request.path.startswith("/img/"):
+            return Answer(200, png(int(request.path.split("/")[-1].split(".")[0])), {"Content-Type": "image/png"})
+        return None
+
+    web.dynamic = answer
+
+
+def _hit(i: int, url: str) -> dict:
+    return {"id": i, "largeImageURL": url, "pageURL": f"https://pixabay.example/p/{i}", "imageWidth": 64,
+            "imageHeight": 64, "tags": "face"}
+
+
+def test_a_malformed_hit_or_redirect_fails_that_item_not_the_asset(web, tmp_path, monkeypatch):
+    from femo_pipeline.definitions import web_resources
+    from femo_pipeline_tests.conftest import materialize
+
+    def hits_for(query):
+        if query == "scared face":  # the search itself is redirected to a URL that cannot be parsed
+            return Answer(302, headers={"Location": "http://127.0.0.1:99999/elsewhere"})
+        return [_hit(1, f"{web.url}/img/1.png"), _hit(2, 12345), _hit(3, "javascript:alert(1)"),
+                _hit(4, "http://cdn.example:99999/4.png"), {**_hit(5, f"{web.url}/img/5.png"), "imageWidth": "wide"},
+                _hit(6, f"{web.url}/moved/6.png"), _hit(7, f"{web.url}/img/7.png?key={ODD_KEY}")]
+
+    _hits_answer(web, hits_for)
+    web.routes["/moved/6.png"] = [Answer(301, headers={"Location": "http://127.0.0.1:99999/6.png"})]
+    monkeypatch.setenv("PIXABAY_API_KEY", ODD_KEY)
+    resources = web_resources(pixabay_url=web.url + "/api/", ddg_url=web.url + "/ddg", backoff=0.01,
+                              max_retries=0, min_interval=0)
+    config = {"ops": {"pixabay_hits": {"config": {"queries": {"Anger": "angry face", "Fear": "scared face"},
+                                                  "per_emotion": 10}}}}
+    result = materialize(tmp_path, selection=["pixabay_hits", "pixabay_images"], run_config=config, web=resources,
+                         profile="real")
+    assert result.success
+    hits_meta = result.asset_materializations_for_node("pixabay_hits")[0].metadata
+    assert "scared face" in hits_meta["failed_queries"].value
+    rejected = {line.split("|")[1].strip(): line.split("|")[2].strip()
+                for line in hits_meta["rejected_hits"].value.splitlines()[2:]}
+    assert rejected == {"2": "image URL is a int, not a URL", "3": "image URL is not an http(s) URL with a host",
+                        "4": "image URL is malformed: Port out of range 0-65535",
+                        "5": "width is not a pixel count: 'wide'"}
+    meta = result.asset_materializations_for_node("pixabay_images")[0].metadata
+    assert meta["downloads"].value == {"ok": 2, "failed": 1}  # 1 and 7 (its key stripped), not 6
+    assert "6.png" in meta["failures"].value
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and "dagster_home" not in path.parts:
+            assert ODD_PART.encode() not in path.read_bytes(), path
+    for event in result.all_events:
+        assert ODD_PART not in str(event), event.event_type_value

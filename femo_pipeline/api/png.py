@@ -8,7 +8,8 @@ import threading
 from collections import OrderedDict
 
 import cv2
-import numpy as np
+
+from femo_pipeline import imaging
 
 PNG_CACHE_ENTRIES = 64
 PNG_CACHE_BYTES = 64 * 2**20
@@ -47,7 +48,7 @@ def png_for_serving(data: bytes, image_format: str, width: int | None, height: i
     """The stored bytes as a PNG at most max_side pixels on its long side; None when they cannot be decoded."""
     if image_format == "PNG" and width and height and max(width, height) <= max_side:
         return bytes(data)  # already what is served: no decoding at all
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    pixels = imaging.decode(data)  # 8-bit, as every stage decodes
     if pixels is None:
         return None
     h, w = pixels.shape[:2]

@@ -12,13 +12,16 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from femo_pipeline.api.common import DEFAULT_MAX_PNG_SIDE, DOCS_STATIC, STATIC, ImageIdPath, PageQ, PageSizeQ, _id_query
 from femo_pipeline.api.middleware import HeadAsGet, SnapshotCache
+from femo_pipeline.api.openapi import errors_documented
 from femo_pipeline.api.pages import add_pages
 from femo_pipeline.api.png import PngCache, png_for_serving
 from femo_pipeline.api.queries import _SELECT
@@ -90,6 +93,14 @@ def create_app(snapshot_path: str | os.PathLike | None = None, max_png_side: int
     async def invalid_parameters(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}" for e in exc.errors()]
         return JSONResponse(status_code=422, content={"error": "invalid parameters", "detail": problems})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_problem(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 422:  # a value refused by a route itself: the same body as the validation's
+            return JSONResponse(status_code=422, content={"error": "invalid parameters", "detail": [exc.detail]})
+        return await http_exception_handler(request, exc)
+
+    app.openapi = lambda: errors_documented(app)
 
     def paged(where: list[tuple[str, list]], page: int, page_size: int, route: str, fixed: dict) -> dict:
         """One page of images matching the (SQL fragment, parameters) filters; fragments are constants."""

@@ -7,11 +7,14 @@ Layouts:
 Pure module (no Dagster). A wrong folder is a clear FolderLayoutError. Every other entry of the tree gets an
 outcome row: a usable file, or a quarantined one with the reason (a file in a folder that names no known
 emotion, or outside any emotion folder; a hidden entry; a link that leads out of the source root, dangles or
-loops; a FIFO, socket or device; a folder that cannot be read). The scan never leaves the resolved source root
-and never opens anything but regular files inside it.
+loops; a FIFO, socket or device; a folder that cannot be read; a file with a hard link elsewhere). The scan never
+leaves the resolved source root and never opens anything but regular files inside it: every folder and file is
+opened from its parent's descriptor without following links, in the scan and again in the read, so a folder
+swapped for a link in between is refused, not followed.
 
 The package re-exports its public names (`folders.scan_folder`, `folders.inspect_folder`, ...); the code lives in
-scan (the layout and the walk) and reading (reading, inspecting, the worker pool and the spool).
+entries (FileEntry and what the modules share), tree (descriptor-relative opening), scan (the layout and the walk)
+and reading (reading, inspecting, the worker pool and the spool).
 """
 
 from femo_pipeline.folders.reading import (
@@ -21,7 +24,8 @@ from femo_pipeline.folders.reading import (
     inspect_folder,
     read_regular_file,
 )
-from femo_pipeline.folders.scan import SPLITS, FileEntry, FolderLayoutError, ScannedEntries, scan_folder, shown_name
+from femo_pipeline.folders.entries import SPLITS, FileEntry, FolderLayoutError, ScannedEntries, shown_name
+from femo_pipeline.folders.scan import scan_folder
 
 __all__ = [
     "SCHEMA", "SPLITS", "SPOOL_PREFIX", "FileEntry", "FolderLayoutError", "ScannedEntries", "can_start_processes",

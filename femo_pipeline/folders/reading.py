@@ -20,7 +20,8 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from femo_pipeline import imaging
-from femo_pipeline.folders.scan import FileEntry, _gc_paused, _kind, _usage
+from femo_pipeline.folders.entries import FileEntry, _gc_paused, _kind, _usage
+from femo_pipeline.folders.tree import FILE_FLAGS, LINK_APPEARED, TreeFds, split
 
 SCHEMA = pa.schema(
     [
@@ -43,25 +44,32 @@ SCHEMA = pa.schema(
 )
 
 
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+def read_regular_file(path: str, max_bytes: int, tree: TreeFds | None = None,
+                      names_met: dict | None = None) -> tuple[bytes | None, int | None, str | None]:
+    """(bytes, size, problem) of a regular file; never blocks on a FIFO nor follows a symbolic link.
 
-
-def read_regular_file(path: str, max_bytes: int) -> tuple[bytes | None, int | None, str | None]:
-    """(bytes, size, problem) of a regular file; never blocks on a FIFO nor follows a final symbolic link.
-
-    The file is opened non-blocking without following links, then checked with fstat: anything but a regular
-    file (swapped in since the scan) is refused unread; a file over max_bytes is described by its size only.
+    With `tree`, `path` is '/'-separated names under its root, each folder on the way opened from the one
+    before without following a link (a folder swapped for a link since the scan is refused, not followed);
+    without, a path whose last name only is not followed. The file is opened non-blocking, then checked with
+    fstat: anything but a regular file (swapped in since the scan) is refused unread, and so is a file with
+    more names (hard links) than the scan met in the tree (`names_met`, {(device, inode): names}; absent: one):
+    its other name is elsewhere, perhaps outside the root. A file over max_bytes is described by its size only.
     """
     try:
-        fd = os.open(path, _OPEN_FLAGS)
+        fd = tree.open_file(split(path)) if tree is not None else os.open(path, FILE_FLAGS)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            return None, None, "symbolic link appeared since the scan, not followed"
+            return None, None, LINK_APPEARED
         return None, None, f"unreadable file: {exc.strerror or type(exc).__name__}"
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             return None, None, f"not a regular file ({_kind(st.st_mode)}), not read"
+        if st.st_nlink > 1:
+            met = (names_met or {}).get((st.st_dev, st.st_ino), 1)
+            if st.st_nlink > met:
+                return None, None, (f"hard link: the file has {st.st_nlink} names and only {met} in the source "
+                                    "tree, so another may be outside the source root; not read")
         if st.st_size > max_bytes:
             return None, st.st_size, f"file too large: {st.st_size} bytes > limit {max_bytes}"
         chunks, size = [], 0
@@ -85,10 +93,16 @@ def read_regular_file(path: str, max_bytes: int) -> tuple[bytes | None, int | No
 _ROW = operator.attrgetter("rel_path", "split", "label_raw", "emotion_id", "problem", "fs_path", "openable")
 
 
-def _inspect_chunk(args: tuple[str, list[tuple], int, int, int]) -> pa.Table:
-    root, rows, max_pixels, max_bytes, min_side = args
-    with imaging.held_stderr():  # libjpeg's warnings are caught per file, stderr redirected once per chunk
-        values = [_inspect_entry(root, row, max_pixels, max_bytes, min_side) for row in rows]
+def _inspect_chunk(args: tuple[str, list[tuple], tuple, dict]) -> pa.Table:
+    root, rows, limits, names_met = args
+    try:
+        tree = TreeFds(root)
+    except OSError as exc:  # the resolved root itself is gone or replaced since the scan
+        tree, gone = None, f"source root cannot be opened: {exc.strerror or type(exc).__name__}"
+    # libjpeg's warnings are caught per file, stderr redirected once per chunk
+    with imaging.held_stderr(), (tree or contextlib.nullcontext()):
+        values = [_inspect_entry(tree, row, limits, names_met) if tree is not None else _refused(row, gone)
+                  for row in rows]
     # an Arrow table crosses the process boundary as a few buffers, far cheaper than thousands of rows; built
     # column by column from the row tuples (from_pylist's dict per row cost a sixth of the inspection)
     columns = zip(*values) if values else ([] for _ in SCHEMA)
@@ -98,21 +112,27 @@ def _inspect_chunk(args: tuple[str, list[tuple], int, int, int]) -> pa.Table:
 _NOT_READ = (None,) * 5  # height, width, channels, image_format, color_space of a file described by its reason
 
 
-def _inspect_entry(root: str, row: tuple, max_pixels: int, max_bytes: int, min_side: int) -> tuple:
+def _refused(row: tuple, problem: str, size: int | None = None) -> tuple:
+    rel, split_name, label_raw, emotion = row[:4]
+    return (rel, split_name, _usage(rel.rpartition("/")[2]), label_raw, emotion, *_NOT_READ, size, None,
+            imaging.QUARANTINED, problem, None)
+
+
+def _inspect_entry(tree: TreeFds, row: tuple, limits: tuple, names_met: dict) -> tuple:
     """The inspection row of one scanned entry (a _ROW tuple), values in SCHEMA order (bytes read only from a
-    regular file inside the root)."""
-    rel, split, label_raw, emotion, place_problem, fs_path, openable = row
+    regular file inside the root). limits: max_pixels, max_bytes, min_side, max_decoded_bytes."""
+    rel, split_name, label_raw, emotion, place_problem, fs_path, openable = row
+    max_pixels, max_bytes, min_side, max_decoded = limits
     data = size = problem = None
     if openable:
-        data, size, problem = read_regular_file(fs_path or f"{root}/{rel}", max_bytes)
+        data, size, problem = read_regular_file(fs_path or rel, max_bytes, tree, names_met)
     if data is None:  # never opened, or refused: described by its reason only
-        values = (*_NOT_READ, size, None, imaging.QUARANTINED, problem or place_problem)
-    else:
-        values = imaging.inspect_values(data, max_pixels, max_bytes, min_side)
-        if place_problem and values[7] == imaging.OK:
-            values = (*values[:7], imaging.QUARANTINED, place_problem)
+        return _refused(row, problem or place_problem, size)
+    values = imaging.inspect_values(data, max_pixels, max_bytes, min_side, max_decoded)
+    if place_problem and values[7] == imaging.OK:
+        values = (*values[:7], imaging.QUARANTINED, place_problem)
     # keep the bytes of usable images only; quarantined files are described, not stored
-    return (rel, split, _usage(rel.rpartition("/")[2]), label_raw, emotion, *values,
+    return (rel, split_name, _usage(rel.rpartition("/")[2]), label_raw, emotion, *values,
             data if values[7] == imaging.OK else None)
 
 
@@ -202,6 +222,7 @@ def inspect_folder(
     min_side: int = imaging.DEFAULT_MIN_SIDE,
     sink: Callable[[pa.Table], None] | None = None,
     spool_dir: str | os.PathLike | None = None,
+    max_decoded_bytes: int = imaging.DEFAULT_MAX_DECODED_BYTES,
 ) -> pa.Table:
     """Read and inspect every entry, in parallel processes; returns an Arrow table with SCHEMA (bytes included).
 
@@ -212,11 +233,13 @@ def inspect_folder(
     are handed on.
     """
     workers = (workers or os.cpu_count() or 1) if can_start_processes() else 1
-    # entries without fs_path sit at <resolved root>/<rel_path>: the root as the scan resolved it
+    # entries are read under the root as the scan resolved it, by their names from there
     real_root = getattr(entries, "real_root", "") or os.path.realpath(root)
+    names_met = getattr(entries, "names_met", {})
+    limits = (max_pixels, max_bytes, min_side, max_decoded_bytes)
     with _gc_paused():  # a tuple per entry, no cycles (see _gc_paused)
         chunks = [
-            (real_root, list(map(_ROW, entries[i : i + chunk_size])), max_pixels, max_bytes, min_side)
+            (real_root, list(map(_ROW, entries[i : i + chunk_size])), limits, names_met)
             for i in range(0, len(entries), chunk_size)
         ]
     parts_done: list[pa.Table] = []

@@ -3,60 +3,29 @@
 
 from __future__ import annotations
 
+import array
 import contextlib
 import dataclasses
 import errno
-import gc
+import operator
 import os
 import stat
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from femo_pipeline.folders.entries import (
+    SPLITS,
+    FileEntry,
+    FolderLayoutError,
+    ScannedEntries,
+    _gc_paused,
+    _kind,
+    shown_name,
+)
+from femo_pipeline.folders.tree import LINK_APPEARED, LinkInTheWay, TreeFds
 from femo_pipeline.vocab import emotion_id
-
-SPLITS = ("train", "test")
-# FER-2013 file names carry the original CSV's Usage column.
-_USAGE_PREFIXES = ("Training", "PublicTest", "PrivateTest")
-
-
-class FolderLayoutError(ValueError):
-    """The folder does not have the layout the source needs."""
-
-
-@dataclass(frozen=True, slots=True)  # slots: a million entries without a dict each
-class FileEntry:
-    rel_path: str  # '/'-separated, valid UTF-8: bytes of a name that are not UTF-8 shown as \\xNN escapes
-    split: str | None
-    label_raw: str | None
-    emotion_id: int | None
-    problem: str | None  # set when the file's place in the tree already disqualifies it
-    fs_path: str | None = None  # where to read it: a path inside the resolved root (None: <resolved root>/rel_path)
-    openable: bool = True  # False: the scan decided already (link out of the root, FIFO, ...); never opened
-
-
-def _usage(name: str) -> str | None:
-    prefix = name.split("_", 1)[0]
-    return prefix if prefix in _USAGE_PREFIXES else None
-
-
-def shown_name(name: str) -> str:
-    """A file name as valid UTF-8 text: bytes that are not UTF-8 (surrogate-escaped by os) become \\xNN escapes."""
-    if name.isascii():
-        return name
-    try:
-        name.encode("utf-8")
-        return name
-    except UnicodeEncodeError:
-        return os.fsencode(name).decode("utf-8", "backslashreplace")
-
-
-_KINDS = ((stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
-          (stat.S_ISBLK, "block device"))
-
-
-def _kind(mode: int) -> str:
-    return next((name for test, name in _KINDS if test(mode)), "special file")
 
 
 @dataclass(frozen=True)
@@ -71,92 +40,129 @@ class _Place:
 
 
 class _Scanner:
+    """The walk: every folder listed through a descriptor opened from the root's (tree.TreeFds), so a folder
+    swapped for a link meanwhile is refused, never followed. A folder is named by its parts (raw names from
+    the resolved root)."""
+
     def __init__(self, root: Path):
         self.real_root = os.path.realpath(root)
         self._prefix = self.real_root.rstrip(os.sep) + os.sep
+        self.tree = TreeFds(self.real_root)
         self.entries: list[FileEntry] = []
         self.read_dirs: set[tuple[int, int]] = set()  # (device, inode) of every folder listed
-        self.linked_dirs: list[tuple[str, str, str, _Place]] = []  # links to folders, followed after the tree
-        self._pending: list[tuple[str, str, _Place]] = []  # folders still to list
+        self.linked_dirs: list[tuple[tuple, str, tuple, _Place]] = []  # links to folders, followed after the tree
+        self._pending: list[tuple[tuple, str, _Place]] = []  # folders still to list
+        # (device, inode) of every regular file met under its own name: a file with more names than were met
+        # has one elsewhere (a hard link from outside the root), which inspection refuses
+        self.devices, self.inodes = array.array("Q"), array.array("Q")
 
     def inside(self, real: str) -> bool:
         return real == self.real_root or real.startswith(self._prefix)
 
+    def parts_of(self, real: str) -> tuple[str, ...]:
+        return () if real == self.real_root else tuple(real[len(self._prefix):].split(os.sep))
+
     def outcome(self, rel: str, place: _Place, reason: str) -> None:
         self.entries.append(FileEntry(rel, place.split, place.label, place.emotion, reason, None, openable=False))
 
-    def listing(self, real_dir: str) -> list[os.DirEntry]:
-        with os.scandir(real_dir) as it:
-            return sorted(it, key=lambda e: e.name)
+    def listing(self, parts: tuple) -> tuple[os.stat_result, list[tuple]]:
+        """The folder's status and its entries, sorted by name, as (name, is_link, is_dir, is_file, mode, inode,
+        error): all read while the folder's descriptor is open."""
+        fd = self.tree.folder(parts)
+        st = os.fstat(fd)
+        children = []
+        with os.scandir(fd) as it:
+            for entry in it:
+                try:
+                    is_link = entry.is_symlink()
+                    is_dir = not is_link and entry.is_dir(follow_symlinks=False)
+                    is_file = not is_link and entry.is_file(follow_symlinks=False)
+                    mode = None if (is_link or is_dir or is_file) else entry.stat(follow_symlinks=False).st_mode
+                    children.append((entry.name, is_link, is_dir, is_file, mode, entry.inode(), None))
+                except OSError as exc:
+                    children.append((entry.name, False, False, False, None, 0, exc))
+        children.sort(key=operator.itemgetter(0))
+        return st, children
 
-    def folder(self, real_dir: str, rel_dir: str, place: _Place) -> None:
-        """Give every entry of a folder (real path, inside the root) and of its subfolders its outcome.
+    def folder(self, parts: tuple, rel_dir: str, place: _Place) -> None:
+        """Give every entry of a folder (inside the root) and of its subfolders its outcome.
 
         Iterative (a stack, not recursion), so however deep a hostile tree goes the scan cannot overflow.
         """
-        self._pending.append((real_dir, rel_dir, place))
+        self._pending.append((parts, rel_dir, place))
         while self._pending:
-            real_dir, rel_dir, place = self._pending.pop()
+            parts, rel_dir, place = self._pending.pop()
             try:
-                st = os.stat(real_dir)
-                self.read_dirs.add((st.st_dev, st.st_ino))
-                children = self.listing(real_dir)
+                st, children = self.listing(parts)
+            except LinkInTheWay:
+                self.outcome(rel_dir, place, f"folder replaced by a {LINK_APPEARED}")
+                continue
             except OSError as exc:
                 self.outcome(rel_dir, place, f"unreadable folder: {exc.strerror or type(exc).__name__}")
                 continue
+            self.read_dirs.add((st.st_dev, st.st_ino))
             for child in children:
-                self.child(real_dir, rel_dir, child, place)
+                self.child(parts, rel_dir, child, place, st.st_dev)
 
-    def child(self, real_dir: str, rel_dir: str, entry: os.DirEntry, place: _Place) -> None:
-        name = shown_name(entry.name)
+    def child(self, parts: tuple, rel_dir: str, child: tuple, place: _Place, device: int) -> None:
+        raw, is_link, is_dir, is_file, mode, inode, error = child
+        name = shown_name(raw)
         rel = f"{rel_dir}/{name}" if rel_dir else name
-        path = entry.path  # = os.path.join(real_dir, entry.name): scandir was given real_dir
-        try:
-            is_link = entry.is_symlink()
-            is_dir = not is_link and entry.is_dir(follow_symlinks=False)
-            is_file = not is_link and entry.is_file(follow_symlinks=False)
-            mode = None if (is_link or is_dir or is_file) else entry.stat(follow_symlinks=False).st_mode
-        except OSError as exc:
-            self.outcome(rel, self.file_place(place, name), f"unreadable entry: {exc.strerror or type(exc).__name__}")
+        if error is not None:
+            self.outcome(rel, self.file_place(place, name), f"unreadable entry: {error.strerror or type(error).__name__}")
             return
-        target = path
+        target = (*parts, raw)
         if is_link:
-            try:
-                target = os.path.realpath(path, strict=True)
-            except FileNotFoundError:
-                self.outcome(rel, self.file_place(place, name), "dangling symbolic link")
+            found = self.link_target(target, rel, place, name)
+            if found is None:
                 return
-            except (OSError, RuntimeError) as exc:
-                reason = "symlink loop" if getattr(exc, "errno", errno.ELOOP) == errno.ELOOP else (
-                    f"unreadable symbolic link: {exc.strerror or type(exc).__name__}")
-                self.outcome(rel, self.file_place(place, name), reason)
-                return
-            if not self.inside(target):
-                self.outcome(rel, self.file_place(place, name), "outside the source root (symbolic link), not read")
-                return
-            try:
-                st = os.stat(target)
-            except OSError as exc:
-                self.outcome(rel, self.file_place(place, name), f"unreadable entry: {exc.strerror or type(exc).__name__}")
-                return
+            target, st = found
             is_dir, is_file = stat.S_ISDIR(st.st_mode), stat.S_ISREG(st.st_mode)
             mode = None if (is_dir or is_file) else st.st_mode
-        if entry.name.startswith("."):
+        if raw.startswith("."):
             self.outcome(rel, self.file_place(place, name), "hidden folder, not read" if is_dir else "hidden file, not read")
         elif is_dir:
-            sub = self.dir_place(place, entry.name, name)
+            sub = self.dir_place(place, raw, name)
             if is_link:
-                self.linked_dirs.append((target, rel, real_dir, sub))
+                self.linked_dirs.append((target, rel, parts, sub))
             else:
                 self._pending.append((target, rel, sub))
         elif is_file:
             p = self.file_place(place, name)
-            # the path is kept only where it is not <real root>/<rel> (links, names that are not UTF-8): at a
-            # million files the second copy of every path was 150 MB
-            fs_path = None if target == self._prefix + rel else target
-            self.entries.append(FileEntry(rel, p.split, p.label, p.emotion, p.problem, fs_path))
+            # the path is kept only where it is not rel_path (links, names that are not UTF-8): at a million
+            # files a second copy of every path was 150 MB
+            fs = "/".join(target)
+            self.entries.append(FileEntry(rel, p.split, p.label, p.emotion, p.problem, None if fs == rel else fs))
+            if not is_link:
+                self.devices.append(device)
+                self.inodes.append(inode)
         else:
             self.outcome(rel, self.file_place(place, name), f"not a regular file ({_kind(mode)}), not read")
+
+    def link_target(self, parts: tuple, rel: str, place: _Place, name: str) -> tuple[tuple, os.stat_result] | None:
+        """Where a symbolic link leads, as parts inside the root with its status, or None once its outcome is given
+        (dangling, a loop, outside the root). The target is checked by walking to it without following links."""
+        try:
+            target = os.path.realpath(self._prefix + os.sep.join(parts), strict=True)
+        except FileNotFoundError:
+            self.outcome(rel, self.file_place(place, name), "dangling symbolic link")
+            return None
+        except (OSError, RuntimeError) as exc:
+            reason = "symlink loop" if getattr(exc, "errno", errno.ELOOP) == errno.ELOOP else (
+                f"unreadable symbolic link: {exc.strerror or type(exc).__name__}")
+            self.outcome(rel, self.file_place(place, name), reason)
+            return None
+        if not self.inside(target):
+            self.outcome(rel, self.file_place(place, name), "outside the source root (symbolic link), not read")
+            return None
+        target_parts = self.parts_of(target)
+        try:
+            return target_parts, self.tree.lstat(target_parts)
+        except OSError as exc:
+            reason = LINK_APPEARED if isinstance(exc, LinkInTheWay) else (
+                f"unreadable entry: {exc.strerror or type(exc).__name__}")
+            self.outcome(rel, self.file_place(place, name), reason)
+            return None
 
     @staticmethod
     def file_place(place: _Place, name: str) -> _Place:
@@ -182,33 +188,53 @@ class _Scanner:
         while self.linked_dirs:
             target, rel, link_dir, place = self.linked_dirs.pop(0)
             try:
-                st = os.stat(target)
+                st = self.tree.lstat(target)
             except OSError as exc:
-                self.outcome(rel, place, f"unreadable folder: {exc.strerror or type(exc).__name__}")
+                reason = LINK_APPEARED if isinstance(exc, LinkInTheWay) else (
+                    f"unreadable folder: {exc.strerror or type(exc).__name__}")
+                self.outcome(rel, place, reason)
                 continue
-            if link_dir == target or link_dir.startswith(target.rstrip(os.sep) + os.sep):
+            if link_dir[: len(target)] == target:
                 self.outcome(rel, place, "symlink loop: links to a folder that contains it")
             elif (st.st_dev, st.st_ino) in self.read_dirs:
-                shown = shown_name(os.path.relpath(target, self.real_root)).replace(os.sep, "/")
-                self.outcome(rel, place, f"link to a folder already read ('{shown}'), not read twice")
+                self.outcome(rel, place, f"link to a folder already read ('{shown_name('/'.join(target))}'), not read twice")
             else:
                 self.folder(target, rel, place)
 
+    def names_met(self) -> dict[tuple[int, int], int]:
+        """{(device, inode): names met} of the regular files met under more than one name in the tree."""
+        if len(self.inodes) < 2:
+            return {}
+        devices = np.frombuffer(self.devices, np.uint64)
+        inodes = np.frombuffer(self.inodes, np.uint64)
+        order = np.lexsort((inodes, devices))
+        devices, inodes = devices[order], inodes[order]
+        same = (devices[1:] == devices[:-1]) & (inodes[1:] == inodes[:-1])
+        if not same.any():
+            return {}
+        met: dict[tuple[int, int], int] = {}
+        for i in np.flatnonzero(same):
+            key = (int(devices[i]), int(inodes[i]))
+            met[key] = met.get(key, 1) + 1
+        return met
 
-def _top_dirs(scanner: _Scanner) -> list[tuple[str, str, str, bool]]:
-    """(raw name, shown name, real path, is a link) of the folders directly in the root."""
+
+def _top_dirs(scanner: _Scanner) -> list[tuple[str, str]]:
+    """(raw name, shown name) of the folders directly in the root (links to folders inside it included)."""
     out = []
-    for entry in scanner.listing(scanner.real_root):
-        with contextlib.suppress(OSError):
-            if entry.name.startswith("."):
-                continue
-            real = os.path.realpath(entry.path) if entry.is_symlink() else entry.path
-            if scanner.inside(real) and os.path.isdir(real):
-                out.append((entry.name, shown_name(entry.name), real, entry.is_symlink()))
+    for raw, is_link, is_dir, *_ in scanner.listing(())[1]:
+        if raw.startswith("."):
+            continue
+        if is_link:
+            with contextlib.suppress(OSError):
+                real = os.path.realpath(scanner._prefix + raw)
+                is_dir = scanner.inside(real) and os.path.isdir(real)
+        if is_dir:
+            out.append((raw, shown_name(raw)))
     return out
 
 
-def _unique(entries: list[FileEntry], real_prefix: str) -> list[FileEntry]:
+def _unique(entries: list[FileEntry]) -> list[FileEntry]:
     """Sorted by rel_path; a shown name equal to another (only possible through escapes) gets a suffix. A renamed
     entry keeps where it really is (fs_path), since <root>/<new name> is not that file."""
     seen: set[str] = set()
@@ -221,30 +247,9 @@ def _unique(entries: list[FileEntry], real_prefix: str) -> list[FileEntry]:
         seen.add(rel)
         if rel != entry.rel_path:
             entry = dataclasses.replace(entry, rel_path=rel, fs_path=entry.fs_path or (
-                real_prefix + entry.rel_path if entry.openable else None))
+                entry.rel_path if entry.openable else None))
         out.append(entry)
     return out
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection inside the block. A scan makes an object per entry and no cycles; each
-    collection it set off walked every object of the process (Dagster's included): with the pipeline loaded, the
-    FER-2013 scan took 0.16 s instead of 0.07 s. Reference counting still frees everything as usual."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-class ScannedEntries(list):
-    """scan_folder's entries, with the resolved root they were found under (inspect_folder reads from it, not from
-    the root resolved again: a root link repointed in between is never followed)."""
-
-    real_root: str = ""
 
 
 def scan_folder(root: str | os.PathLike, with_splits: bool) -> list[FileEntry]:
@@ -259,26 +264,37 @@ def scan_folder(root: str | os.PathLike, with_splits: bool) -> list[FileEntry]:
 
 
 def _scan(root: Path, with_splits: bool) -> list[FileEntry]:
-    scanner = _Scanner(root)
+    try:
+        scanner = _Scanner(root)
+    except OSError as exc:
+        raise FolderLayoutError(f"cannot read folder {root}: {exc.strerror or exc}") from exc
+    try:
+        return _walk(scanner, root, with_splits)
+    finally:
+        scanner.tree.close()
+
+
+def _walk(scanner: _Scanner, root: Path, with_splits: bool) -> list[FileEntry]:
     try:
         tops = _top_dirs(scanner)
     except OSError as exc:
         raise FolderLayoutError(f"cannot read folder {root}: {exc.strerror or exc}") from exc
     if with_splits:
-        if not any(raw in SPLITS for raw, *_ in tops):
+        if not any(raw in SPLITS for raw, _ in tops):
             raise FolderLayoutError(
                 f"{root} has no 'train' or 'test' folder (expected <root>/<train|test>/<emotion>/*.jpg); "
-                f"found {[shown for _, shown, *_ in tops]}"
+                f"found {[shown for _, shown in tops]}"
             )
-        scanner.folder(scanner.real_root, "", _Place("root_splits"))
+        scanner.folder((), "", _Place("root_splits"))
     else:
-        if not any(emotion_id(raw) is not None for raw, *_ in tops):
+        if not any(emotion_id(raw) is not None for raw, _ in tops):
             raise FolderLayoutError(
                 f"{root} has no emotion folders (expected <root>/<emotion>/*.png, e.g. anger/, happiness/); "
-                f"found {[shown for _, shown, *_ in tops]}"
+                f"found {[shown for _, shown in tops]}"
             )
-        scanner.folder(scanner.real_root, "", _Place("top"))
+        scanner.folder((), "", _Place("top"))
     scanner.follow_links()
-    entries = ScannedEntries(_unique(scanner.entries, scanner._prefix))
+    entries = ScannedEntries(_unique(scanner.entries))
     entries.real_root = scanner.real_root
+    entries.names_met = scanner.names_met()
     return entries

@@ -15,7 +15,7 @@ COMMENT ON COLUMN emotions.id IS 'Emotion id in the study''s numbering (0 Anger 
 COMMENT ON COLUMN emotions.emotion IS 'Emotion name, e.g. ''Happiness''.';
 
 COMMENT ON TABLE images IS 'One row per usable image file of every source: label, size, format and duplicate flags (bytes in image_pixels).';
-COMMENT ON COLUMN images.id IS 'Stable image id: a 48-bit hash of source key and relative path, so a file keeps its id across runs.';
+COMMENT ON COLUMN images.id IS 'Stable image id: 63 bits of the SHA-256 of source key and relative path (a non-negative BIGINT), so a file keeps its id across runs.';
 COMMENT ON COLUMN images.source_id IS 'Source of the image (data_sources.id): 1 Pixabay, 2 DuckDuckGo, 3 Kaggle, 4 FER-2013.';
 COMMENT ON COLUMN images.emotion_id IS 'Labelled emotion (emotions.id), from the emotion folder the file sits in.';
 COMMENT ON COLUMN images.split IS 'Dataset split: train / test where the source has splits (FER-2013); NULL otherwise.';

@@ -52,6 +52,9 @@ class FolderIngestConfig(dg.Config):
     max_bytes: int = Field(default=imaging.DEFAULT_MAX_BYTES, description="Larger files are quarantined.")
     min_side: int = Field(default=imaging.DEFAULT_MIN_SIDE,
                           description="Images whose shorter side is under this many pixels are quarantined.")
+    max_decoded_bytes: int = Field(default=imaging.DEFAULT_MAX_DECODED_BYTES,
+                                   description="Images that would take more memory decoded (width x height x "
+                                   "channels x bytes per sample, read from the header) are quarantined undecoded.")
 
 
 def ingest_folder(
@@ -94,7 +97,7 @@ def ingest_folder(
             table = folders.inspect_folder(
                 plan.path, entries, workers=config.workers or None, max_pixels=config.max_pixels,
                 max_bytes=config.max_bytes, min_side=config.min_side, progress=progress, sink=writer.write_table,
-                spool_dir=out.parent,
+                spool_dir=out.parent, max_decoded_bytes=config.max_decoded_bytes,
             )
     except OSError as exc:  # the staging folder full or not writable: the files themselves are never the cause
         raise dg.Failure(description=f"{asset_name}: cannot stage the files under {out.parent}: "

@@ -64,7 +64,8 @@ def _skip(context, reason: str, value) -> dg.Output:
 
 def collect_hits(context: dg.AssetExecutionContext, config: WebSearchConfig, api: WebSearchResource,
                  search: Callable) -> dg.Output:
-    """Run the search per emotion; failures are recorded per query with the reason. Shared by both sources."""
+    """Run the search per emotion; failures are recorded per query, and hits that are not what the API documents
+    per hit, with the reason. Shared by both sources."""
     name = context.asset_key.path[-1]
     key = api.api_key()
     if not key:
@@ -73,10 +74,11 @@ def collect_hits(context: dg.AssetExecutionContext, config: WebSearchConfig, api
     if unknown:
         raise dg.Failure(description=f"queries name unknown emotions {unknown}; use {list(EMOTIONS.values())}")
     client = api.client()
-    hits, failures = [], []
+    hits, failures, rejected = [], [], []
     for emotion, query in config.queries.items():
         try:
-            found = search(client, key, query, emotion_id(emotion), config.per_emotion, config.per_page, api.base_url)
+            found = search(client, key, query, emotion_id(emotion), config.per_emotion, config.per_page, api.base_url,
+                           rejected)
         except (WebError, web_sources.SearchError) as exc:
             failures.append({"emotion": emotion, "query": query, "reason": str(exc)})
             context.log.warning(f"{name}: query {query!r} failed: {exc}")
@@ -91,6 +93,7 @@ def collect_hits(context: dg.AssetExecutionContext, config: WebSearchConfig, api
         "dagster/column_schema": column_schema(HITS_SCHEMA),
         "hits_per_emotion": md_table(frame.groupby("emotion_id").size().rename("hits").reset_index()),
         "failed_queries": md_table(pd.DataFrame(failures, columns=["emotion", "query", "reason"])),
+        "rejected_hits": md_table(pd.DataFrame(rejected, columns=["remote_id", "reason"])),
         "retry_waits_s": round(sum(client.waits), 2),
         "preview": md_table(frame.drop(columns=["tags"]), 10),
     })
@@ -132,12 +135,13 @@ def download_hits(context: dg.AssetExecutionContext, config: WebDownloadConfig, 
     })
 
 
-def _pixabay(client, key, query, emotion, count, per_page, base_url):
-    return web_sources.pixabay_search(client, key, query, emotion, count, per_page=per_page, base_url=base_url)
+def _pixabay(client, key, query, emotion, count, per_page, base_url, rejected):
+    return web_sources.pixabay_search(client, key, query, emotion, count, per_page=per_page, base_url=base_url,
+                                      rejected=rejected)
 
 
-def _ddg(client, key, query, emotion, count, per_page, base_url):
-    return web_sources.ddg_search(client, key, query, emotion, count, base_url=base_url)
+def _ddg(client, key, query, emotion, count, per_page, base_url, rejected):
+    return web_sources.ddg_search(client, key, query, emotion, count, base_url=base_url, rejected=rejected)
 
 
 @dg.asset(group_name=GROUP, kinds={"python", "parquet"}, partitions_def=WEB_PARTITIONS, io_manager_key=STAGED)

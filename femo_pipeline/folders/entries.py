@@ -1,0 +1,78 @@
+"""What a scan yields: FileEntry (one entry of a source tree with its split, emotion and, where it cannot be used,
+the reason), ScannedEntries (the list, with the root it was found under), and the helpers the scan and the
+reading share. Pure module (no Dagster)."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+SPLITS = ("train", "test")
+# FER-2013 file names carry the original CSV's Usage column.
+_USAGE_PREFIXES = ("Training", "PublicTest", "PrivateTest")
+
+
+class FolderLayoutError(ValueError):
+    """The folder does not have the layout the source needs."""
+
+
+@dataclass(frozen=True, slots=True)  # slots: a million entries without a dict each
+class FileEntry:
+    rel_path: str  # '/'-separated, valid UTF-8: bytes of a name that are not UTF-8 shown as \\xNN escapes
+    split: str | None
+    label_raw: str | None
+    emotion_id: int | None
+    problem: str | None  # set when the file's place in the tree already disqualifies it
+    fs_path: str | None = None  # where it is: raw names from the resolved root, '/'-separated (None: rel_path)
+    openable: bool = True  # False: the scan decided already (link out of the root, FIFO, ...); never opened
+
+
+def _usage(name: str) -> str | None:
+    prefix = name.split("_", 1)[0]
+    return prefix if prefix in _USAGE_PREFIXES else None
+
+
+def shown_name(name: str) -> str:
+    """A file name as valid UTF-8 text: bytes that are not UTF-8 (surrogate-escaped by os) become \\xNN escapes."""
+    if name.isascii():
+        return name
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+_KINDS = ((stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
+          (stat.S_ISBLK, "block device"))
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "special file")
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside the block. A scan makes an object per entry and no cycles; each
+    collection it set off walked every object of the process (Dagster's included): with the pipeline loaded, the
+    FER-2013 scan took 0.16 s instead of 0.07 s. Reference counting still frees everything as usual."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+class ScannedEntries(list):
+    """scan_folder's entries, with the resolved root they were found under (inspect_folder reads from it, not from
+    the root resolved again: a root link repointed in between is never followed) and the files met under more
+    than one name ({(device, inode): names}; a file with more names than that is refused unread)."""
+
+    real_root: str = ""
+    names_met: dict = {}
