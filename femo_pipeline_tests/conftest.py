@@ -78,6 +78,16 @@ def instance_for(data_dir: Path) -> dg.DagsterInstance:
     return _INSTANCES[key]
 
 
+def staged_file(data_dir: Path, asset: str, name: str = "table") -> Path:
+    """The staged file of `asset`'s latest materialization in the data folder's instance (what a downstream
+    asset would load); `name` picks one of a dict output's tables."""
+    from femo_pipeline.io_managers import FILES, recorded_metadata
+
+    meta = recorded_metadata(instance_for(data_dir), dg.AssetKey(asset))
+    assert meta is not None, f"{asset} was never materialized with the staged IO manager in {data_dir}"
+    return Path(meta[FILES].value[name])
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _dispose_instances():
     yield

@@ -51,8 +51,8 @@ WATCHED = {"fer2013_images": ("fer2013", True), "kaggle_face_images": ("kaggle",
 
 def folder_changes(storage: FemoStorage, instance: dg.DagsterInstance) -> dict[str, dict[str, int]]:
     """Per watched source, files in its folder that the staged table of its asset's latest materialization
-    lacks (added) or has no more (removed). An asset never materialized (or whose staged file was replaced)
-    counts as an empty table: every file is new."""
+    lacks (added) or has no more (removed). An asset never materialized (or whose staged file is gone) counts as
+    an empty table: every file is new."""
     changes = {}
     for asset_name, (key, with_splits) in WATCHED.items():
         plan = storage.source_plan(key)
@@ -63,7 +63,7 @@ def folder_changes(storage: FemoStorage, instance: dg.DagsterInstance) -> dict[s
         except folders.FolderLayoutError:
             continue  # the ingest asset reports a wrong layout; the sensor only looks for changes
         try:
-            table = latest_staged(instance, storage, asset_name)
+            table = latest_staged(instance, asset_name)
         except dg.Failure:
             table = None
         staged = set(table.read(["rel_path"]).column(0).to_pylist()) if table is not None else set()

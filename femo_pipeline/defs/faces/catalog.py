@@ -19,8 +19,8 @@ STAGED_SOURCES = {"fer2013_images": "fer2013", "kaggle_face_images": "kaggle", "
 def image_catalog(context: dg.AssetExecutionContext, storage: FemoStorage, fer2013_images, kaggle_face_images,
                   pixabay_images, duckduckgo_images) -> dg.Output:
     """One row per image file: source, emotion, split, size, format, colour space, hash, duplicates, status
-    (no bytes: those stay in the source assets' staged tables; the catalog keeps a hard link to each version it
-    read, under staging/.catalog_bytes/, so its rows keep their bytes when a source is materialized again).
+    (no bytes: those stay in the source assets' staged tables, whose files the catalog records; a source
+    materialized again writes a new file, so the catalog's rows keep their bytes).
     A source asset never materialized in this instance is left out when its source has no files (web sources
     without a key, an unset folder), with a warning and in the metadata; otherwise the catalog fails."""
     staged = {"fer2013_images": fer2013_images, "kaggle_face_images": kaggle_face_images,
@@ -39,7 +39,7 @@ def image_catalog(context: dg.AssetExecutionContext, storage: FemoStorage, fer20
         synthetic = key in ("fer2013", "kaggle") and storage.source_plan(key).synthetic
         per_source[key] = (staged[asset_name].path, synthetic)
     out = incoming_path(storage)
-    try:  # the file bytes stay in the staged source tables (linked, not copied): catalog.byte_tables
+    try:  # the file bytes stay in the staged source tables: catalog.byte_tables
         table = catalog.write_catalog(per_source, out)
     except catalog.CatalogError as exc:
         raise dg.Failure(description=str(exc)) from exc

@@ -41,18 +41,17 @@ def emotions(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.Ma
           metadata=warehouse_tables("images", "image_pixels", "quarantined_files", "all_images"), **WRITER)
 def images(context: dg.AssetExecutionContext, duckdb: DuckDBResource, image_catalog: StagedTable) -> dg.MaterializeResult:
     """Usable images (metadata + file bytes in image_pixels) and quarantined files, with per-source study views.
-    The rows come from the catalog, the bytes from the versions of the source tables it read (its snapshots)."""
+    The rows come from the catalog, the bytes from the staged source tables it was built from."""
     staged = catalog.byte_tables(image_catalog.path)
-    try:  # checked before the warehouse is opened: the catalog must come from these very source tables
+    try:  # checked before the warehouse is opened: the catalog's source tables must all be there
         catalog.check_sources(image_catalog.path, staged)
     except catalog.CatalogError as exc:
         raise dg.Failure(description=str(exc)) from exc
     with duckdb.get_connection() as con:  # closed on failure too (WarehouseResource.get_connection)
         warehouse.ensure_schema(con)
-        try:  # the stamps again once the bytes are read (another run may have replaced a table meanwhile)
-            counts = warehouse.replace_images(con, image_catalog.path, staged,
-                                              verify=lambda: catalog.check_sources(image_catalog.path, staged))
-        except (warehouse.PixelPairingError, catalog.CatalogError) as exc:
+        try:
+            counts = warehouse.replace_images(con, image_catalog.path, staged)
+        except warehouse.PixelPairingError as exc:
             raise dg.Failure(description=str(exc)) from exc
         per_view = {s.view: con.execute(f"SELECT count(*) FROM {s.view}").fetchone()[0] for s in SOURCES.values()}
         per_emotion = con.execute(warehouse.study_queries()["images_per_emotion"]).df()
