@@ -24,7 +24,8 @@ from femo_pipeline.catalog_bytes import (  # re-exported: catalog.pixel_batches,
     recorded_sources,
 )
 from femo_pipeline.files import atomic_path
-from femo_pipeline.vocab import EMOTIONS, SOURCES
+from femo_pipeline.sources import SOURCES
+from femo_pipeline.vocab import EMOTIONS
 from femo_pipeline.warehouse import image_id
 
 CATALOG_COLUMNS = (

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from femo_pipeline import imaging
-from femo_pipeline.vocab import SOURCES
+from femo_pipeline.sources import SOURCES
 
 SOURCES_KEY = b"femo.staged_sources"  # catalog file metadata: {source_key: {"file", "rows"}} of the tables read
 

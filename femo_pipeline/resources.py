@@ -18,13 +18,20 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from femo_pipeline.facs import FACS_URL
+from femo_pipeline.sources import SOURCES, folder_sources
 from femo_pipeline.webclient import PoliteClient
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 
-# Environment variables of the real profile, per source (see .env.example).
-SOURCE_ENV = {"fer2013": "FEMO_FER2013_DIR", "kaggle": "FEMO_KAGGLE_DIR", "survey": "FEMO_SURVEY_CSV"}
+SURVEY = "survey"  # the survey CSV's key in source_plan, beside the folder sources' keys
+SURVEY_ENV = "FEMO_SURVEY_CSV"
+DEMO_SURVEY = "survey.csv"
+
+
+def setting_env(key: str) -> str:
+    """The environment variable of a folder source's path ('fer2013': FEMO_FER2013_DIR) or of the survey CSV."""
+    return SURVEY_ENV if key == SURVEY else SOURCES[key].env
 
 
 @dataclass(frozen=True)
@@ -59,9 +66,10 @@ class FemoStorage(dg.ConfigurableResource):
         return getattr(self, field) or os.environ.get(env, "")
 
     def source_setting(self, key: str) -> str:
-        """The configured path of source key ('fer2013', 'kaggle', 'survey'): the field, else its variable."""
-        return self._setting({"fer2013": "fer2013_dir", "kaggle": "kaggle_dir", "survey": "survey_csv"}[key],
-                             SOURCE_ENV[key])
+        """The configured path of a folder source ('fer2013', 'kaggle', ...) or of the survey ('survey'): its field
+        (<key>_dir, survey_csv) where this resource has one, else its environment variable."""
+        field = "survey_csv" if key == SURVEY else f"{key}_dir"
+        return getattr(self, field, "") or os.environ.get(setting_env(key), "")
 
     @property
     def root(self) -> Path:
@@ -73,7 +81,8 @@ class FemoStorage(dg.ConfigurableResource):
             raise dg.Failure(f"FEMO_PROFILE must be auto, demo or real, not {profile!r}")
         if profile != "auto":
             return profile
-        return "real" if any(self.source_setting(k) for k in SOURCE_ENV) else "demo"
+        keys = [s.key for s in folder_sources()] + [SURVEY]
+        return "real" if any(self.source_setting(k) for k in keys) else "demo"
 
     @property
     def is_demo(self) -> bool:
@@ -98,13 +107,15 @@ class FemoStorage(dg.ConfigurableResource):
         return self.path("serving", "femo.duckdb")
 
     def source_plan(self, key: str) -> SourcePlan:
-        """Where source `key` ('fer2013', 'kaggle', 'survey') comes from under the active profile."""
+        """Where a folder source ('fer2013', 'kaggle', ...) or the survey ('survey') comes from under the active
+        profile."""
         if self.is_demo:
-            demo = {"fer2013": "fer2013", "kaggle": "kaggle", "survey": "survey.csv"}[key]
-            return SourcePlan(self.demo_dir / demo, synthetic=True)
+            if key != SURVEY and not SOURCES[key].demo:
+                return SourcePlan(None, synthetic=False, skip_reason=f"the demo profile has no {key} folder")
+            return SourcePlan(self.demo_dir / (DEMO_SURVEY if key == SURVEY else key), synthetic=True)
         configured = self.source_setting(key)
         if not configured:
-            return SourcePlan(None, synthetic=False, skip_reason=f"real profile and {SOURCE_ENV[key]} is not set")
+            return SourcePlan(None, synthetic=False, skip_reason=f"real profile and {setting_env(key)} is not set")
         return SourcePlan(Path(configured).expanduser(), synthetic=False)
 
 

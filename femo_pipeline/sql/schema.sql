@@ -129,10 +129,8 @@ SELECT
 FROM images i
 LEFT JOIN image_pixels p ON p.image_id = i.id;
 
-CREATE OR REPLACE VIEW images_pixabay AS SELECT * FROM all_images WHERE source_id = 1;
-CREATE OR REPLACE VIEW images_ddg AS SELECT * FROM all_images WHERE source_id = 2;
-CREATE OR REPLACE VIEW images_kaggle AS SELECT * FROM all_images WHERE source_id = 3;
-CREATE OR REPLACE VIEW images_fer2013 AS SELECT * FROM all_images WHERE source_id = 4;
+-- The per-source views (images_pixabay, images_ddg, images_kaggle, images_fer2013, ...: all_images of one
+-- source) are created from the source registry, femo_pipeline/sources.py (warehouse.schema.apply_schema).
 
 -- ---------------------------------------------------------------- the benchmark (issue 13)
 

@@ -10,7 +10,8 @@ import pandas as pd
 import pyarrow as pa
 
 from femo_pipeline import survey
-from femo_pipeline.vocab import EMOTIONS, SOURCES
+from femo_pipeline.sources import SOURCES
+from femo_pipeline.vocab import EMOTIONS
 from femo_pipeline.warehouse import schema
 from femo_pipeline.warehouse.schema import transaction
 

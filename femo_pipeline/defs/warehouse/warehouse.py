@@ -9,8 +9,8 @@ from femo_pipeline import erd as erd_lib
 from femo_pipeline.defs._meta import md_table, png_md, warehouse_tables
 from femo_pipeline.files import write_text_atomic
 from femo_pipeline.io_managers import StagedTable
-from femo_pipeline.resources import FemoStorage
-from femo_pipeline.vocab import SOURCES
+from femo_pipeline.resources import SURVEY, FemoStorage
+from femo_pipeline.sources import SOURCES, folder_sources
 
 GROUP = "warehouse"
 # Every user of the DuckDB file (a read-write open locks it): one at a time across runs (pool) and inside a run (tag limit on the executor).
@@ -19,8 +19,9 @@ WRITER = dict(group_name=GROUP, pool="duckdb", op_tags={"femo/writer": "duckdb"}
 
 @dg.asset(kinds={"duckdb"}, metadata=warehouse_tables("data_sources", "warehouse_info"), **WRITER)
 def data_sources(context: dg.AssetExecutionContext, duckdb: DuckDBResource, storage: FemoStorage) -> dg.MaterializeResult:
-    """The four image sources (study ids 1-4), marked synthetic when the demo profile generated them."""
-    synthetic = {key for key in ("fer2013", "kaggle") if storage.source_plan(key).synthetic}
+    """The image sources (sources.SOURCES, the study's ids 1-4 first), marked synthetic when the demo profile
+    generated them."""
+    synthetic = {s.key for s in folder_sources() if storage.source_plan(s.key).synthetic}
     with duckdb.get_connection() as con:
         warehouse.ensure_schema(con)
         frame = warehouse.upsert_data_sources(con, synthetic)
@@ -76,7 +77,7 @@ def survey_responses(context: dg.AssetExecutionContext, duckdb: DuckDBResource, 
     return dg.MaterializeResult(metadata={
         "dagster/row_count": rows,
         "rejected_rows": len(rejected),
-        "synthetic": storage.source_plan("survey").synthetic,
+        "synthetic": storage.source_plan(SURVEY).synthetic,
     })
 
 
