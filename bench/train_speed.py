@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 from bench._report import machine, write_records, write_section  # noqa: E402
 from femo_pipeline import demo_data, modeldata  # noqa: E402
 from femo_pipeline import model as femo_model  # noqa: E402
+from femo_pipeline.model.training import _compile  # noqa: E402
 from femo_pipeline.vocab import FER2013_CLASSES  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "datasets" / "fer2013"
@@ -62,7 +63,7 @@ def faces(n: int, tiny: bool) -> tuple[np.ndarray, np.ndarray, str]:
 
 def build(config: femo_model.TrainConfig, xla: bool, steps: int):
     net = femo_model.build_model(config)
-    femo_model._compile(net, config, steps, config.batch_size)
+    _compile(net, config, steps, config.batch_size)
     net.compile(optimizer=net.optimizer, loss=net.loss, metrics=["accuracy"], jit_compile=xla)
     return net
 

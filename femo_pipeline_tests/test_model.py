@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from femo_pipeline import demo_data, evaluation, model, modeldata
+from femo_pipeline.model.precision import _policy
 from femo_pipeline.vocab import FER2013_CLASSES
 
 CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")  # study ids 0-6
@@ -45,14 +46,14 @@ def test_bf16_training_saves_a_float32_file_that_loads_in_either_precision(tmp_p
     x, y = _faces(12)
     config = model.TrainConfig(epochs=1, width=8, seed=1, precision="mixed_bfloat16")
     net, history, facts = model.train(x, y, config, log=lambda _: None)
-    assert model._policy(net) == "mixed_bfloat16" and net.layers[-1].dtype_policy.name == "float32"
+    assert _policy(net) == "mixed_bfloat16" and net.layers[-1].dtype_policy.name == "float32"
     probs = model.predict(net, x[:20])
     path = model.save(net, tmp_path, history, config, facts)
     plain = model.load(path)
-    assert model._policy(plain) == "float32"
+    assert _policy(plain) == "float32"
     assert {layer.dtype_policy.name for layer in plain.layers} == {"float32"}
     fast = model.load(path, "mixed_bfloat16")
-    assert model._policy(fast) == "mixed_bfloat16" and fast.layers[-1].dtype_policy.name == "float32"
+    assert _policy(fast) == "mixed_bfloat16" and fast.layers[-1].dtype_policy.name == "float32"
     for a, b in zip(net.get_weights(), fast.get_weights()):
         assert a.dtype == b.dtype and np.array_equal(a, b)
     again = model.predict(fast, x[:20])

@@ -14,8 +14,6 @@ femo_pipeline.model.precision; `SHIPPED` is one dict shared by the package and f
 
 from femo_pipeline.model.config import HEADS, N_CLASSES, TrainConfig, keras_module
 from femo_pipeline.model.data import (
-    _batches,
-    _take,
     augment_batch,
     auto_batch_size,
     class_weights,
@@ -24,14 +22,12 @@ from femo_pipeline.model.data import (
     targets_for,
 )
 from femo_pipeline.model.deepface_cnn import deepface_architecture, deepface_emotion_model
-from femo_pipeline.model.inference import TTA_MODES, _rescaled, predict, tta_views
+from femo_pipeline.model.inference import TTA_MODES, predict, tta_views
 from femo_pipeline.model.network import build_model, split_heads
-from femo_pipeline.model.precision import PRECISIONS, _policy, cpu_has_bf16, resolve_precision, with_precision
+from femo_pipeline.model.precision import PRECISIONS, cpu_has_bf16, resolve_precision, with_precision
 from femo_pipeline.model.saving import load, save
 from femo_pipeline.model.shipped import SHIPPED, SHIPPED_DIR, shipped_path
 from femo_pipeline.model.training import (
-    _compile,
-    _time_budget_callback,
     peak_learning_rate,
     time_budget_rate,
     train,
@@ -39,7 +35,6 @@ from femo_pipeline.model.training import (
 
 __all__ = [
     "HEADS", "N_CLASSES", "PRECISIONS", "SHIPPED", "SHIPPED_DIR", "TTA_MODES", "TrainConfig",
-    "_batches", "_compile", "_policy", "_rescaled", "_take", "_time_budget_callback",
     "augment_batch", "auto_batch_size", "build_model", "class_weights", "cpu_has_bf16", "deepface_architecture",
     "deepface_emotion_model", "hard_labels", "keras_module", "load", "peak_learning_rate", "predict",
     "resolve_precision", "save", "shipped_path", "split_heads", "stratified_split", "targets_for",
