@@ -119,8 +119,8 @@ def _flag_duplicates(parts: list[pa.Table]) -> pa.Table:
     DuckDB finds the id collisions and the groups of usable images that share their bytes (HAVING n > 1: a
     handful, where a join of every row back to its group sorted a million paths); Arrow looks each row's hash up
     in those groups (a hash in none is a single file), and sorts only when the rows are not in order already
-    (the folder ingest's are). Measured against the join of every row: FER-2013 67 -> 48 ms; 1M files 1.25 ->
-    0.76 s, +354 instead of +712 MiB at the peak."""
+    (the folder ingest's are): faster than the join of every row, with half its extra memory at a million
+    files (figures in docs/benchmarks.md, 'ingest')."""
     if not parts:
         raise CatalogError("no source produced any file: nothing to catalogue")
     unioned = pa.concat_tables(parts, promote_options="default")

@@ -1,6 +1,6 @@
 """Humans and models scored against the same references on the same images, compared with paired bootstraps.
 
-Pure module (numpy, pandas; no Dagster, no Keras). Issue 13, items 1, 2 and 4.
+Pure module (numpy, pandas; no Dagster, no Keras).
 
 Inputs
 ------

@@ -113,7 +113,7 @@ def summarise(votes: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> dict:
     }
 
 
-# ---------------------------------------------------------------- votes per warehouse image (issue 13)
+# ---------------------------------------------------------------- votes per warehouse image
 
 _FERPLUS_COLUMN_OF_STUDY_ID = [VOTE_COLUMNS.index(c) for c in
                                ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")]

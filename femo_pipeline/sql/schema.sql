@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS images (
 
 -- The image itself, as the file's own bytes (JPEG/PNG/...), kept apart so metadata queries stay light.
 -- Uncompressed: the bytes are JPEG/PNG already, and DuckDB would otherwise ZSTD the whole column into one
--- segment that every single-image read must decompress (21 ms instead of 0.3 ms per image, measured).
+-- segment that every single-image read must decompress.
 CREATE TABLE IF NOT EXISTS image_pixels (
     image_id  BIGINT PRIMARY KEY REFERENCES images (id),
     pixels    BLOB NOT NULL USING COMPRESSION uncompressed
@@ -132,7 +132,7 @@ LEFT JOIN image_pixels p ON p.image_id = i.id;
 -- The per-source views (images_pixabay, images_ddg, images_kaggle, images_fer2013, ...: all_images of one
 -- source) are created from the source registry, femo_pipeline/sources.py (warehouse.schema.apply_schema).
 
--- ---------------------------------------------------------------- the benchmark (issue 13)
+-- ---------------------------------------------------------------- the benchmark
 
 -- Every reader that produced predictions: femo's CNN (trained here or shipped with the package), public models,
 -- baselines. Append-only: the id is derived from the model file's content (or the baseline's inputs), so the

@@ -208,7 +208,7 @@ def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return {n: con.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0] for n in names}
 
 
-# ---------------------------------------------------------------- the benchmark's tables (issue 13)
+# ---------------------------------------------------------------- the benchmark's tables
 
 MODEL_RUN_COLUMNS = (
     "id", "reader", "origin", "label_source", "created", "config", "backend", "device", "train_seconds",
