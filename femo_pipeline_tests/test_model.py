@@ -262,3 +262,20 @@ def test_augmentation_varies_each_face_within_range_and_is_reproducible():
     assert (moved > 1).all()  # every face changed, none replaced by noise: still closer to itself than to others
     own = [np.corrcoef(first[i].ravel(), x[i].ravel().astype(np.float32))[0, 1] for i in range(len(x))]
     assert np.median(own) > 0.2
+
+
+def test_the_launch_config_takes_every_training_field_and_default_from_train_config():
+    """ModelConfig is built from TrainConfig (no copied defaults): the same fields with the same defaults, and
+    train_config turns it back into the same TrainConfig; a run config's values reach it."""
+    import dataclasses
+
+    from femo_pipeline.defs.model.model_training import ModelConfig, train_config
+
+    defaults = {f.name: f.default for f in dataclasses.fields(model.TrainConfig)}
+    launch = ModelConfig().model_dump()
+    assert set(defaults) - set(launch) == {"targets"}
+    assert all(launch[k] == (list(v) if isinstance(v, tuple) else v) for k, v in defaults.items()
+               if k not in ("targets", "precision"))
+    assert train_config(ModelConfig(), precision="float32") == model.TrainConfig()
+    changed = train_config(ModelConfig(epochs=3, block_convs=[1, 2, 2, 2], minutes=1.5), precision="float32")
+    assert (changed.epochs, changed.block_convs, changed.minutes) == (3, (1, 2, 2, 2), 1.5)
