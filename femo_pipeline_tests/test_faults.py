@@ -19,6 +19,8 @@ from femo_pipeline.cli import prepare_pools
 from femo_pipeline.resources import PROJECT_ROOT
 from femo_pipeline_tests.conftest import DEMO_RUN_CONFIG, materialize
 
+pytestmark = pytest.mark.slow  # fault tests: kills, overlapping runs, a lock held across processes
+
 WAREHOUSE_ASSETS = ["demo_source_files", "fer2013_images", "kaggle_face_images", "everyday_emotions_survey",
                     "image_catalog", "data_sources", "emotions", "images", "survey_responses"]
 CONFIG = {"ops": {"demo_source_files": DEMO_RUN_CONFIG["ops"]["demo_source_files"]}}
@@ -66,7 +68,6 @@ def _contents(data_dir: Path) -> dict:
         return {name: con.execute(sql).fetchall() for name, sql in TABLES.items()}
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_a_run_killed_while_writing_the_warehouse_is_repaired_by_a_rerun(tmp_path):
     clean = tmp_path / "clean"
@@ -172,7 +173,6 @@ def test_a_second_process_waits_for_the_warehouse_lock(tmp_path):
         assert con.execute("SELECT count(*) FROM t").fetchone() == (1,)
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_two_overlapping_runs_on_one_instance_both_finish_without_a_lock_error(tmp_path):
     """Two processes materialize warehouse writers into the same DuckDB file at once, sharing a Dagster instance

@@ -346,6 +346,7 @@ def _offline_chromium():
                     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1")
 
 
+@pytest.mark.slow
 def test_a_person_can_see_the_answer_in_a_browser_offline(live_server, results):
     """Gallery -> filter -> one face with vote bars and predictions -> disagreements -> /docs, with no network
     beyond the app; screenshots under data/screenshots/ for a person to look at."""
