@@ -118,7 +118,11 @@ DEMO_RUN_CONFIG = {"ops": {"demo_source_files": {"config": {"fer_train_per_class
                            # a small, short model keeps whole-graph tests quick; test_model.py tests training
                            "emotion_model": {"config": {"epochs": 2, "width": 8}},
                            "model_evaluation": {"config": {"n_boot": 100}},
-                           "contender_predictions": {"config": {"n_boot": 100}}}}
+                           "contender_predictions": {"config": {"n_boot": 100}},
+                           # one training run instead of the demo plan's six (most of a whole run's time);
+                           # test_benchmark_assets runs the plan itself
+                           "data_factors": {"config": {"fractions": [1.0], "label_sources": ["fer2013"],
+                                                       "duplicates_at": []}}}}
 
 
 @pytest.fixture(scope="session")

@@ -100,8 +100,8 @@ def test_real_profile_without_paths_skips_sources_with_reason(tmp_path):
 def test_real_profile_reads_configured_folders(tmp_path, demo_inputs):
     kaggle = tmp_path / "kaggle_copy"
     shutil.copytree(demo_inputs / "kaggle", kaggle)
-    result = materialize(tmp_path / "data", selection=NOT_MODEL, profile="real", kaggle_dir=str(kaggle),
-                         survey_csv=str(demo_inputs / "survey.csv"))
+    result = materialize(tmp_path / "data", selection=dg.AssetSelection.assets("images", "survey_responses").upstream(),
+                         profile="real", kaggle_dir=str(kaggle), survey_csv=str(demo_inputs / "survey.csv"))
     assert result.success
     assert _query(tmp_path / "data", "SELECT count(*), bool_or(synthetic) FROM images") == [(240, False)]
 
