@@ -77,6 +77,9 @@ TRAIN_FIELD_DESCRIPTIONS = {
     "weight_decay": "Weight decay.",
     "label_smoothing": "Label smoothing of the loss.",
     "augment": "Flip, affine, brightness/contrast and erasing.",
+    "augment_on": "Where augmentation runs: device (Keras ops inside the training graph) or cpu (OpenCV in the "
+                  "batch feeder); the same distributions.",
+    "patience": "Early stopping: stop once the best validation epoch is this many epochs old (0: never).",
     "class_weighting": "Weight classes by inverse frequency.",
     "max_minutes": "Stop after the epoch past this time (0: none).",
     "minutes": "Time budget: warm-up, then a cosine over the time left, stopping when it is spent (0: schedule by "
