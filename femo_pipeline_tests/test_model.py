@@ -40,6 +40,7 @@ def test_tiny_training_run_saves_a_model_that_reloads_identically(tmp_path):
     assert saved["epochs"] == 2 and saved["width"] == 8 and "seconds" in saved
 
 
+@pytest.mark.slow  # trains a network: outside the quick loop
 def test_bf16_training_saves_a_float32_file_that_loads_in_either_precision(tmp_path):
     """Trained in mixed bf16 (bf16 arithmetic, float32 weights), the file is float32 (it runs on any CPU); loaded
     with precision mixed_bfloat16 it computes in bf16 again, with the same weights and nearly the same outputs."""
@@ -81,6 +82,7 @@ def test_precision_names(monkeypatch):
         checked_precision("float16")
 
 
+@pytest.mark.slow  # trains a network: outside the quick loop
 def test_time_budget_stops_training_after_the_epoch_that_passes_it():
     x, y = _faces(4)
     _, history, facts = model.train(x, y, model.TrainConfig(epochs=50, width=8, max_minutes=1e-6), log=lambda _: None)
@@ -98,6 +100,7 @@ def test_time_budgeted_schedule_warms_up_by_steps_then_decays_to_zero_with_the_t
     assert rate(0, 0.0, 0, 0.0, 100.0, 0.1) == pytest.approx(0.1)  # no warm-up: starts at the peak
 
 
+@pytest.mark.slow  # trains a network: outside the quick loop
 def test_a_time_budget_runs_the_schedule_to_its_end_and_stops_mid_epoch(monkeypatch):
     """With `minutes`, epochs is only an upper bound: training stops when the time is spent (here after a few
     epochs of 50), the last rate set is near zero, and the epoch it stopped in is still validated and logged.
@@ -235,6 +238,7 @@ def test_deepface_package_path_runs_offline_on_a_weights_file_and_agrees_with_th
     assert np.abs(package - rebuilt).max() < 0.05 and (package.argmax(1) == rebuilt.argmax(1)).mean() >= 0.8
 
 
+@pytest.mark.slow  # trains a network: outside the quick loop
 def test_the_recipe_learns_separable_faces_at_a_small_batch():
     """The default recipe (SGD, cosine) must learn the demo's drawn faces, whose classes are separable, at the small
     automatic batch of a small set: the learning rate scales with the batch (at batch 16 the unscaled rate left

@@ -8,6 +8,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from femo_pipeline import sources
 from femo_pipeline.resources import PROJECT_ROOT, FemoStorage
 
@@ -64,6 +66,7 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow  # end to end in its own interpreter
 def test_a_source_added_to_the_registry_alone_flows_through_the_pipeline(tmp_path):
     done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True, text=True, timeout=300,
                           cwd=PROJECT_ROOT, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
