@@ -7,7 +7,7 @@ home page - runs:
   scheduled start, so a server that falls behind shows it (no coordinated omission);
 - a closed-loop load with 8 connections for 5 s, for the maximum throughput.
 The load generator shares the machine's cores with the server. Results go to docs/benchmarks.md ('api' markers)
-and docs/benchmarks.json. Goal (issue 12), 2 cores: >= 1,000 requests/s closed loop for a page of 50, and
+and docs/benchmarks.json. Goal on 2 cores: >= 1,000 requests/s closed loop for a page of 50, and
 p99 <= 20 ms at 500 requests/s open loop.
 
     .venv/bin/python bench/api.py [--rate 500] [--seconds 10] [--workers 1] [--snapshot PATH]
@@ -213,7 +213,7 @@ Measured {today} on {where}; uvicorn with {args.workers} worker process(es) over
 generator (Python threads, keep-alive connections) on the same machine.{note}
 Open loop: {args.rate:.0f} requests/s for {args.seconds:.0f} s, latency from each request's scheduled start.
 Closed loop: 8 connections for 5 s. Answers come from the per-snapshot response cache after the warm-up (50
-requests), as they do for any page asked twice. Goal (issue 12, 2 cores): >= 1,000 requests/s closed loop for a
+requests), as they do for any page asked twice. Goal on 2 cores: >= 1,000 requests/s closed loop for a
 page of 50, p99 <= 20 ms at 500 requests/s open loop.
 
 | request | requests | errors | achieved req/s | p50 ms | p99 ms | max ms | max req/s (closed loop) |

@@ -153,7 +153,7 @@ def run_once(fer_dir: Path, workers: int) -> tuple[float, dict[str, float], dict
 
 def warm_up(folder: Path) -> float:
     """Read every file once, so each timed run starts with the files in the page cache as far as the kernel keeps
-    them (on the 2-core VM a run that reads 1M files back from its disk took 2-4x longer: 40-60 % I/O wait)."""
+    them (a run that reads a million small files back from a VM's disk can be I/O-bound several times over)."""
     start = time.perf_counter()
     for dirpath, _, names in os.walk(folder):
         for name in names:

@@ -12,9 +12,10 @@ from enum import Enum
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi import Path as PathParam
 
+from femo_pipeline.vocab import VOTE_COLUMNS
+
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 EMOTION_COLUMNS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
-VOTE_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF")
 
 router = APIRouter(tags=["benchmark"])
 

@@ -1,7 +1,7 @@
 """Build the image catalog from per-source inspection tables: ids, aspect ratios and duplicate flags.
 
-Pure module (no Dagster). The bytes behind a catalog file (snapshots of the staged tables, their check, the
-pixel stream) live in catalog_bytes; the names callers use are re-exported here.
+Pure module (no Dagster). The bytes behind a catalog file (the staged tables it read, their check, the pixel
+stream) live in catalog_bytes; the names callers use are re-exported here.
 """
 
 from __future__ import annotations
@@ -16,18 +16,16 @@ import pyarrow.parquet as pq
 
 from femo_pipeline import imaging
 from femo_pipeline.catalog_bytes import (  # re-exported: catalog.pixel_batches, catalog.check_sources, ...
-    SNAPSHOTS,
     SOURCES_KEY,
-    STALE_SNAPSHOT_S,
     CatalogError,
-    _snapshot,
     byte_tables,
     check_sources,
     pixel_batches,
     recorded_sources,
 )
-from femo_pipeline.files import atomic_path, stamp
-from femo_pipeline.vocab import EMOTIONS, SOURCES
+from femo_pipeline.files import atomic_path
+from femo_pipeline.sources import SOURCES
+from femo_pipeline.vocab import EMOTIONS
 from femo_pipeline.warehouse import image_id
 
 CATALOG_COLUMNS = (
@@ -97,20 +95,15 @@ def write_catalog(per_source: dict[str, tuple[str | Path, bool]], out: str | Pat
     """The catalog of staged Parquet files ({source_key: (path, synthetic)}) written to `out`, without the file
     bytes: those stay in the staged source tables, and `pixel_batches` pairs them with the catalog's rows for
     whoever needs them (the warehouse load, face detection). Only the metadata columns of the sources are read.
-    The file records the stamp and row count of each source table it was built from, so bytes are never paired
-    with a catalog built from another version of them. Same rows and columns as build_catalog without content."""
+    The file records the path and row count of each source table it was built from (staged files are written
+    once, never replaced), so its rows are paired with those very bytes. Same rows and columns as build_catalog
+    without content."""
     parts = []
     sources = {}
     for key, (path, synth) in sorted(per_source.items()):
-        before = stamp(path)
-        snapshot = _snapshot(Path(path), before)
-        if stamp(snapshot) != before:  # checked before reading too: whatever sits at that name is not read
-            raise CatalogError(f"the staged table of source {key} was replaced while the catalog read it: run again")
-        names = [n for n in pq.read_schema(snapshot).names if n != "content"]
-        part = pq.read_table(snapshot, columns=names)
-        if stamp(snapshot) != before:
-            raise CatalogError(f"the staged table of source {key} was replaced while the catalog read it: run again")
-        sources[key] = {"stamp": before, "rows": part.num_rows, "file": str(snapshot)}
+        names = [n for n in pq.read_schema(path).names if n != "content"]
+        part = pq.read_table(path, columns=names)
+        sources[key] = {"file": str(path), "rows": part.num_rows}
         parts.append(_with_source_columns(part, key, synth))
     meta = _flag_duplicates(parts).select(list(META_COLUMNS))
     meta = meta.replace_schema_metadata({SOURCES_KEY: json.dumps(sources, sort_keys=True).encode()})
@@ -126,8 +119,8 @@ def _flag_duplicates(parts: list[pa.Table]) -> pa.Table:
     DuckDB finds the id collisions and the groups of usable images that share their bytes (HAVING n > 1: a
     handful, where a join of every row back to its group sorted a million paths); Arrow looks each row's hash up
     in those groups (a hash in none is a single file), and sorts only when the rows are not in order already
-    (the folder ingest's are). Measured against the join of every row: FER-2013 67 -> 48 ms; 1M files 1.25 ->
-    0.76 s, +354 instead of +712 MiB at the peak."""
+    (the folder ingest's are): faster than the join of every row, with half its extra memory at a million
+    files (figures in docs/benchmarks.md, 'ingest')."""
     if not parts:
         raise CatalogError("no source produced any file: nothing to catalogue")
     unioned = pa.concat_tables(parts, promote_options="default")
@@ -206,7 +199,6 @@ def duplicate_summary(con: duckdb.DuckDBPyConnection, relation: str = "catalog")
 
 
 __all__ = [
-    "CATALOG_COLUMNS", "META_COLUMNS", "SNAPSHOTS", "SOURCES_KEY", "STALE_SNAPSHOT_S", "CatalogError", "_snapshot",
-    "build_catalog", "byte_tables", "check_sources", "duplicate_summary", "pixel_batches", "recorded_sources",
-    "write_catalog",
+    "CATALOG_COLUMNS", "META_COLUMNS", "SOURCES_KEY", "CatalogError", "build_catalog", "byte_tables", "check_sources",
+    "duplicate_summary", "pixel_batches", "recorded_sources", "write_catalog",
 ]

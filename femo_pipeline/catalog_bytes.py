@@ -1,14 +1,11 @@
-"""The bytes behind a catalog file: hard-link snapshots of the staged source tables it read, the check that
-they are still those tables, and the stream of (image_id, content) batches in catalog order. Pure module
+"""The bytes behind a catalog file: the staged source tables it read (recorded in the file), the check that
+they are all still there, and the stream of (image_id, content) batches in catalog order. Pure module
 (no Dagster)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
-import time
 import uuid
 from pathlib import Path
 
@@ -18,59 +15,31 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from femo_pipeline import imaging
-from femo_pipeline.files import atomic_path, stamp
-from femo_pipeline.vocab import SOURCES
+from femo_pipeline.sources import SOURCES
 
-SOURCES_KEY = b"femo.staged_sources"  # catalog file metadata: {source_key: {"stamp", "rows"}} of the tables read
+SOURCES_KEY = b"femo.staged_sources"  # catalog file metadata: {source_key: {"file", "rows"}} of the tables read
 
 
 class CatalogError(ValueError):
     """The catalog would be inconsistent (for example two files mapped to one id)."""
 
 
-SNAPSHOTS = ".catalog_bytes"  # beside the staged source tables: hard links to the versions a catalog read
-STALE_SNAPSHOT_S = 24 * 3600
-
-
-def _snapshot(path: Path, version: str) -> Path:
-    """A hard link to this version of a staged source table (no bytes copied; a copy where links are not
-    possible), so the catalog's rows keep their bytes when the source asset is materialized again meanwhile
-    (another run, the sensor's folder ingest). This source's other versions linked over a day ago are removed."""
-    folder = path.parent / SNAPSHOTS
-    folder.mkdir(exist_ok=True)
-    target = folder / f"{path.stem}.{version}.parquet"
-    if not target.exists():
-        try:
-            os.link(path, target)
-        except FileExistsError:
-            pass
-        except OSError:  # a file system without hard links
-            with atomic_path(target) as tmp:
-                shutil.copyfile(path, tmp)
-    now = time.time()
-    for old in folder.glob(f"{path.stem}.*.parquet"):  # this source's older versions only
-        with contextlib.suppress(OSError):
-            if old != target and now - old.stat().st_ctime > STALE_SNAPSHOT_S:
-                old.unlink()
-    return target
-
-
 def byte_tables(catalog_path: str | Path) -> dict[str, str]:
-    """{source_key: file} of the staged table versions a catalog file read (the bytes of its rows)."""
+    """{source_key: file} of the staged source tables a catalog file read (the bytes of its rows)."""
     return {key: value["file"] for key, value in recorded_sources(catalog_path).items() if "file" in value}
 
 
 def recorded_sources(catalog_path: str | Path) -> dict[str, dict]:
-    """{source_key: {"stamp", "rows"}} of the staged tables a catalog file was built from ({} if not recorded)."""
+    """{source_key: {"file", "rows"}} of the staged tables a catalog file was built from ({} if not recorded)."""
     raw = (pq.read_schema(catalog_path).metadata or {}).get(SOURCES_KEY)
     return json.loads(raw) if raw else {}
 
 
 def check_sources(catalog_path: str | Path, staged: dict[str, str | Path] | None = None,
                   sources: list[str] | None = None, keys: pa.ChunkedArray | None = None) -> list[str]:
-    """The catalog's sources (only `sources` if given) in catalog order, once each is checked to be the staged
-    table the catalog was built from (same stamp); a CatalogError naming the fix otherwise, also for a catalog
-    that does not record its tables (an older femo's)."""
+    """The catalog's sources (only `sources` if given) in catalog order, once each staged table it was built
+    from (or `staged`, {source_key: path}) is found with the rows it had; a CatalogError naming the fix
+    otherwise, also for a catalog that does not record its tables (an older femo's)."""
     recorded = recorded_sources(catalog_path)
     staged = byte_tables(catalog_path) if staged is None else staged
     if keys is None:
@@ -83,11 +52,11 @@ def check_sources(catalog_path: str | Path, staged: dict[str, str | Path] | None
     for key in wanted:
         path = staged.get(key)
         if path is None or not Path(path).exists():
-            raise CatalogError(f"the staged table of source {key} that the catalog was built from is missing: "
-                               "materialize its ingest asset and image_catalog again")
-        if stamp(path) != recorded[key]["stamp"]:
-            raise CatalogError(f"the staged table of source {key} changed after the catalog was built from it: "
-                               "materialize image_catalog again")
+            raise CatalogError(f"the staged table of source {key} that the catalog was built from is gone (an old "
+                               "version, removed): materialize image_catalog again")
+        if pq.read_metadata(path).num_rows != recorded[key]["rows"]:
+            raise CatalogError(f"the staged table of source {key} given for the catalog is not the one it was "
+                               "built from (other rows): materialize image_catalog again")
     return wanted
 
 
@@ -95,16 +64,13 @@ def pixel_batches(catalog_path: str | Path, staged: dict[str, str | Path] | None
                   sources: list[str] | None = None, batch_rows: int = 8192,
                   memory_limit: str = "512MB") -> pa.RecordBatchReader:
     """The bytes of the catalog's usable images as a stream of (image_id, content) batches, in catalog order,
-    read from the versions of the staged source tables it was built from (its snapshots, see byte_tables; or
-    `staged`, {source_key: path}); only `sources` if given.
+    read from the staged source tables it was built from (see byte_tables; or `staged`, {source_key: path});
+    only `sources` if given.
 
-    A source table replaced since the catalog was written (another stamp) is a CatalogError: its bytes might
-    belong to other rows. A table in the catalog's order (the folder ingest's) is paired row group by row group;
-    any other is put in order by DuckDB, spilling to disk past `memory_limit`. Nothing holds every image's
-    bytes at once."""
-    recorded = recorded_sources(catalog_path)
+    A table in the catalog's order (the folder ingest's) is paired row group by row group; any other is put in
+    order by DuckDB, spilling to disk past `memory_limit`. Nothing holds every image's bytes at once."""
     if staged is None:
-        staged = {key: value["file"] for key, value in recorded.items() if "file" in value}
+        staged = byte_tables(catalog_path)
     meta = pq.read_table(catalog_path, columns=["image_id", "source_key", "source_id", "rel_path", "status"])
     keys = meta.column("source_key")
     wanted = check_sources(catalog_path, staged, sources, keys)
@@ -128,9 +94,6 @@ def pixel_batches(catalog_path: str | Path, staged: dict[str, str | Path] | None
                                                      schema=schema)
             finally:
                 shutil.rmtree(spill, ignore_errors=True)
-            if stamp(staged[key]) != recorded[key]["stamp"]:  # replaced while its bytes were read
-                raise CatalogError(f"the staged table of source {key} changed while its bytes were read: "
-                                   "materialize image_catalog again")
 
     return pa.RecordBatchReader.from_batches(schema, batches())
 

@@ -77,16 +77,3 @@ def score(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[int], 
         "per_class_recall": {int(k): v for k, v in per_class_recall(y_true, y_pred, classes).items()},
         "confusion_matrix": confusion_matrix(y_true, y_pred, classes).tolist(),
     }
-
-
-def verdict(model_ci: Sequence[float], human_ci: Sequence[float]) -> str:
-    """'better' / 'worse' when the 95 % intervals do not overlap, else 'on par'.
-
-    Overlap is not a test: readers scored on the same images are compared with femo_pipeline.fair.compare
-    (paired bootstrap of the difference); this stays for the older report rows.
-    """
-    if model_ci[0] > human_ci[1]:
-        return "better"
-    if model_ci[1] < human_ci[0]:
-        return "worse"
-    return "on par"

@@ -1,6 +1,6 @@
 """Humans and models scored against the same references on the same images, compared with paired bootstraps.
 
-Pure module (numpy, pandas; no Dagster, no Keras). Issue 13, items 1, 2 and 4.
+Pure module (numpy, pandas; no Dagster, no Keras).
 
 Inputs
 ------
@@ -66,15 +66,12 @@ import numpy as np
 import pandas as pd
 
 from femo_pipeline.bootstrap import paired_balanced_bootstrap, paired_bootstrap, verdict
-from femo_pipeline.vocab import EMOTIONS
+from femo_pipeline.vocab import EMOTIONS, VOTE_COLUMNS, VOTES_BY_EMOTION_ID
 
-VOTE_COLUMNS: tuple[str, ...] = (
-    "neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF")
 # answer order: study ids 0..6, then contempt (7), unknown (8), NF (9)
 ANSWER_NAMES: tuple[str, ...] = tuple(EMOTIONS[i] for i in range(8)) + ("Unknown", "Not a face")
 # FER+ column feeding each answer-order column
-_FERPLUS_COLUMN_OF_ANSWER = np.array([VOTE_COLUMNS.index(c) for c in (
-    "anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral", "contempt", "unknown", "NF")])
+_FERPLUS_COLUMN_OF_ANSWER = np.array([VOTE_COLUMNS.index(c) for c in VOTES_BY_EMOTION_ID])
 SEVEN = tuple(range(7))
 VARIANTS = ("seven_classes", "all_votes")
 REFERENCES = ("ferplus", "fer2013")

@@ -39,7 +39,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-VOTE_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF")
+from femo_pipeline.vocab import VOTE_COLUMNS
+
 USAGES = ("Training", "PublicTest", "PrivateTest")
 MAP_PATH = Path(__file__).parent / "data" / "ferplus_map.csv.gz"
 PREFIX_LEN = 12

@@ -29,12 +29,6 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def stamp(path: str | os.PathLike) -> str:
-    """Identity of one file version: inode, size and modification time (a replaced file gets a new stamp)."""
-    st = os.stat(path)
-    return f"{st.st_ino}-{st.st_size}-{st.st_mtime_ns}"
-
-
 def write_parquet_atomic(table: pa.Table, path: str | os.PathLike) -> Path:
     # image bytes are already compressed (JPEG/PNG): storing them raw reads back faster at the same size
     compression = {f.name: ("none" if pa.types.is_binary(f.type) else "zstd") for f in table.schema}

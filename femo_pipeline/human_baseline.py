@@ -19,9 +19,8 @@ import numpy as np
 import pandas as pd
 
 from femo_pipeline import evaluation
-from femo_pipeline.vocab import FER2013_CLASSES, emotion_id
+from femo_pipeline.vocab import FER2013_CLASSES, VOTE_COLUMNS, emotion_id
 
-VOTE_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF")
 EMOTION_VOTES = VOTE_COLUMNS[:8]
 FER7 = tuple(emotion_id(c) for c in FER2013_CLASSES)  # study ids of FER-2013's seven classes
 
@@ -114,7 +113,7 @@ def summarise(votes: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> dict:
     }
 
 
-# ---------------------------------------------------------------- votes per warehouse image (issue 13)
+# ---------------------------------------------------------------- votes per warehouse image
 
 _FERPLUS_COLUMN_OF_STUDY_ID = [VOTE_COLUMNS.index(c) for c in
                                ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")]

@@ -125,7 +125,7 @@ def _pillow_layout(header: Image.Image) -> tuple[int, int, int, int]:
 
 
 def _truncation_problem(data: bytes, fmt: str) -> str | None:
-    # searched in place in the last KiB (a slice copied it: 1.5 us of a face's 40, against 0.4 us)
+    # searched in place in the last KiB (a slice would copy it, a sizeable share of a small face's cost)
     start = max(0, len(data) - 1024)
     if fmt == "JPEG" and data.find(b"\xff\xd9", start) < 0:
         return "truncated JPEG: no end-of-image marker"

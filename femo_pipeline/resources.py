@@ -3,28 +3,29 @@
 
 import contextlib
 import os
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks; the duckdb pool alone keeps writers apart
-    fcntl = None
-
 import dagster as dg
+import filelock
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from femo_pipeline.facs import FACS_URL
+from femo_pipeline.sources import SOURCES, folder_sources
 from femo_pipeline.webclient import PoliteClient
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 
-# Environment variables of the real profile, per source (see .env.example).
-SOURCE_ENV = {"fer2013": "FEMO_FER2013_DIR", "kaggle": "FEMO_KAGGLE_DIR", "survey": "FEMO_SURVEY_CSV"}
+SURVEY = "survey"  # the survey CSV's key in source_plan, beside the folder sources' keys
+SURVEY_ENV = "FEMO_SURVEY_CSV"
+DEMO_SURVEY = "survey.csv"
+
+
+def setting_env(key: str) -> str:
+    """The environment variable of a folder source's path ('fer2013': FEMO_FER2013_DIR) or of the survey CSV."""
+    return SURVEY_ENV if key == SURVEY else SOURCES[key].env
 
 
 @dataclass(frozen=True)
@@ -59,9 +60,10 @@ class FemoStorage(dg.ConfigurableResource):
         return getattr(self, field) or os.environ.get(env, "")
 
     def source_setting(self, key: str) -> str:
-        """The configured path of source key ('fer2013', 'kaggle', 'survey'): the field, else its variable."""
-        return self._setting({"fer2013": "fer2013_dir", "kaggle": "kaggle_dir", "survey": "survey_csv"}[key],
-                             SOURCE_ENV[key])
+        """The configured path of a folder source ('fer2013', 'kaggle', ...) or of the survey ('survey'): its field
+        (<key>_dir, survey_csv) where this resource has one, else its environment variable."""
+        field = "survey_csv" if key == SURVEY else f"{key}_dir"
+        return getattr(self, field, "") or os.environ.get(setting_env(key), "")
 
     @property
     def root(self) -> Path:
@@ -73,7 +75,8 @@ class FemoStorage(dg.ConfigurableResource):
             raise dg.Failure(f"FEMO_PROFILE must be auto, demo or real, not {profile!r}")
         if profile != "auto":
             return profile
-        return "real" if any(self.source_setting(k) for k in SOURCE_ENV) else "demo"
+        keys = [s.key for s in folder_sources()] + [SURVEY]
+        return "real" if any(self.source_setting(k) for k in keys) else "demo"
 
     @property
     def is_demo(self) -> bool:
@@ -98,13 +101,15 @@ class FemoStorage(dg.ConfigurableResource):
         return self.path("serving", "femo.duckdb")
 
     def source_plan(self, key: str) -> SourcePlan:
-        """Where source `key` ('fer2013', 'kaggle', 'survey') comes from under the active profile."""
+        """Where a folder source ('fer2013', 'kaggle', ...) or the survey ('survey') comes from under the active
+        profile."""
         if self.is_demo:
-            demo = {"fer2013": "fer2013", "kaggle": "kaggle", "survey": "survey.csv"}[key]
-            return SourcePlan(self.demo_dir / demo, synthetic=True)
+            if key != SURVEY and not SOURCES[key].demo:
+                return SourcePlan(None, synthetic=False, skip_reason=f"the demo profile has no {key} folder")
+            return SourcePlan(self.demo_dir / (DEMO_SURVEY if key == SURVEY else key), synthetic=True)
         configured = self.source_setting(key)
         if not configured:
-            return SourcePlan(None, synthetic=False, skip_reason=f"real profile and {SOURCE_ENV[key]} is not set")
+            return SourcePlan(None, synthetic=False, skip_reason=f"real profile and {setting_env(key)} is not set")
         return SourcePlan(Path(configured).expanduser(), synthetic=False)
 
 
@@ -113,64 +118,40 @@ def storage_from_env() -> FemoStorage:
     return FemoStorage()
 
 
-_HELD: dict[str, int] = {}  # lock files this process holds, with their depth (a step may open the file twice)
-_HELD_GUARD = threading.Lock()
-
-
 @contextlib.contextmanager
-def warehouse_lock(database: str, timeout: float = 3600.0, poll: float = 0.2):
-    """Hold an exclusive advisory lock (flock on `.<file>.lock` beside it) while this process uses the warehouse.
+def warehouse_lock(database: str, timeout: float = 3600.0):
+    """Hold an exclusive lock on `.<file>.lock` beside the warehouse (filelock, flock on Unix) while this process
+    uses it.
 
     DuckDB allows one read-write process per file and fails the second at once ("Could not set lock"). Dagster's
     `duckdb` pool keeps steps of different runs apart, but two runs starting the same instant can both get a slot
     on SQLite instance storage (seen in CI: two `data_sources` steps together); this lock makes the second one wait
-    instead. The kernel releases it if the holder dies. Re-entrant within a process; nothing for `:memory:`/`md:`.
-    Waits at most `timeout` seconds, then fails with the lock file named."""
-    if fcntl is None or not database or database == ":memory:" or database.startswith("md:"):
+    instead. The kernel releases it if the holder dies. Re-entrant within a process (one lock object per file,
+    shared by its threads: a step may open the file twice); nothing for `:memory:`/`md:`. Waits at most `timeout`
+    seconds, then fails with the lock file named."""
+    if not database or database == ":memory:" or database.startswith("md:"):
         yield
         return
     path = Path(database).resolve()
-    lock = path.with_name(f".{path.name}.lock")
-    key = str(lock)
-    with _HELD_GUARD:
-        if _HELD.get(key):
-            _HELD[key] += 1
-            nested = True
-        else:
-            nested = False
-    if nested:
-        try:
-            yield
-        finally:
-            with _HELD_GUARD:
-                _HELD[key] -= 1
-        return
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    lock_path = path.with_name(f".{path.name}.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    # the lock file stays (a removed one could be re-created and locked by a third process while a second waits on
+    # the old one), and only a kernel lock will do: a soft lock would outlive a killed holder
+    lock = filelock.FileLock(lock_path, thread_local=False, is_singleton=True, preserve_lock_file=True,
+                             fallback_to_soft=False)
     try:
-        start, next_note = time.monotonic(), 0.0
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                waited = time.monotonic() - start
-                if waited >= timeout:
-                    raise TimeoutError(f"the warehouse is in use by another process (lock {lock} held for over "
-                                       f"{timeout:.0f} s); is another femo run writing it?") from None
-                if waited >= next_note:  # say so at once, then every 30 s
-                    next_note = waited + 30
-                    dg.get_dagster_logger().info(f"waiting for the warehouse: another process holds {lock.name}")
-                time.sleep(poll)
-        with _HELD_GUARD:
-            _HELD[key] = 1
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        dg.get_dagster_logger().info(f"waiting for the warehouse: another process holds {lock_path.name}")
         try:
-            yield
-        finally:
-            with _HELD_GUARD:
-                _HELD.pop(key, None)
+            lock.acquire(timeout=timeout)
+        except filelock.Timeout:
+            raise TimeoutError(f"the warehouse is in use by another process (lock {lock_path} held for over "
+                               f"{timeout:.0f} s); is another femo run writing it?") from None
+    try:
+        yield
     finally:
-        os.close(fd)  # releases the lock
+        lock.release()
 
 
 class WarehouseResource(DuckDBResource):

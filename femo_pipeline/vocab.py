@@ -1,12 +1,10 @@
-"""The emotion vocabulary and the data sources, shared by every stage.
+"""The emotion vocabulary, shared by every stage (the image sources are in sources.py).
 
 Emotion ids follow the original study's `emotions_ids` table (0 Anger ... 7 Contempt), so its SQL keeps working.
 Pure module: no Dagster imports.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 EMOTIONS: dict[int, str] = {
     0: "Anger",
@@ -40,32 +38,12 @@ def emotion_id(label: str) -> int | None:
     return _ALIASES.get(label.strip().lower())
 
 
+# FER+ crowd votes (fer2013new.csv): the columns in the file's order, ten annotators per image.
+VOTE_COLUMNS: tuple[str, ...] = (
+    "neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF")
+# The same columns in the study's emotion-id order (0 Anger ... 7 Contempt), then unknown and not-a-face.
+VOTES_BY_EMOTION_ID: tuple[str, ...] = tuple(sorted(VOTE_COLUMNS[:8], key=emotion_id)) + VOTE_COLUMNS[8:]
+
+
 def emotion_name(emotion: int) -> str:
     return EMOTIONS[emotion]
-
-
-@dataclass(frozen=True)
-class Source:
-    id: int
-    key: str
-    name: str
-    url: str
-    comments: str
-    view: str
-
-
-# Ids and names as in the study's `data_sources` table (../shared/reference/seed-project/data_sources.csv);
-# the comments are ours.
-SOURCES: dict[str, Source] = {
-    s.key: s
-    for s in (
-        Source(1, "pixabay", "Pixabay API", "https://pixabay.com/service/about/api/",
-               "Photos found through the Pixabay search API, downloaded in a second step.", "images_pixabay"),
-        Source(2, "ddg", "DuckDuckGo API", "https://rapidapi.com/epctex-epctex-default/api/duckduckgo10",
-               "Photos found through DuckDuckGo image search on RapidAPI, downloaded in a second step.", "images_ddg"),
-        Source(3, "kaggle", "Kaggle", "https://www.kaggle.com/datasets/sudarshanvaidya/random-images-for-face-emotion-recognition",
-               "Kaggle 'random images for face emotion recognition' folders (224x224 PNG, 8 classes).", "images_kaggle"),
-        Source(4, "fer2013", "FER-2013", "https://www.kaggle.com/datasets/msambare/fer2013",
-               "FER-2013 (Goodfellow et al. 2013), 48x48 grayscale JPEG in train/test folders.", "images_fer2013"),
-    )
-}

@@ -78,6 +78,16 @@ def instance_for(data_dir: Path) -> dg.DagsterInstance:
     return _INSTANCES[key]
 
 
+def staged_file(data_dir: Path, asset: str, name: str = "table") -> Path:
+    """The staged file of `asset`'s latest materialization in the data folder's instance (what a downstream
+    asset would load); `name` picks one of a dict output's tables."""
+    from femo_pipeline.io_managers import FILES, recorded_metadata
+
+    meta = recorded_metadata(instance_for(data_dir), dg.AssetKey(asset))
+    assert meta is not None, f"{asset} was never materialized with the staged IO manager in {data_dir}"
+    return Path(meta[FILES].value[name])
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _dispose_instances():
     yield
@@ -108,7 +118,11 @@ DEMO_RUN_CONFIG = {"ops": {"demo_source_files": {"config": {"fer_train_per_class
                            # a small, short model keeps whole-graph tests quick; test_model.py tests training
                            "emotion_model": {"config": {"epochs": 2, "width": 8}},
                            "model_evaluation": {"config": {"n_boot": 100}},
-                           "contender_predictions": {"config": {"n_boot": 100}}}}
+                           "contender_predictions": {"config": {"n_boot": 100}},
+                           # one training run instead of the demo plan's six (most of a whole run's time);
+                           # test_benchmark_assets runs the plan itself
+                           "data_factors": {"config": {"fractions": [1.0], "label_sources": ["fer2013"],
+                                                       "duplicates_at": []}}}}
 
 
 @pytest.fixture(scope="session")

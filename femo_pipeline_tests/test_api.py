@@ -308,6 +308,7 @@ def live_server(built):
         yield url
 
 
+@pytest.mark.slow
 def test_home_page_forms_work_in_a_real_browser(live_server):
     import json
 

@@ -7,6 +7,7 @@ import types
 
 import cv2
 import numpy as np
+import pytest
 
 from femo_pipeline import devices, model
 from femo_pipeline.model import augment
@@ -96,6 +97,7 @@ def test_in_graph_augmentation_draws_the_same_distributions_as_the_opencv_versio
     assert np.array_equal(again, dev)
 
 
+@pytest.mark.slow  # trains a network: outside the quick loop
 def test_training_with_in_graph_augmentation_saves_a_plain_network(tmp_path):
     """The fitted model is the network behind the augmentation layer; what train returns (and saves) is the
     network alone, so no model file carries the layer, and the run records where it augmented and its device."""

@@ -16,6 +16,7 @@ from femo_pipeline_tests.conftest import requires_fer2013
 DOCS = PROJECT_ROOT / "docs"
 
 
+@pytest.mark.slow
 @requires_fer2013
 @pytest.mark.timeout(600)
 def test_train_bench_tiny_mode_runs_end_to_end_and_writes_nothing():
@@ -41,6 +42,7 @@ def test_records_merge_by_name_and_must_be_complete(tmp_path):
         write_records([{"name": "c", "value": 1}], path)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_answer_bench_tiny_mode_runs_the_graph_without_training_and_writes_nothing():
     before = {p.name: p.read_bytes() for p in DOCS.glob("benchmarks.*")}
@@ -52,6 +54,7 @@ def test_answer_bench_tiny_mode_runs_the_graph_without_training_and_writes_nothi
     assert {p.name: p.read_bytes() for p in DOCS.glob("benchmarks.*")} == before
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_train_speed_bench_tiny_mode_runs_every_variant_and_writes_nothing():
     before = {p.name: p.read_bytes() for p in DOCS.glob("benchmarks.*")}

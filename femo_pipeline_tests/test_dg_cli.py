@@ -16,7 +16,8 @@ from femo_pipeline.resources import PROJECT_ROOT
 
 DG = Path(sys.executable).with_name("dg")
 
-pytestmark = pytest.mark.skipif(not DG.exists(), reason=f"dg CLI (dagster-dg-cli) not installed at {DG}")
+pytestmark = [pytest.mark.skipif(not DG.exists(), reason=f"dg CLI (dagster-dg-cli) not installed at {DG}"),
+              pytest.mark.slow]  # the dg command in its own process, loading the whole code location
 
 
 def _dg(*args: str) -> subprocess.CompletedProcess:

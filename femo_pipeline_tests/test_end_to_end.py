@@ -109,7 +109,19 @@ def test_demo_command_then_web_ui_and_daemon(tmp_path):
             os.killpg(ui.pid, signal.SIGKILL)
             ui.wait()
             pytest.fail("dagster dev did not stop on SIGINT")
-    assert ui.returncode is not None
+    # it stopped its webserver, daemon and code server with it: nothing of its process group is left
+    deadline = time.monotonic() + 30
+    while _group_alive(ui.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _group_alive(ui.pid), "a process of dagster dev outlived it"
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 FER_COUNTS = {

@@ -19,16 +19,37 @@ from femo_pipeline.cli import prepare_pools
 from femo_pipeline.resources import PROJECT_ROOT
 from femo_pipeline_tests.conftest import DEMO_RUN_CONFIG, materialize
 
+pytestmark = pytest.mark.slow  # fault tests: kills, overlapping runs, a lock held across processes
+
 WAREHOUSE_ASSETS = ["demo_source_files", "fer2013_images", "kaggle_face_images", "everyday_emotions_survey",
                     "image_catalog", "data_sources", "emotions", "images", "survey_responses"]
 CONFIG = {"ops": {"demo_source_files": DEMO_RUN_CONFIG["ops"]["demo_source_files"]}}
 UNUSED = "http://127.0.0.1:9/unused"
 
+# A run of the warehouse writers that stops at a chosen point of its writes (argv[2]), writes argv[3] there and
+# waits to be killed. schema: the first writer, inside the transaction that creates the schema; pixels: inside the
+# images load, its rows and bytes inserted and not committed; survey: as the survey's load begins, the writers
+# before it committed.
 RUN = """
-import sys
+import sys, threading
+from pathlib import Path
 from femo_pipeline_tests.conftest import materialize
 from femo_pipeline_tests.test_faults import CONFIG, UNUSED, WAREHOUSE_ASSETS
-materialize(__import__("pathlib").Path(sys.argv[1]), selection=WAREHOUSE_ASSETS, run_config=CONFIG, facs_url=UNUSED)
+import femo_pipeline.warehouse as package
+from femo_pipeline.warehouse import loads, schema
+
+module, name, after = {"schema": (schema, "apply_schema", True), "pixels": (loads, "_insert_staged_pixels", True),
+                       "survey": (package, "replace_survey", False)}[sys.argv[2]]
+real = getattr(module, name)
+
+def stopped(*args, **kwargs):
+    result = real(*args, **kwargs) if after else None
+    Path(sys.argv[3]).write_text(name)
+    threading.Event().wait()  # until killed
+    return result
+
+setattr(module, name, stopped)
+materialize(Path(sys.argv[1]), selection=WAREHOUSE_ASSETS, run_config=CONFIG, facs_url=UNUSED)
 """
 
 TABLES = {
@@ -47,7 +68,6 @@ def _contents(data_dir: Path) -> dict:
         return {name: con.execute(sql).fetchall() for name, sql in TABLES.items()}
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_a_run_killed_while_writing_the_warehouse_is_repaired_by_a_rerun(tmp_path):
     clean = tmp_path / "clean"
@@ -55,61 +75,93 @@ def test_a_run_killed_while_writing_the_warehouse_is_repaired_by_a_rerun(tmp_pat
     expected = _contents(clean)
     assert len(expected["images"]) > 100 and expected["image_pixels"] and expected["survey_responses"]
 
-    killed_while_writing = 0
-    for attempt, delay in enumerate((0.0, 0.15, 0.4)):
-        data_dir = tmp_path / f"killed{attempt}"
-        warehouse = data_dir / "warehouse" / "femo.duckdb"
-        proc = subprocess.Popen([sys.executable, "-c", RUN, str(data_dir)], cwd=PROJECT_ROOT,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + 600
-        while not warehouse.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)  # the warehouse file appears when the first writer opens it
-        time.sleep(delay)
-        if proc.poll() is None:
-            killed_while_writing += 1
-            os.killpg(proc.pid, signal.SIGKILL)
+    for point in ("schema", "pixels", "survey"):
+        data_dir, reached = tmp_path / f"killed_{point}", tmp_path / f"reached_{point}"
+        proc = subprocess.Popen([sys.executable, "-c", RUN, str(data_dir), point, str(reached)], cwd=PROJECT_ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        _wait_for_file(reached, proc)
+        os.killpg(proc.pid, signal.SIGKILL)  # mid-write: the point's transaction is open, or a writer is next
         proc.wait(timeout=60)
+        try:
+            left = _contents(data_dir)
+        except duckdb.Error:  # no warehouse tables yet: the schema's transaction was rolled back
+            left = None
+        assert left != expected  # the kill left an unfinished warehouse
         assert materialize(data_dir, selection=WAREHOUSE_ASSETS, run_config=CONFIG, facs_url=UNUSED).success
-        assert _contents(data_dir) == expected, f"kill {delay} s after the warehouse appeared"
-    assert killed_while_writing >= 2  # the kills really landed mid-run
+        assert _contents(data_dir) == expected, f"killed at {point}"
+
+
+def _wait_for_file(path: Path, proc: subprocess.Popen, timeout: float = 600) -> None:
+    """Until `path` exists (the other process reached its point); a failure if the process ends first."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            pytest.fail(f"the process ended before {path.name}: {proc.stderr.read()[-3000:] if proc.stderr else ''}")
+        assert time.monotonic() < deadline, f"{path.name} never appeared"
+        time.sleep(0.02)
+
+
+HOLDER = """
+import sys
+from pathlib import Path
+from femo_pipeline.resources import warehouse_lock
+with warehouse_lock(sys.argv[1]):
+    print("held", flush=True)
+    sys.stdin.readline()  # until told to release (or killed)
+    Path(sys.argv[2]).write_text("releasing")
+"""
 
 
 def test_a_second_process_waits_for_the_warehouse_lock(tmp_path):
     """WarehouseResource connections are serialised across processes by a lock beside the file: a second process
-    waits for the first to close (instead of DuckDB's immediate "Could not set lock"), a nested open in one
-    process does not deadlock, and a lock held too long fails with a clear message."""
+    waits for the first to close (instead of DuckDB's immediate "Could not set lock") and gets in once it has, a
+    nested open in one process does not deadlock, a lock held too long fails with a clear message, and a killed
+    holder's lock is released by the kernel."""
+    import logging
+    import threading
+
     from femo_pipeline.resources import FemoStorage, WarehouseResource
 
-    db = tmp_path / "warehouse" / "femo.duckdb"
-    held = tmp_path / "held"
-    holder = subprocess.Popen([sys.executable, "-c", f"""
-import time, pathlib
-from femo_pipeline.resources import warehouse_lock
-with warehouse_lock({str(db)!r}):
-    pathlib.Path({str(held)!r}).write_text("yes")
-    time.sleep(2.0)
-"""], cwd=PROJECT_ROOT)
-    deadline = time.monotonic() + 60
-    while not held.exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert held.exists()
-    resource = WarehouseResource(database=str(db), storage=FemoStorage(data_dir=str(tmp_path)))
-    start = time.monotonic()
-    with resource.get_connection() as con:
-        waited = time.monotonic() - start
-        with resource.get_connection() as again:  # nested in the same process: no deadlock
-            again.execute("CREATE TABLE t AS SELECT 1 AS x")
-        assert con.execute("SELECT x FROM t").fetchone() == (1,)
-    assert holder.wait(timeout=60) == 0
-    assert waited >= 1.0  # it waited for the holder instead of failing on DuckDB's lock
+    db, released = tmp_path / "warehouse" / "femo.duckdb", tmp_path / "released"
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(db), str(released)], cwd=PROJECT_ROOT,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    waiting, outcome = threading.Event(), {}
 
-    holder = subprocess.Popen([sys.executable, "-c", f"""
-import time
-from femo_pipeline.resources import warehouse_lock
-with warehouse_lock({str(db)!r}):
-    print("held", flush=True)
-    time.sleep(5)
-"""], cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
+    class Waiting(logging.Handler):
+        def emit(self, record):
+            if "waiting for the warehouse" in record.getMessage():
+                waiting.set()
+
+    handler = Waiting()
+    logging.getLogger("dagster").addHandler(handler)
+    resource = WarehouseResource(database=str(db), storage=FemoStorage(data_dir=str(tmp_path)))
+
+    def second():
+        try:
+            with resource.get_connection() as con:
+                outcome["after_release"] = released.exists()
+                with resource.get_connection() as again:  # nested in the same process: no deadlock
+                    again.execute("CREATE TABLE t AS SELECT 1 AS x")
+                outcome["x"] = con.execute("SELECT x FROM t").fetchone()
+        except Exception as exc:  # noqa: BLE001 - reported below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=second)
+    try:
+        thread.start()
+        assert waiting.wait(timeout=60), "the second process never waited for the lock"
+        assert thread.is_alive() and not outcome  # waiting, not failed on DuckDB's lock
+        holder.stdin.write("release\n")
+        holder.stdin.flush()
+        thread.join(timeout=60)
+    finally:
+        logging.getLogger("dagster").removeHandler(handler)
+    assert holder.wait(timeout=60) == 0
+    assert outcome == {"after_release": True, "x": (1,)}, outcome
+
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(db), str(released)], cwd=PROJECT_ROOT,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
     impatient = WarehouseResource(database=str(db), storage=FemoStorage(data_dir=str(tmp_path)), lock_timeout=0.5)
     with pytest.raises(TimeoutError, match="in use by another process"):
@@ -121,7 +173,6 @@ with warehouse_lock({str(db)!r}):
         assert con.execute("SELECT count(*) FROM t").fetchone() == (1,)
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_two_overlapping_runs_on_one_instance_both_finish_without_a_lock_error(tmp_path):
     """Two processes materialize warehouse writers into the same DuckDB file at once, sharing a Dagster instance

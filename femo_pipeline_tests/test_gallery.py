@@ -1,5 +1,5 @@
 """The pages for people (gallery, one face, disagreements, report), offline docs, caching headers, and the
-done-when browser test of issue 12 (headless Chromium; skips without it)."""
+browser walk-through (headless Chromium; skips without it)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ DEMO = {"ops": {"demo_source_files": {"config": {"fer_train_per_class": 8, "fer_
 SEVEN = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
 VOTES = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF")
 
-# Tables the results work adds (issue 13); created here only when the snapshot's schema lacks them.
+# Tables the benchmark adds; created here only when the snapshot's schema lacks them.
 RESULT_TABLES = """
 CREATE TABLE IF NOT EXISTS model_runs (id VARCHAR PRIMARY KEY, reader VARCHAR NOT NULL, origin VARCHAR NOT NULL,
     created TIMESTAMP NOT NULL, synthetic BOOLEAN NOT NULL, caveat VARCHAR);
@@ -236,7 +236,7 @@ def test_disagreements_per_emotion_with_counts(client, results):
     assert sum(c[1] for c in counts.values()) == sum(len(v) for v in made["expected"]["model"].values())
     assert sum(c[0] for c in counts.values()) == len(made["images"])
     views = {r[0] for r in _rows(snapshot, "SELECT table_name FROM information_schema.tables")}
-    if "disagreements" in views:  # the warehouse's own view (issue 13) agrees with the page
+    if "disagreements" in views:  # the warehouse's own view agrees with the page
         view = _rows(snapshot, "SELECT kind, count(*) FROM disagreements WHERE model_run_id = 'cnn-test' "
                                "GROUP BY 1 ORDER BY 1")
         assert [n for _, n in view] == [sum(c[1] for c in counts.values()), sum(c[2] for c in counts.values())]
@@ -331,7 +331,7 @@ def test_etags_304_and_no_duckdb_on_repeat(results, tmp_path):
         assert fresh.status_code == 200 and fresh.headers["etag"] != old
 
 
-# ------------------------------------------------------------------ done when (issue 12): a real browser, offline
+# ------------------------------------------------------------------ a real browser, offline
 
 
 @pytest.fixture(scope="module")
@@ -346,6 +346,7 @@ def _offline_chromium():
                     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1")
 
 
+@pytest.mark.slow
 def test_a_person_can_see_the_answer_in_a_browser_offline(live_server, results):
     """Gallery -> filter -> one face with vote bars and predictions -> disagreements -> /docs, with no network
     beyond the app; screenshots under data/screenshots/ for a person to look at."""

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from femo_pipeline import folders, imaging
-from femo_pipeline_tests.conftest import materialize
+from femo_pipeline_tests.conftest import materialize, staged_file
 
 SECRET = b"root:x:0:0:this is the outside secret, never to be read:/root:/bin/bash\n"
 UNDECODABLE = b"caf\xe9_\xff.jpg"
@@ -670,7 +670,7 @@ def test_min_side_is_a_launch_setting_of_the_folder_assets(tmp_path):
         result = materialize(data_dir, selection=["kaggle_face_images"], profile="real", kaggle_dir=str(root),
                              run_config={"ops": {"kaggle_face_images": {"config": {"min_side": min_side}}}})
         assert result.success
-        table = pq.read_table(data_dir / "staging" / "kaggle_face_images.parquet").to_pylist()
+        table = pq.read_table(staged_file(data_dir, "kaggle_face_images")).to_pylist()
         assert sorted(r["rel_path"].split("/")[-1] for r in table if r["status"] == "ok") == expected
 
 
@@ -700,7 +700,7 @@ def test_a_full_staging_folder_fails_the_folder_asset_with_the_reason_and_leaves
     incoming = data_dir / "staging" / ".incoming"
     assert spools == [incoming]  # beside the staged file, in the data folder
     assert list(incoming.iterdir()) == []  # neither the half-written table nor a spool folder stays
-    assert not (data_dir / "staging" / "kaggle_face_images.parquet").exists()
+    assert not (data_dir / "staging" / "kaggle_face_images").exists()
 
 
 @pytest.mark.timeout(120)

@@ -1,30 +1,30 @@
-"""Data flows through Dagster: each asset reads exactly its upstream's output, never a leftover file."""
+"""Data flows through Dagster: each materialization is a file of its own, and an asset reads exactly the file its
+upstream's materialization recorded, never another file of the staging folder."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from femo_pipeline import io_managers
 from femo_pipeline.defs.automation.automation import folder_changes
-from femo_pipeline.io_managers import StagedParquetIOManager, StagedTable
+from femo_pipeline.io_managers import FILES, StagedParquetIOManager, StagedTable
 from femo_pipeline.resources import FemoStorage
-from femo_pipeline_tests.conftest import DEMO_RUN_CONFIG, instance_for, materialize
+from femo_pipeline_tests.conftest import DEMO_RUN_CONFIG, instance_for, materialize, staged_file
 
 DEMO = {"ops": {"demo_source_files": DEMO_RUN_CONFIG["ops"]["demo_source_files"]}}
-# upstream asset -> (its staged file(s) under staging/, a downstream asset that loads it, what it needs first)
+# upstream asset -> (a downstream asset that loads it, what the two need first)
 PAIRS = {
-    "fer2013_images": (["fer2013_images.parquet"], "image_catalog", ["demo_source_files", "kaggle_face_images"]),
-    "image_catalog": (["image_catalog.parquet"], "images",
-                      ["demo_source_files", "fer2013_images", "kaggle_face_images", "data_sources", "emotions"]),
-    "everyday_emotions_survey": (["everyday_emotions_survey.responses.parquet",
-                                  "everyday_emotions_survey.rejected.parquet"], "survey_responses",
-                                 ["demo_source_files"]),
-    "facs_action_units": (["facs_action_units.links.parquet", "facs_action_units.units.parquet"],
-                          "facs_emotion_action_units", ["facs_page", "emotions"]),
+    "fer2013_images": ("image_catalog", ["demo_source_files", "kaggle_face_images"]),
+    "image_catalog": ("images", ["demo_source_files", "fer2013_images", "kaggle_face_images", "data_sources",
+                                 "emotions"]),
+    "everyday_emotions_survey": ("survey_responses", ["demo_source_files"]),
+    "facs_action_units": ("facs_emotion_action_units", ["facs_page", "emotions"]),
 }
 
 
@@ -33,20 +33,32 @@ def _failure_text(result) -> str:
                     if e.event_type_value == "STEP_FAILURE")
 
 
+def _files(result, asset: str) -> dict[str, str]:
+    return result.asset_materializations_for_node(asset)[0].metadata[FILES].value
+
+
 @pytest.mark.parametrize("upstream", list(PAIRS))
-def test_a_replaced_staged_file_is_refused_and_a_fresh_materialization_is_read(tmp_path, upstream):
-    files, downstream, first = PAIRS[upstream]
+def test_each_materialization_is_a_file_of_its_own_and_only_the_recorded_one_is_read(tmp_path, upstream):
+    """Materialized twice, an asset leaves two files (the first never overwritten); a downstream asset reads the
+    one the latest materialization recorded, whatever else lies in the folder (a file planted there, newer, that
+    is not even Parquet, is never opened); a recorded file that is gone fails with the fix."""
+    downstream, first = PAIRS[upstream]
     data = tmp_path / "data"
-    assert materialize(data, selection=[*first, upstream],
-                       run_config=DEMO if "demo_source_files" in first else None).success
-    target = data / "staging" / files[0]
-    stale = pq.read_table(target).slice(0, 1)  # a leftover: a valid table, but not the latest materialization
-    tmp = target.with_suffix(".other")
-    pq.write_table(stale, tmp)
-    os.replace(tmp, target)
+    config = DEMO if "demo_source_files" in first else None
+    one = _files(materialize(data, selection=[*first, upstream], run_config=config), upstream)
+    two = _files(materialize(data, selection=[upstream]), upstream)
+    assert set(one) == set(two) and all(one[n] != two[n] for n in one)
+    assert all(Path(p).exists() for p in [*one.values(), *two.values()])
+    assert all(Path(p).parent == data / "staging" / upstream for p in two.values())
+    planted = data / "staging" / upstream / "zzzz-planted.parquet"
+    planted.write_bytes(b"not a parquet file")
+    os.utime(planted, (2**31, 2**31))  # the newest file of the folder by far
+    assert materialize(data, selection=[downstream]).success
+    for path in two.values():
+        Path(path).unlink()
     result = materialize(data, selection=[downstream], raise_on_error=False)
     assert not result.success
-    assert "not the one its latest materialization wrote" in _failure_text(result)
+    assert f"the staged file of {upstream} that its materialization recorded is gone" in _failure_text(result)
     assert f"materialize {upstream} again" in _failure_text(result)
     assert materialize(data, selection=[upstream, downstream]).success  # materialized again: read again
 
@@ -74,10 +86,9 @@ def test_the_catalog_leaves_out_only_sources_without_files(tmp_path):
     assert result.success
     meta = result.asset_materializations_for_node("image_catalog")[0].metadata
     assert set(meta["sources_never_materialized"].value) == {"pixabay_images", "duckduckgo_images"}
-    sources = set(pq.read_table(data / "staging" / "image_catalog.parquet", columns=["source_key"])
-                  .column(0).to_pylist())
+    sources = set(pq.read_table(staged_file(data, "image_catalog"), columns=["source_key"]).column(0).to_pylist())
     assert sources == {"fer2013", "kaggle"}
-    assert meta["staged_stamp"].value and meta["dagster/row_count"].value > 0
+    assert meta["dagster/row_count"].value > 0
 
 
 def test_the_sensor_compares_the_folder_with_the_latest_materialization(tmp_path):
@@ -87,9 +98,14 @@ def test_the_sensor_compares_the_folder_with_the_latest_materialization(tmp_path
                        run_config=DEMO).success
     instance = instance_for(data)
     assert folder_changes(storage, instance) == {}
-    # the staged file replaced behind Dagster's back: not trusted, every file counts as new
-    target = data / "staging" / "kaggle_face_images.parquet"
-    pq.write_table(pq.read_table(target).slice(0, 3), target)
+    # a newer file in the asset's folder that no materialization recorded is not what the sensor compares with
+    recorded = staged_file(data, "kaggle_face_images")
+    stray = recorded.with_name("zzzz-stray.parquet")
+    pq.write_table(pq.read_table(recorded).slice(0, 3), stray)
+    os.utime(stray, (2**31, 2**31))
+    assert folder_changes(storage, instance) == {}
+    # the recorded file gone: nothing staged to compare with, every file counts as new
+    recorded.unlink()
     changes = folder_changes(storage, instance)
     assert set(changes) == {"kaggle"} and changes["kaggle"]["added"] > 0 and changes["kaggle"]["removed"] == 0
     # another instance never materialized anything: both folders are new to it
@@ -115,22 +131,78 @@ def test_the_io_manager_stores_tables_named_tables_and_streamed_files(tmp_path):
         return StagedTable(streamed, 3)
 
     @dg.asset
-    def reader(single: StagedTable, named: dict, moved: StagedTable) -> None:
+    def reader(context, single: StagedTable, named: dict, moved: StagedTable) -> None:
         assert single.read().column("a").to_pylist() == [1, 2] and single.rows == 2
         assert named["y"].to_pandas()["c"].tolist() == [0.5, 1.5] and named["x"].rows == 1
-        assert moved.rows == 3 and moved.path == tmp_path / "staging" / "moved.parquet"
+        assert moved.rows == 3 and moved.path == tmp_path / "staging" / "moved" / f"{context.run_id}.parquet"
 
     with dg.DagsterInstance.ephemeral() as instance:
         result = dg.materialize([single, named, moved, reader], instance=instance,
                                 resources={"staged": StagedParquetIOManager(storage=storage)})
     assert result.success
     assert not streamed.exists()  # moved into place, not copied
-    assert sorted(p.name for p in (tmp_path / "staging").glob("*.parquet")) == [
-        "moved.parquet", "named.x.parquet", "named.y.parquet", "single.parquet"]
+    run = result.run_id
+    assert sorted(str(p.relative_to(tmp_path / "staging")) for p in (tmp_path / "staging").rglob("*.parquet")) == [
+        f"moved/{run}.parquet", f"named/{run}.x.parquet", f"named/{run}.y.parquet", f"single/{run}.parquet"]
+    assert _files(result, "named") == {"x": str(tmp_path / "staging" / "named" / f"{run}.x.parquet"),
+                                       "y": str(tmp_path / "staging" / "named" / f"{run}.y.parquet")}
+
+
+def test_a_run_reads_its_own_upstream_version_even_after_another_run_made_a_newer_one(tmp_path):
+    """Inside a run, the upstream's materialization of that run is loaded, even when another run materialized
+    the upstream in between (here from inside the run, before the reader starts); from outside, the latest."""
+    storage = FemoStorage(data_dir=str(tmp_path))
+    value = {"n": 1}
+    resources = {"staged": StagedParquetIOManager(storage=storage)}
+
+    @dg.asset(io_manager_key="staged")
+    def up() -> pa.Table:
+        return pa.table({"n": [value["n"]]})
+
+    @dg.asset(deps=[up])
+    def meanwhile(context) -> None:  # another run makes a newer version of up
+        value["n"] = 2
+        assert dg.materialize([up], instance=context.instance, resources=resources).success
+
+    @dg.asset(deps=[meanwhile])
+    def reader(up: StagedTable) -> list:
+        return up.read().column("n").to_pylist()
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        first = dg.materialize([up, meanwhile, reader], instance=instance, resources=resources)
+        assert first.output_for_node("reader") == [1]
+        again = dg.materialize([up, meanwhile, reader], selection=[reader], instance=instance, resources=resources)
+        assert again.output_for_node("reader") == [2]  # up not in this run: its latest materialization
+        key = dg.AssetKey("up")
+        mine = io_managers.load_recorded(io_managers.recorded_metadata(instance, key, first.run_id), key)
+        latest = io_managers.load_recorded(io_managers.recorded_metadata(instance, key), key)
+    assert mine.read().column("n").to_pylist() == [1] and latest.read().column("n").to_pylist() == [2]
+
+
+def test_old_versions_go_after_a_day_and_the_newest_two_always_stay(tmp_path):
+    folder = tmp_path / "asset"
+    folder.mkdir()
+    now = 10 * io_managers.STALE_S
+    ages = {"a": 5, "b": 4, "c": 3, "d": 0.5, "e": 2}  # days old (e: a dict output, two files)
+    for version, days in ages.items():
+        names = [f"{version}.files.parquet", f"{version}.downloads.parquet"] if version == "e" else [
+            f"{version}.parquet"]
+        for name in names:
+            (folder / name).write_bytes(b"x")
+            os.utime(folder / name, (now - days * io_managers.STALE_S,) * 2)
+    removed = io_managers.remove_old_versions(folder, now=now)
+    # d and e are the newest two (e a day old, kept anyway); a, b, c are over a day old and older than both
+    assert sorted(p.name for p in removed) == ["a.parquet", "b.parquet", "c.parquet"]
+    assert sorted(p.name for p in folder.iterdir()) == ["d.parquet", "e.downloads.parquet", "e.files.parquet"]
+    (folder / "f.parquet").write_bytes(b"x")  # a new version: e is no longer among the newest two
+    os.utime(folder / "f.parquet", (now,) * 2)
+    assert sorted(p.name for p in io_managers.remove_old_versions(folder, now=now)) == [
+        "e.downloads.parquet", "e.files.parquet"]
+    assert sorted(p.name for p in folder.iterdir()) == ["d.parquet", "f.parquet"]
 
 
 def test_streamed_files_a_failed_run_left_behind_are_cleaned_after_a_day(tmp_path):
-    from femo_pipeline.io_managers import STALE_INCOMING_S, incoming_path
+    from femo_pipeline.io_managers import STALE_S, incoming_path
 
     storage = FemoStorage(data_dir=str(tmp_path))
     first = incoming_path(storage)
@@ -156,10 +228,10 @@ def test_streamed_files_a_failed_run_left_behind_are_cleaned_after_a_day(tmp_pat
     assert not old.exists() and recent.exists()
     assert not old_spool.exists() and (live_spool / "0000000.arrow").exists()
     assert (outside / "keep").exists()
-    assert STALE_INCOMING_S >= 3600
+    assert STALE_S >= 3600
 
 
-def test_days_load_only_if_materialized_here_and_unchanged(tmp_path):
+def test_days_load_only_if_materialized_here(tmp_path):
     storage = FemoStorage(data_dir=str(tmp_path))
     days = dg.StaticPartitionsDefinition(["2026-11-20", "2026-11-21", "2026-11-22"])
 
@@ -172,19 +244,21 @@ def test_days_load_only_if_materialized_here_and_unchanged(tmp_path):
         return pa.table({"x": [1]})
 
     @dg.asset
-    def seen(hits: dict) -> list:
-        return sorted(hits)
+    def seen(hits: dict) -> dict:
+        return {day: table.read().column("day").to_pylist() for day, table in hits.items()}
 
     resources = {"staged": StagedParquetIOManager(storage=storage)}
     with dg.DagsterInstance.ephemeral() as instance:
         for day in ("2026-11-20", "2026-11-21"):
             assert dg.materialize([hits], partition_key=day, instance=instance, resources=resources).success
-        stray = tmp_path / "staging" / "hits" / "2026-11-22.parquet"  # on disk, never materialized here
+        stray = tmp_path / "staging" / "hits" / "2026-11-22" / "stray.parquet"  # on disk, never materialized here
+        stray.parent.mkdir()
         pq.write_table(pa.table({"day": ["old"]}), stray)
         result = dg.materialize([hits, seen], selection=[seen], instance=instance, resources=resources)
-        assert result.success and result.output_for_node("seen") == ["2026-11-20", "2026-11-21"]
-        day = tmp_path / "staging" / "hits" / "2026-11-21.parquet"
-        pq.write_table(pa.table({"day": ["replaced"]}), day)
+        assert result.success
+        assert result.output_for_node("seen") == {"2026-11-20": ["2026-11-20"], "2026-11-21": ["2026-11-21"]}
+        for path in (tmp_path / "staging" / "hits" / "2026-11-21").iterdir():
+            path.unlink()
         result = dg.materialize([hits, seen], selection=[seen], instance=instance, resources=resources,
                                 raise_on_error=False)
         assert not result.success and "materialize hits again" in _failure_text(result)
@@ -192,37 +266,3 @@ def test_days_load_only_if_materialized_here_and_unchanged(tmp_path):
         bad = dg.materialize([hits], instance=instance, resources=resources, raise_on_error=False)
         assert not bad.success and "partitioned by day" in _failure_text(bad)
         assert dg.materialize([whole], instance=instance, resources=resources).success
-
-
-def test_a_file_replaced_by_a_run_that_has_not_recorded_it_yet_is_read_once_it_has(tmp_path, monkeypatch):
-    """Another run's os.replace lands before its materialization is stored: the reader looks again shortly and
-    reads the new file once the event is there; a file no materialization recorded is still refused."""
-    import types
-
-    import dagster as dg
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    import pytest
-
-    from femo_pipeline import io_managers
-
-    base = tmp_path / "image_catalog"
-    path = tmp_path / "image_catalog.parquet"
-    pq.write_table(pa.table({"x": [1, 2]}), path)
-    old = io_managers.stamp(path)
-    pq.write_table(pa.table({"x": [1, 2, 3]}), tmp_path / "new.parquet")
-    (tmp_path / "new.parquet").replace(path)
-    new = io_managers.stamp(path)
-
-    def event(value):
-        meta = {"staged_stamp": dg.MetadataValue.json({"": value})}
-        return types.SimpleNamespace(asset_materialization=types.SimpleNamespace(metadata=meta))
-
-    monkeypatch.setattr(io_managers, "REPLACED_WAIT_S", 0.01)
-    seen = iter([event(old), event(old), event(new)])  # the new event is stored on the third look
-    instance = types.SimpleNamespace(get_latest_materialization_event=lambda key: next(seen))
-    table = io_managers.load_latest(instance, dg.AssetKey("image_catalog"), base)
-    assert table.rows == 3
-    stale = types.SimpleNamespace(get_latest_materialization_event=lambda key: event(old))
-    with pytest.raises(dg.Failure, match="replaced since"):
-        io_managers.load_latest(stale, dg.AssetKey("image_catalog"), base)

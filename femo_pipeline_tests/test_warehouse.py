@@ -6,6 +6,7 @@ import duckdb
 import pytest
 
 from femo_pipeline import catalog, erd, folders, warehouse
+from femo_pipeline.warehouse import schema
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +157,7 @@ def test_pixels_are_stored_uncompressed_for_fast_single_reads(con):
 
 def test_every_warehouse_table_view_and_column_is_described():
     docs = warehouse.column_docs()
-    assert set(docs) == set(warehouse._TABLES_CHILD_FIRST) | set(warehouse._VIEWS)
+    assert set(docs) == set(schema._TABLES_CHILD_FIRST) | set(schema._VIEWS)
     assert [t for t, d in docs.items() if not d["description"]] == []
     assert [(t, c["name"]) for t, d in docs.items() for c in d["columns"] if not c["description"]] == []
 
@@ -174,7 +175,7 @@ def test_each_table_is_shown_with_its_columns_on_the_asset_that_writes_it():
         if "dagster/table_name" in meta:
             shown[meta["dagster/table_name"].split(".")[-1]] = meta["dagster/column_schema"]
         shown.update({k.removeprefix("columns of "): v for k, v in meta.items() if k.startswith("columns of ")})
-    assert set(warehouse._TABLES_CHILD_FIRST) <= set(shown)
+    assert set(schema._TABLES_CHILD_FIRST) <= set(shown)
     images = {c.name: c for c in shown["images"].columns}
     assert images["id"].constraints.unique and not images["id"].constraints.nullable
     assert "sha256" in images["content_hash"].description

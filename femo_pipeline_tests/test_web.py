@@ -271,8 +271,7 @@ def test_hits_are_kept_per_day_and_downloads_take_every_day(web, tmp_path, monke
         config = {"ops": {"pixabay_hits": {"config": {"queries": query, "per_emotion": 2}}}}
         assert dg.materialize(all_assets, selection=["pixabay_hits"], partition_key=day, resources=resources,
                               run_config=config, instance=instance_for(tmp_path)).success
-    assert sorted(p.name for p in (tmp_path / "staging" / "pixabay_hits").iterdir()) == ["2026-11-20.parquet",
-                                                                                      "2026-11-21.parquet"]
+    assert sorted(p.name for p in (tmp_path / "staging" / "pixabay_hits").iterdir()) == ["2026-11-20", "2026-11-21"]
     # the downloads take the days this instance pulled (a new instance would see none of them)
     result = dg.materialize(all_assets, selection=["pixabay_images"], resources=resources,
                             instance=instance_for(tmp_path))

@@ -49,7 +49,6 @@ from femo_pipeline.api.rendering import (
     NO_VOTES,
     REPORT_FILE,
     SEVEN,
-    VOTE_COLUMNS,
     html_escape,
     offline_html,
 )
@@ -60,7 +59,7 @@ __all__ = [
     "CROP_STATUSES", "DEFAULT_MAX_PNG_SIDE", "DEFAULT_PAGE_SIZE", "DOCS_STATIC", "DUPLICATE_FILTERS",
     "GALLERY_PAGE_SIZE", "HERE", "INT64_MAX", "INT64_MIN", "MAX_PAGE", "MAX_PAGE_SIZE", "NO_PREDICTIONS",
     "NO_SNAPSHOT", "NO_VOTES", "PNG_CACHE_BYTES", "PNG_CACHE_ENTRIES", "REPORT_FILE", "SEVEN", "SPLITS", "STATIC",
-    "TEMPLATES", "UNCACHED_PREFIXES", "VOTE_COLUMNS", "AspectRatio", "Colors", "HeadAsGet", "ImageIdPath",
+    "TEMPLATES", "UNCACHED_PREFIXES", "AspectRatio", "Colors", "HeadAsGet", "ImageIdPath",
     "PageQ", "PageSizeQ", "PngCache", "SnapshotCache", "SnapshotReader", "add_pages", "create_app", "html_escape",
     "log", "offline_html", "png_for_serving",
 ]

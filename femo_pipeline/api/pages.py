@@ -28,13 +28,13 @@ from femo_pipeline.api.rendering import (
     NO_VOTES,
     REPORT_FILE,
     SEVEN,
-    VOTE_COLUMNS,
     _optional_id,
     _page_links,
     _templates,
     offline_html,
 )
 from femo_pipeline.api.snapshot import SnapshotReader
+from femo_pipeline.vocab import VOTES_BY_EMOTION_ID
 
 
 def add_pages(app: FastAPI, reader: SnapshotReader, reports_dir: Path) -> None:
@@ -162,11 +162,11 @@ def add_pages(app: FastAPI, reader: SnapshotReader, reports_dir: Path) -> None:
         if have.get("human_votes", 0) > 0:
             found = reader.query("SELECT * FROM human_votes WHERE image_id = ?", [image_id])
             if found:
-                total = sum(found[0].get(c) or 0 for c in VOTE_COLUMNS)
+                total = sum(found[0].get(c) or 0 for c in VOTES_BY_EMOTION_ID)
                 label = face["emotion"].lower()
                 votes = [{"name": "not a face" if c == "NF" else c, "count": found[0].get(c) or 0,
                           "share": (found[0].get(c) or 0) / total if total else 0.0, "is_label": c == label}
-                         for c in VOTE_COLUMNS]
+                         for c in VOTES_BY_EMOTION_ID]
                 votes_note = f"{total} votes" + (" (synthetic)" if found[0].get("synthetic") else "")
         predictions, predictions_note = [], NO_PREDICTIONS
         if have.get("predictions", 0) > 0:

@@ -12,7 +12,6 @@ from fastapi import HTTPException
 from femo_pipeline.api.common import INT64_MAX, INT64_MIN, TEMPLATES
 
 GALLERY_PAGE_SIZE = 60
-VOTE_COLUMNS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral", "contempt", "unknown", "NF")
 SEVEN = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")  # emotion ids 0..6
 CROP_STATUSES = ("ok", "multiple_faces", "no_face", "unreadable", "not_cropped")
 NO_PREDICTIONS = ("No predictions yet: the snapshot has no model predictions (materialize contender_predictions "

@@ -88,8 +88,8 @@ def read_regular_file(path: str, max_bytes: int, tree: TreeFds | None = None,
         os.close(fd)
 
 
-# the fields of a FileEntry a worker needs, as a plain tuple: a chunk of 2000 frozen dataclasses took 3 ms to
-# pickle in the parent and 3 ms to unpickle in the worker (tuples of strings: 0.1 ms each way)
+# the fields of a FileEntry a worker needs, as a plain tuple: a chunk of frozen dataclasses costs many times
+# more to pickle in the parent and unpickle in the worker than tuples of strings
 _ROW = operator.attrgetter("rel_path", "split", "label_raw", "emotion_id", "problem", "fs_path", "openable")
 
 

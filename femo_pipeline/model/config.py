@@ -31,8 +31,8 @@ class TrainConfig:
     augment_on: str = "device"  # "device": Keras ops inside the training graph (model.augment), on whatever
     # trains the network; "cpu": OpenCV in the batch feeder (model.data.augment_batch). Same distributions
     class_weighting: bool = False
-    precision: str = "float32"  # "float32", "mixed_bfloat16" (bf16 arithmetic, float32 weights: 1.4x faster
-    # training and 1.5x faster inference on a CPU with AVX512-BF16, measured 2026-12-02, docs/benchmarks.md) or
+    precision: str = "float32"  # "float32", "mixed_bfloat16" (bf16 arithmetic, float32 weights: faster training
+    # and inference on a CPU with AVX512-BF16, figures in docs/benchmarks.md) or
     # "auto" (mixed_bfloat16 where the CPU has native bf16, else float32)
     targets: str = "labels"  # "labels": one class per image; "votes": vote distributions (N x 7) as soft targets;
     # "both": a head for each (y = labels, votes = N x 7 counts passed to train)

@@ -132,14 +132,6 @@ COMMENT ON COLUMN all_images.rel_path IS 'Path of the file inside its source fol
 COMMENT ON COLUMN all_images.content_hash IS 'sha256 of the file bytes (64 hex characters); identical files share it.';
 COMMENT ON COLUMN all_images.synthetic IS 'True for generated demo images (demo profile), never real data.';
 
-COMMENT ON VIEW images_pixabay IS 'The study''s per-source view: all_images restricted to source 1, Pixabay.';
-
-COMMENT ON VIEW images_ddg IS 'The study''s per-source view: all_images restricted to source 2, DuckDuckGo.';
-
-COMMENT ON VIEW images_kaggle IS 'The study''s per-source view: all_images restricted to source 3, Kaggle.';
-
-COMMENT ON VIEW images_fer2013 IS 'The study''s per-source view: all_images restricted to source 4, FER-2013.';
-
 COMMENT ON TABLE model_runs IS 'Every reader that produced predictions (femo''s CNNs, public models, baselines); append-only, one row per model.';
 COMMENT ON COLUMN model_runs.id IS 'Run id from the model file''s sha256 (or a baseline''s inputs), e.g. femo-shipped-ferplus-<16 hex digits>.';
 COMMENT ON COLUMN model_runs.reader IS 'Display name in the report, e.g. ''femo CNN (shipped, ferplus labels)''.';

@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS images (
 
 -- The image itself, as the file's own bytes (JPEG/PNG/...), kept apart so metadata queries stay light.
 -- Uncompressed: the bytes are JPEG/PNG already, and DuckDB would otherwise ZSTD the whole column into one
--- segment that every single-image read must decompress (21 ms instead of 0.3 ms per image, measured).
+-- segment that every single-image read must decompress.
 CREATE TABLE IF NOT EXISTS image_pixels (
     image_id  BIGINT PRIMARY KEY REFERENCES images (id),
     pixels    BLOB NOT NULL USING COMPRESSION uncompressed
@@ -129,12 +129,10 @@ SELECT
 FROM images i
 LEFT JOIN image_pixels p ON p.image_id = i.id;
 
-CREATE OR REPLACE VIEW images_pixabay AS SELECT * FROM all_images WHERE source_id = 1;
-CREATE OR REPLACE VIEW images_ddg AS SELECT * FROM all_images WHERE source_id = 2;
-CREATE OR REPLACE VIEW images_kaggle AS SELECT * FROM all_images WHERE source_id = 3;
-CREATE OR REPLACE VIEW images_fer2013 AS SELECT * FROM all_images WHERE source_id = 4;
+-- The per-source views (images_pixabay, images_ddg, images_kaggle, images_fer2013, ...: all_images of one
+-- source) are created from the source registry, femo_pipeline/sources.py (warehouse.schema.apply_schema).
 
--- ---------------------------------------------------------------- the benchmark (issue 13)
+-- ---------------------------------------------------------------- the benchmark
 
 -- Every reader that produced predictions: femo's CNN (trained here or shipped with the package), public models,
 -- baselines. Append-only: the id is derived from the model file's content (or the baseline's inputs), so the

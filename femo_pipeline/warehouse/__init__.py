@@ -25,8 +25,6 @@ from femo_pipeline.warehouse.loads import (
     upsert_emotions,
 )
 from femo_pipeline.warehouse.schema import (
-    _TABLES_CHILD_FIRST,
-    _VIEWS,
     SCHEMA_VERSION,
     apply_schema,
     column_docs,
@@ -40,7 +38,7 @@ from femo_pipeline.warehouse.schema import (
 )
 
 __all__ = [
-    "MODEL_RUN_COLUMNS", "PROBABILITY_COLUMNS", "SCHEMA_VERSION", "_TABLES_CHILD_FIRST", "_VIEWS", "PixelPairingError",
+    "MODEL_RUN_COLUMNS", "PROBABILITY_COLUMNS", "SCHEMA_VERSION", "PixelPairingError",
     "apply_schema", "column_docs", "ensure_schema", "image_id", "record_model_run", "replace_facs_links",
     "replace_facs_units", "replace_images", "replace_predictions", "replace_rows", "replace_survey",
     "schema_fingerprint", "set_info", "sql_text", "study_queries", "table_counts", "transaction",

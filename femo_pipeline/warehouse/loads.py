@@ -10,7 +10,8 @@ import pandas as pd
 import pyarrow as pa
 
 from femo_pipeline import survey
-from femo_pipeline.vocab import EMOTIONS, SOURCES
+from femo_pipeline.sources import SOURCES
+from femo_pipeline.vocab import EMOTIONS
 from femo_pipeline.warehouse import schema
 from femo_pipeline.warehouse.schema import transaction
 
@@ -55,14 +56,13 @@ class PixelPairingError(ValueError):
 
 
 def replace_images(con: duckdb.DuckDBPyConnection, catalog: pa.Table | str | Path,
-                   staged: dict[str, str | Path] | None = None, verify=None) -> dict[str, int]:
+                   staged: dict[str, str | Path] | None = None) -> dict[str, int]:
     """Make images, image_pixels and quarantined_files mirror the catalog, in one transaction.
 
     `catalog` is the image_catalog table (see catalog.py) or the path of its Parquet file. The bytes come from
     its content column, or, for a catalog file without one (the pipeline's: the bytes stay in the staged source
     tables), from `staged` ({source_key: staged table path}, the tables the catalog was built from; the caller
-    checks that with catalog.check_sources, and passes it again as `verify`, called once the bytes are read and
-    before the commit: a table replaced meanwhile rolls the load back). The two image tables are dropped and created again rather
+    checks that with catalog.check_sources). The two image tables are dropped and created again rather
     than emptied: DuckDB cannot delete parent and child rows of a foreign key in one transaction, and
     re-creating is several times faster than deleting indexed rows. Tables that reference images (face_crops,
     balanced_sample, predictions, human_votes) are emptied with them; their assets, downstream of images, fill
@@ -92,8 +92,6 @@ def replace_images(con: duckdb.DuckDBPyConnection, catalog: pa.Table | str | Pat
                 con.execute("INSERT INTO image_pixels SELECT image_id, content FROM _catalog WHERE status = 'ok'")
             else:
                 _insert_staged_pixels(con, staged)
-                if verify is not None:
-                    verify()
             con.execute(
                 "INSERT INTO quarantined_files SELECT source_id, rel_path, reason, file_size_bytes, content_hash "
                 "FROM _catalog WHERE status <> 'ok' ORDER BY source_id, rel_path"
@@ -210,7 +208,7 @@ def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return {n: con.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0] for n in names}
 
 
-# ---------------------------------------------------------------- the benchmark's tables (issue 13)
+# ---------------------------------------------------------------- the benchmark's tables
 
 MODEL_RUN_COLUMNS = (
     "id", "reader", "origin", "label_source", "created", "config", "backend", "device", "train_seconds",

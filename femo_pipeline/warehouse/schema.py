@@ -12,7 +12,7 @@ from importlib import resources
 
 import duckdb
 
-from femo_pipeline.vocab import SOURCES
+from femo_pipeline.sources import SOURCES
 
 # Bump when schema.sql changes in a way CREATE ... IF NOT EXISTS cannot apply: the warehouse is then rebuilt.
 SCHEMA_VERSION = "4"
@@ -22,7 +22,7 @@ _TABLES_CHILD_FIRST = (
     "face_crops", "balanced_sample", "image_pixels", "quarantined_files", "images", "facs_emotions_units", "facs_single_units",
     "survey_responses", "survey_rejected_rows", "emotions", "data_sources", "warehouse_info",
 )
-_VIEWS = ("disagreements", "images_pixabay", "images_ddg", "images_kaggle", "images_fer2013", "all_images", "emotions_ids")
+_VIEWS = ("disagreements", *(s.view for s in SOURCES.values()), "all_images", "emotions_ids")
 
 
 def sql_text(name: str) -> str:
@@ -56,7 +56,7 @@ def _current_version(con: duckdb.DuckDBPyConnection) -> str | None:
 
 def schema_fingerprint() -> str:
     """Identity of the schema this code creates: SCHEMA_VERSION and the text of schema.sql and comments.sql."""
-    views = ",".join(sorted(s.view for s in SOURCES.values()))  # apply_schema describes these from Python
+    views = ",".join(sorted(f"{s.view}={s.id}" for s in SOURCES.values()))  # apply_schema makes these from Python
     text = "\n".join((SCHEMA_VERSION, sql_text("schema.sql"), sql_text("comments.sql"), views))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -74,7 +74,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f"DROP VIEW IF EXISTS {view}")
         for table in _TABLES_CHILD_FIRST:
             con.execute(f"DROP TABLE IF EXISTS {table}")
-    with transaction(con):  # one commit for the hundreds of statements (2.5x faster than one each)
+    with transaction(con):  # one commit for the hundreds of statements, not one each
         apply_schema(con)
         set_info(con, {"schema_version": SCHEMA_VERSION, "schema_fingerprint": schema_fingerprint()})
 
@@ -101,16 +101,20 @@ def apply_schema(con: duckdb.DuckDBPyConnection, only: tuple[str, ...] | None = 
     (tables just dropped, now created again) the descriptions of those tables and of the views are applied, not
     of every table: the others kept theirs."""
     con.execute(sql_text("schema.sql"))
+    con.execute(";\n".join(f"CREATE OR REPLACE VIEW {s.view} AS SELECT * FROM all_images WHERE source_id = {s.id}"
+                           for s in SOURCES.values()))
     con.execute(sql_text("comments.sql") if only is None else _comments_for({*only, *_VIEWS}))
     described = con.execute("SELECT column_name, comment FROM duckdb_columns() WHERE table_name = 'all_images' "
                             "AND schema_name = 'main'").fetchall()
     statements = []
     for source in SOURCES.values():  # the per-source views: the columns of all_images, the same descriptions
+        name = source.name.replace("'", "''")  # COMMENT takes no bound parameter
+        statements.append(f"COMMENT ON VIEW {source.view} IS 'The study''s per-source view: all_images restricted "
+                          f"to source {source.id}, {name}.'")
         for column, comment in described:
-            text = (comment or "").replace("'", "''")  # COMMENT takes no bound parameter
+            text = (comment or "").replace("'", "''")
             statements.append(f"COMMENT ON COLUMN {source.view}.{column} IS '{text}'")
-    if statements:
-        con.execute(";\n".join(statements))
+    con.execute(";\n".join(statements))
 
 
 _COMMENT_TARGET = re.compile(r"^COMMENT ON (?:TABLE|VIEW|COLUMN) (\w+)")

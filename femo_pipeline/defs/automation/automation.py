@@ -7,10 +7,11 @@ import dagster as dg
 
 from femo_pipeline import folders
 from femo_pipeline.defs.facs.facs import facs_page
-from femo_pipeline.defs.ingest.ingest import fer2013_images, kaggle_face_images
+from femo_pipeline.defs.ingest.ingest import folder_assets
 from femo_pipeline.defs.web.web import duckduckgo_hits, pixabay_hits
 from femo_pipeline.io_managers import latest_staged
 from femo_pipeline.resources import FemoStorage
+from femo_pipeline.sources import folder_sources
 
 # Every job rewrites the warehouse: the tag lets dagster.yaml's run queue keep them from overlapping.
 WAREHOUSE_WRITER = {"femo/warehouse": "write"}
@@ -33,9 +34,10 @@ web_refresh_job = dg.define_asset_job(
 )
 folder_ingest_job = dg.define_asset_job(
     "folder_ingest",
-    selection=dg.AssetSelection.assets(fer2013_images, kaggle_face_images).downstream() - MODEL,
+    selection=dg.AssetSelection.assets(*folder_assets).downstream() - MODEL,
     tags=WAREHOUSE_WRITER,
-    description="Re-read the FER-2013 and Kaggle folders, then everything downstream except the model group.",
+    description="Re-read the image folders (FER-2013, Kaggle: every folder source), then everything downstream "
+                "except the model group.",
 )
 
 # Each tick pulls that day's partition of the web hits, then refreshes everything downstream.
@@ -47,39 +49,36 @@ web_refresh_schedule = dg.build_schedule_from_partitioned_job(
     description="Daily refresh of the web sources (at FEMO_REFRESH_HOUR, UTC; default 3).",
 )
 
-# staged asset name -> source key of the folder sources the sensor watches
-WATCHED = {"fer2013_images": ("fer2013", True), "kaggle_face_images": ("kaggle", False)}
-
 
 def folder_changes(storage: FemoStorage, instance: dg.DagsterInstance) -> dict[str, dict[str, int]]:
     """Per watched source, files in its folder that the staged table of its asset's latest materialization
-    lacks (added) or has no more (removed). An asset never materialized (or whose staged file was replaced)
-    counts as an empty table: every file is new."""
+    lacks (added) or has no more (removed). An asset never materialized (or whose staged file is gone) counts as
+    an empty table: every file is new."""
     changes = {}
-    for asset_name, (key, with_splits) in WATCHED.items():
-        plan = storage.source_plan(key)
+    for source in folder_sources():
+        plan = storage.source_plan(source.key)
         if plan.path is None or not plan.path.is_dir():
             continue
         try:
-            on_disk = {e.rel_path for e in folders.scan_folder(plan.path, with_splits)}
+            on_disk = {e.rel_path for e in folders.scan_folder(plan.path, source.splits)}
         except folders.FolderLayoutError:
             continue  # the ingest asset reports a wrong layout; the sensor only looks for changes
         try:
-            table = latest_staged(instance, storage, asset_name)
+            table = latest_staged(instance, source.asset)
         except dg.Failure:
             table = None
         staged = set(table.read(["rel_path"]).column(0).to_pylist()) if table is not None else set()
         added, removed = on_disk - staged, staged - on_disk
         if added or removed:
             digest = hashlib.sha256("\n".join(sorted(added) + ["--"] + sorted(removed)).encode()).hexdigest()[:16]
-            changes[key] = {"added": len(added), "removed": len(removed), "digest": digest}
+            changes[source.key] = {"added": len(added), "removed": len(removed), "digest": digest}
     return changes
 
 
 @dg.sensor(job=folder_ingest_job, minimum_interval_seconds=int(os.environ.get("FEMO_SENSOR_INTERVAL", "30")),
            default_status=dg.DefaultSensorStatus.RUNNING)
 def raw_folder_sensor(context: dg.SensorEvaluationContext, storage: FemoStorage) -> dg.SensorResult:
-    """Starts folder_ingest when image files appear in (or vanish from) the FER-2013 or Kaggle folder."""
+    """Starts folder_ingest when image files appear in (or vanish from) a folder source's folder (FER-2013, Kaggle)."""
     changes = folder_changes(storage, context.instance)
     if not changes:
         return dg.SensorResult(skip_reason="no new or removed files in the watched folders")

@@ -8,38 +8,33 @@ from femo_pipeline import catalog
 from femo_pipeline.defs._meta import column_schema, md_table
 from femo_pipeline.io_managers import ALLOW_MISSING, STAGED, StagedTable, incoming_path
 from femo_pipeline.resources import FemoStorage
-
-# upstream asset (its staged table of files, folders.SCHEMA) -> source key
-STAGED_SOURCES = {"fer2013_images": "fer2013", "kaggle_face_images": "kaggle", "pixabay_images": "pixabay",
-                  "duckduckgo_images": "ddg"}
+from femo_pipeline.sources import SOURCES, Source
 
 
 @dg.asset(group_name="faces", kinds={"python", "duckdb", "parquet"}, io_manager_key=STAGED,
-          ins={name: dg.AssetIn(metadata={ALLOW_MISSING: True}) for name in STAGED_SOURCES})
-def image_catalog(context: dg.AssetExecutionContext, storage: FemoStorage, fer2013_images, kaggle_face_images,
-                  pixabay_images, duckduckgo_images) -> dg.Output:
+          ins={s.asset: dg.AssetIn(metadata={ALLOW_MISSING: True}) for s in SOURCES.values()})
+def image_catalog(context: dg.AssetExecutionContext, storage: FemoStorage, **staged_sources) -> dg.Output:
     """One row per image file: source, emotion, split, size, format, colour space, hash, duplicates, status
-    (no bytes: those stay in the source assets' staged tables; the catalog keeps a hard link to each version it
-    read, under staging/.catalog_bytes/, so its rows keep their bytes when a source is materialized again).
+    (no bytes: those stay in the source assets' staged tables, whose files the catalog records; a source
+    materialized again writes a new file, so the catalog's rows keep their bytes).
     A source asset never materialized in this instance is left out when its source has no files (web sources
     without a key, an unset folder), with a warning and in the metadata; otherwise the catalog fails."""
-    staged = {"fer2013_images": fer2013_images, "kaggle_face_images": kaggle_face_images,
-              "pixabay_images": pixabay_images["files"] if pixabay_images else None,
-              "duckduckgo_images": duckduckgo_images["files"] if duckduckgo_images else None}
+    staged = {s.key: (staged_sources[s.asset][s.table] if s.table and staged_sources[s.asset] is not None
+                      else staged_sources[s.asset]) for s in SOURCES.values()}
     per_source, missing = {}, []
-    unread = [name for name, key in STAGED_SOURCES.items() if staged[name] is None and _has_input(storage, key)]
+    unread = [s.asset for s in SOURCES.values() if staged[s.key] is None and _has_input(storage, s)]
     if unread:  # leaving them out would drop their images (and what hangs on them) from the warehouse
         raise dg.Failure(description=f"{', '.join(unread)} never materialized in this Dagster instance, but their "
                                      "source has files: materialize them first (job femo_all does)")
-    for asset_name, key in STAGED_SOURCES.items():
-        if staged[asset_name] is None:
-            missing.append(asset_name)
-            context.log.warning(f"{asset_name} was never materialized and its source has no files: left out")
+    for source in SOURCES.values():
+        if staged[source.key] is None:
+            missing.append(source.asset)
+            context.log.warning(f"{source.asset} was never materialized and its source has no files: left out")
             continue
-        synthetic = key in ("fer2013", "kaggle") and storage.source_plan(key).synthetic
-        per_source[key] = (staged[asset_name].path, synthetic)
+        synthetic = source.kind == "folder" and storage.source_plan(source.key).synthetic
+        per_source[source.key] = (staged[source.key].path, synthetic)
     out = incoming_path(storage)
-    try:  # the file bytes stay in the staged source tables (linked, not copied): catalog.byte_tables
+    try:  # the file bytes stay in the staged source tables: catalog.byte_tables
         table = catalog.write_catalog(per_source, out)
     except catalog.CatalogError as exc:
         raise dg.Failure(description=str(exc)) from exc
@@ -69,10 +64,7 @@ def image_catalog(context: dg.AssetExecutionContext, storage: FemoStorage, fer20
     })
 
 
-def _has_input(storage: FemoStorage, key: str) -> bool:
-    """Whether the source has files to read: its folder (FER-2013, Kaggle) or its download folder (web)."""
-    if key in ("fer2013", "kaggle"):
-        folder = storage.source_plan(key).path
-    else:
-        folder = storage.root / "raw" / key
+def _has_input(storage: FemoStorage, source: Source) -> bool:
+    """Whether the source has files to read: its folder (folder sources) or its download folder (web)."""
+    folder = storage.source_plan(source.key).path if source.kind == "folder" else storage.root / "raw" / source.key
     return bool(folder) and folder.is_dir() and any(folder.iterdir())

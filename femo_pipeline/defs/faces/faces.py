@@ -16,14 +16,15 @@ from femo_pipeline.defs.warehouse.warehouse import WRITER, images
 from femo_pipeline.files import write_bytes_atomic
 from femo_pipeline.io_managers import StagedTable
 from femo_pipeline.resources import PROJECT_ROOT, FemoStorage
-from femo_pipeline.vocab import EMOTIONS, SOURCES
+from femo_pipeline.sources import SOURCES
+from femo_pipeline.vocab import EMOTIONS
 
 GROUP = "faces"
 FACE_WRITER = {**WRITER, "group_name": GROUP}
 
 
 class FaceCropConfig(dg.Config):
-    sources: list[str] = Field(default=["pixabay", "ddg", "kaggle"],
+    sources: list[str] = Field(default=[s.key for s in SOURCES.values() if s.crop_faces],
                                description="Sources whose images need a face found and cropped (FER-2013 is cropped already).")
     scale_factor: float = Field(default=1.1, description="Haar cascade scale step.")
     min_neighbors: int = Field(default=5, description="Haar cascade neighbours needed to keep a detection.")
@@ -112,7 +113,7 @@ def face_crops(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
 class SampleConfig(dg.Config):
     per_class: int = Field(default=40, description="Images per emotion per source (fewer where a class has fewer).")
     seed: int = Field(default=2013, description="Seed of the draw.")
-    sources: list[str] = Field(default=["fer2013", "kaggle", "pixabay", "ddg"], description="Sources to sample.")
+    sources: list[str] = Field(default=list(SOURCES), description="Sources to sample.")
     require_face: bool = Field(default=False, description="Only images whose face_crops outcome found a face "
                                                           "(for sources that face_crops covers).")
     relabel_csv: str = Field(default=str(PROJECT_ROOT / "data" / "curation" / "relabel.csv"), description="Relabel list.")

@@ -14,7 +14,8 @@ from femo_pipeline import demo_data, folders, imaging, survey
 from femo_pipeline.defs._meta import column_schema, md_table
 from femo_pipeline.files import atomic_path
 from femo_pipeline.io_managers import STAGED, StagedTable, incoming_path
-from femo_pipeline.resources import FemoStorage
+from femo_pipeline.resources import SURVEY, FemoStorage
+from femo_pipeline.sources import Source, folder_sources
 
 GROUP = "ingest"
 PROGRESS_EVERY_S = 5.0  # seconds between two progress lines of a folder ingest
@@ -76,8 +77,8 @@ def ingest_folder(
     last_logged = 0.0
 
     def progress(done: int, total: int, seconds: float) -> None:
-        # every PROGRESS_EVERY_S and at the end, not per part: a log line is a stored Dagster event (2 ms each;
-        # FER-2013's 18 parts took 0.04 s of a 1.7 s ingest, and a million files would write 500 lines)
+        # every PROGRESS_EVERY_S and at the end, not per part: a log line is a stored Dagster event, and a
+        # million files would write 500 of them
         nonlocal last_logged
         if done < total and seconds - last_logged < PROGRESS_EVERY_S:
             return
@@ -129,23 +130,26 @@ def ingest_folder(
     })
 
 
-@dg.asset(group_name=GROUP, kinds={"python", "parquet"}, deps=[demo_source_files], io_manager_key=STAGED)
-def fer2013_images(context: dg.AssetExecutionContext, config: FolderIngestConfig, storage: FemoStorage) -> dg.Output:
-    """FER-2013 image files (train/test/<emotion>) read, inspected and staged with their bytes."""
-    return ingest_folder(context, storage, config, "fer2013", with_splits=True)
+def folder_asset(source: Source) -> dg.AssetsDefinition:
+    """The ingest asset of a folder source (sources.SOURCES): its files read, inspected and staged."""
+
+    @dg.asset(name=source.asset, description=source.description, group_name=GROUP, kinds={"python", "parquet"},
+              deps=[demo_source_files], io_manager_key=STAGED)
+    def _ingest(context: dg.AssetExecutionContext, config: FolderIngestConfig, storage: FemoStorage) -> dg.Output:
+        return ingest_folder(context, storage, config, source.key, with_splits=source.splits)
+
+    return _ingest
 
 
-@dg.asset(group_name=GROUP, kinds={"python", "parquet"}, deps=[demo_source_files], io_manager_key=STAGED)
-def kaggle_face_images(context: dg.AssetExecutionContext, config: FolderIngestConfig, storage: FemoStorage) -> dg.Output:
-    """Kaggle 'random images for face emotion recognition' files (<emotion>/) read, inspected and staged."""
-    return ingest_folder(context, storage, config, "kaggle", with_splits=False)
+# one asset per folder source (fer2013_images, kaggle_face_images, ...), found by dg's autoloading in this list
+folder_assets: list[dg.AssetsDefinition] = [folder_asset(s) for s in folder_sources()]
 
 
 @dg.asset(group_name=GROUP, kinds={"python", "parquet"}, deps=[demo_source_files], io_manager_key=STAGED)
 def everyday_emotions_survey(context: dg.AssetExecutionContext, storage: FemoStorage) -> dg.Output:
     """'Emotions in everyday life' survey answers (Trampe et al. 2015), coerced to numbers with bad rows set aside
     (two staged tables: responses, rejected)."""
-    plan = storage.source_plan("survey")
+    plan = storage.source_plan(SURVEY)
     if plan.path is None:
         cleaned = survey.CleanSurvey(
             pd.DataFrame({c: pd.Series(dtype="int64") for c in survey.COLUMNS}),

@@ -4,12 +4,13 @@ import dataclasses
 import datetime as dt
 import json
 import time
+import typing
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
-from pydantic import Field
+from pydantic import Field, create_model
 
 from femo_pipeline import benchmark, devices, modeldata
 from femo_pipeline import human_baseline as hb
@@ -28,7 +29,6 @@ from femo_pipeline.defs.model._bench import (
 from femo_pipeline.defs.model.humans import human_votes
 from femo_pipeline.resources import FemoStorage
 
-_TC = femo_model.TrainConfig()
 VOTES_SQL = "SELECT * EXCLUDE (fer2013new_rows, synthetic) FROM human_votes"
 
 
@@ -88,31 +88,59 @@ def evaluation_images(context: dg.AssetExecutionContext, duckdb: DuckDBResource)
     return _output(_fer2013(duckdb, "test", _scoring_extras), "test")
 
 
-class ModelConfig(dg.Config):
-    image_size: int = Field(default=_TC.image_size, description="Input side in pixels (FER-2013 is 48).")
-    crop: int = Field(default=_TC.crop, description="Centre crop the network sees (0: none).")
-    epochs: int = Field(default=_TC.epochs, description="Training epochs.")
-    batch_size: int = Field(default=_TC.batch_size, description="Batch size (0: about 100 steps per epoch, 16-128).")
-    seed: int = Field(default=_TC.seed, description="Seed of the split, the weights and the augmentation.")
-    val_fraction: float = Field(default=_TC.val_fraction, description="Share of each class held out for validation.")
-    width: int = Field(default=_TC.width, description="Filters of the first block (doubling per block).")
-    block_convs: list[int] = Field(default=list(_TC.block_convs), description="3x3 convolutions in each block.")
-    optimizer: str = Field(default=_TC.optimizer, description="sgd (Nesterov) or adam (AdamW).")
-    learning_rate: float = Field(default=_TC.learning_rate, description="Peak learning rate (warm-up, then cosine).")
-    warmup_epochs: float = Field(default=_TC.warmup_epochs, description="Epochs of linear warm-up.")
-    weight_decay: float = Field(default=_TC.weight_decay, description="Weight decay.")
-    label_smoothing: float = Field(default=_TC.label_smoothing, description="Label smoothing of the loss.")
-    augment: bool = Field(default=_TC.augment, description="Flip, affine, brightness/contrast and erasing.")
-    class_weighting: bool = Field(default=_TC.class_weighting, description="Weight classes by inverse frequency.")
-    max_minutes: float = Field(default=_TC.max_minutes, description="Stop after the epoch past this time (0: none).")
-    minutes: float = Field(default=_TC.minutes, description="Time budget: warm-up, then a cosine over the time left, "
-                                                            "stopping when it is spent (0: schedule by epochs).")
-    precision: str = Field(default="auto", description="Arithmetic while training: auto (bf16 where the CPU does "
-                           "it natively, e.g. AVX512-BF16: 1.4x faster here; float32 elsewhere), mixed_bfloat16 or "
-                           "float32. The saved model is float32 either way.")
-    max_train_images: int = Field(default=0, description="Use at most this many training images (0: all).")
-    label_source: str = Field(default="fer2013", description="fer2013 (its labels) or ferplus (FER+ vote "
-                                                             "distributions as soft targets).")
+# The launch description of each TrainConfig field; ModelConfig takes the fields, their types and their defaults
+# from TrainConfig itself (targets and precision excepted: label_source sets the targets, and training here runs in
+# "auto" precision unless told otherwise).
+TRAIN_FIELD_DESCRIPTIONS = {
+    "image_size": "Input side in pixels (FER-2013 is 48).",
+    "crop": "Centre crop the network sees (0: none).",
+    "epochs": "Training epochs.",
+    "batch_size": "Batch size (0: about 100 steps per epoch, 16-128).",
+    "seed": "Seed of the split, the weights and the augmentation.",
+    "val_fraction": "Share of each class held out for validation.",
+    "width": "Filters of the first block (doubling per block).",
+    "block_convs": "3x3 convolutions in each block.",
+    "optimizer": "sgd (Nesterov) or adam (AdamW).",
+    "learning_rate": "Peak learning rate (warm-up, then cosine).",
+    "warmup_epochs": "Epochs of linear warm-up.",
+    "weight_decay": "Weight decay.",
+    "label_smoothing": "Label smoothing of the loss.",
+    "augment": "Flip, affine, brightness/contrast and erasing.",
+    "augment_on": "Where augmentation runs: device (Keras ops inside the training graph) or cpu (OpenCV in the "
+                  "batch feeder); the same distributions.",
+    "patience": "Early stopping: stop once the best validation epoch is this many epochs old (0: never).",
+    "class_weighting": "Weight classes by inverse frequency.",
+    "max_minutes": "Stop after the epoch past this time (0: none).",
+    "minutes": "Time budget: warm-up, then a cosine over the time left, stopping when it is spent (0: schedule by "
+               "epochs).",
+}
+
+
+def _train_fields() -> dict:
+    """(type, Field) of every TrainConfig field but targets and precision, its tuples as lists (run config)."""
+    hints, fields = typing.get_type_hints(femo_model.TrainConfig), {}
+    for f in dataclasses.fields(femo_model.TrainConfig):
+        if f.name in ("targets", "precision"):
+            continue
+        if f.name not in TRAIN_FIELD_DESCRIPTIONS:
+            raise TypeError(f"TrainConfig.{f.name} has no launch description in TRAIN_FIELD_DESCRIPTIONS")
+        kind, default = hints[f.name], f.default
+        if isinstance(default, tuple):
+            kind, default = list[typing.get_args(kind)[0]], list(default)
+        fields[f.name] = (kind, Field(default=default, description=TRAIN_FIELD_DESCRIPTIONS[f.name]))
+    return fields
+
+
+ModelConfig = create_model(
+    "ModelConfig", __base__=dg.Config, __module__=__name__, **_train_fields(),
+    precision=(str, Field(default="auto", description="Arithmetic while training: auto (bf16 where the CPU does it "
+                          "natively, e.g. AVX512-BF16, float32 elsewhere), mixed_bfloat16 or float32. The saved "
+                          "model is float32 either way.")),
+    max_train_images=(int, Field(default=0, description="Use at most this many training images (0: all).")),
+    label_source=(str, Field(default="fer2013", description="fer2013 (its labels) or ferplus (FER+ vote "
+                                                            "distributions as soft targets).")),
+)
+ModelConfig.__doc__ = "Launch settings of emotion_model: TrainConfig's fields, and what to train on."
 
 
 def train_config(config: dg.Config, **overrides) -> femo_model.TrainConfig:

@@ -23,32 +23,35 @@ def _result(outcome: tuple[bool, dict], severity=dg.AssetCheckSeverity.ERROR) ->
                                          for k, v in details.items()})
 
 
-@dg.asset_check(asset=images, blocking=True, pool="duckdb")
-def images_keys_valid(duckdb: DuckDBResource) -> dg.AssetCheckResult:
-    """Image ids are unique, every source and emotion id exists, every image has its pixels."""
-    with duckdb.get_connection() as con:
-        return _result(quality.image_keys(con))
+def warehouse_check(name: str, asset, rule, description: str, blocking: bool = False) -> dg.AssetChecksDefinition:
+    """An asset check that runs a quality rule, rule(connection, thresholds) -> (passed, details), on the
+    warehouse in the duckdb pool: blocking (ERROR) where bad data must stop the run, WARN otherwise."""
+
+    @dg.asset_check(name=name, asset=asset, blocking=blocking, pool="duckdb", description=description)
+    def _check(duckdb: DuckDBResource, quality_thresholds: QualityThresholds) -> dg.AssetCheckResult:
+        with duckdb.get_connection() as con:
+            return _result(rule(con, quality_thresholds), dg.AssetCheckSeverity.ERROR if blocking else WARN)
+
+    return _check
 
 
-@dg.asset_check(asset=images, blocking=True, pool="duckdb")
-def images_have_labels(duckdb: DuckDBResource) -> dg.AssetCheckResult:
-    """No image without an emotion label or a source."""
-    with duckdb.get_connection() as con:
-        return _result(quality.image_labels(con))
-
-
-@dg.asset_check(asset=images, pool="duckdb")
-def images_train_duplicates(duckdb: DuckDBResource) -> dg.AssetCheckResult:
-    """WARN: byte-identical files inside a training split (FER-2013 has many; the sample drops them)."""
-    with duckdb.get_connection() as con:
-        return _result(quality.train_duplicates(con), WARN)
-
-
-@dg.asset_check(asset=images, pool="duckdb")
-def images_class_balance(duckdb: DuckDBResource, quality_thresholds: QualityThresholds) -> dg.AssetCheckResult:
-    """WARN: per source, the largest emotion class is at most max_imbalance_ratio times the smallest."""
-    with duckdb.get_connection() as con:
-        return _result(quality.class_balance(con, quality_thresholds.max_imbalance_ratio), WARN)
+warehouse_checks = [
+    warehouse_check("images_keys_valid", images, lambda con, _: quality.image_keys(con),
+                    "Image ids are unique, every source and emotion id exists, every image has its pixels.",
+                    blocking=True),
+    warehouse_check("images_have_labels", images, lambda con, _: quality.image_labels(con),
+                    "No image without an emotion label or a source.", blocking=True),
+    warehouse_check("images_train_duplicates", images, lambda con, _: quality.train_duplicates(con),
+                    "WARN: byte-identical files inside a training split (FER-2013 has many; the sample drops them)."),
+    warehouse_check("images_class_balance", images,
+                    lambda con, limits: quality.class_balance(con, limits.max_imbalance_ratio),
+                    "WARN: per source, the largest emotion class is at most max_imbalance_ratio times the smallest."),
+    warehouse_check("sample_covers_every_emotion", balanced_sample, lambda con, _: quality.sample_coverage(con),
+                    "Every sampled source has all seven basic emotions in the sample.", blocking=True),
+    warehouse_check("sample_has_no_duplicates", balanced_sample, lambda con, _: quality.sample_duplicates(con),
+                    "No two sampled images share their bytes (no leak between what trains and what tests).",
+                    blocking=True),
+]
 
 
 @dg.asset_check(asset=image_catalog)
@@ -57,20 +60,6 @@ def catalog_quarantine_share(image_catalog: StagedTable, quality_thresholds: Qua
     con = duckdb_lib.connect()
     con.register("c", image_catalog.read(["status"]))
     return _result(quality.quarantine_share(con, "c", quality_thresholds.max_quarantine_share), WARN)
-
-
-@dg.asset_check(asset=balanced_sample, blocking=True, pool="duckdb")
-def sample_covers_every_emotion(duckdb: DuckDBResource) -> dg.AssetCheckResult:
-    """Every sampled source has all seven basic emotions in the sample."""
-    with duckdb.get_connection() as con:
-        return _result(quality.sample_coverage(con))
-
-
-@dg.asset_check(asset=balanced_sample, blocking=True, pool="duckdb")
-def sample_has_no_duplicates(duckdb: DuckDBResource) -> dg.AssetCheckResult:
-    """No two sampled images share their bytes (no leak between what trains and what tests)."""
-    with duckdb.get_connection() as con:
-        return _result(quality.sample_duplicates(con))
 
 
 class AccuracyFloorConfig(dg.Config):

@@ -9,8 +9,8 @@ from femo_pipeline import erd as erd_lib
 from femo_pipeline.defs._meta import md_table, png_md, warehouse_tables
 from femo_pipeline.files import write_text_atomic
 from femo_pipeline.io_managers import StagedTable
-from femo_pipeline.resources import FemoStorage
-from femo_pipeline.vocab import SOURCES
+from femo_pipeline.resources import SURVEY, FemoStorage
+from femo_pipeline.sources import SOURCES, folder_sources
 
 GROUP = "warehouse"
 # Every user of the DuckDB file (a read-write open locks it): one at a time across runs (pool) and inside a run (tag limit on the executor).
@@ -19,8 +19,9 @@ WRITER = dict(group_name=GROUP, pool="duckdb", op_tags={"femo/writer": "duckdb"}
 
 @dg.asset(kinds={"duckdb"}, metadata=warehouse_tables("data_sources", "warehouse_info"), **WRITER)
 def data_sources(context: dg.AssetExecutionContext, duckdb: DuckDBResource, storage: FemoStorage) -> dg.MaterializeResult:
-    """The four image sources (study ids 1-4), marked synthetic when the demo profile generated them."""
-    synthetic = {key for key in ("fer2013", "kaggle") if storage.source_plan(key).synthetic}
+    """The image sources (sources.SOURCES, the study's ids 1-4 first), marked synthetic when the demo profile
+    generated them."""
+    synthetic = {s.key for s in folder_sources() if storage.source_plan(s.key).synthetic}
     with duckdb.get_connection() as con:
         warehouse.ensure_schema(con)
         frame = warehouse.upsert_data_sources(con, synthetic)
@@ -41,18 +42,17 @@ def emotions(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.Ma
           metadata=warehouse_tables("images", "image_pixels", "quarantined_files", "all_images"), **WRITER)
 def images(context: dg.AssetExecutionContext, duckdb: DuckDBResource, image_catalog: StagedTable) -> dg.MaterializeResult:
     """Usable images (metadata + file bytes in image_pixels) and quarantined files, with per-source study views.
-    The rows come from the catalog, the bytes from the versions of the source tables it read (its snapshots)."""
+    The rows come from the catalog, the bytes from the staged source tables it was built from."""
     staged = catalog.byte_tables(image_catalog.path)
-    try:  # checked before the warehouse is opened: the catalog must come from these very source tables
+    try:  # checked before the warehouse is opened: the catalog's source tables must all be there
         catalog.check_sources(image_catalog.path, staged)
     except catalog.CatalogError as exc:
         raise dg.Failure(description=str(exc)) from exc
     with duckdb.get_connection() as con:  # closed on failure too (WarehouseResource.get_connection)
         warehouse.ensure_schema(con)
-        try:  # the stamps again once the bytes are read (another run may have replaced a table meanwhile)
-            counts = warehouse.replace_images(con, image_catalog.path, staged,
-                                              verify=lambda: catalog.check_sources(image_catalog.path, staged))
-        except (warehouse.PixelPairingError, catalog.CatalogError) as exc:
+        try:
+            counts = warehouse.replace_images(con, image_catalog.path, staged)
+        except warehouse.PixelPairingError as exc:
             raise dg.Failure(description=str(exc)) from exc
         per_view = {s.view: con.execute(f"SELECT count(*) FROM {s.view}").fetchone()[0] for s in SOURCES.values()}
         per_emotion = con.execute(warehouse.study_queries()["images_per_emotion"]).df()
@@ -77,7 +77,7 @@ def survey_responses(context: dg.AssetExecutionContext, duckdb: DuckDBResource, 
     return dg.MaterializeResult(metadata={
         "dagster/row_count": rows,
         "rejected_rows": len(rejected),
-        "synthetic": storage.source_plan("survey").synthetic,
+        "synthetic": storage.source_plan(SURVEY).synthetic,
     })
 
 
