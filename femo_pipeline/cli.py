@@ -85,7 +85,6 @@ def run_all(profile: str | None) -> int:
     from dagster._core.utils import make_new_run_id
 
     from femo_pipeline import instance_health
-
     from femo_pipeline.definitions import defs, storage
 
     job = defs.resolve_job_def("femo_all")

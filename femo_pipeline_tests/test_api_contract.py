@@ -75,7 +75,7 @@ def test_openapi_documents_the_4xx_answers_with_their_bodies(client):
     assert "HTTPValidationError" not in components  # FastAPI's default 422 body is not what the API sends
     assert set(components["InvalidParameters"]["properties"]) == {"error", "detail"}
     assert set(components["Problem"]["properties"]) == {"detail"}
-    for path, method, operation in _operations(schema):
+    for path, _method, operation in _operations(schema):
         responses = operation["responses"]
         if operation.get("parameters"):
             ref = responses["422"]["content"]["application/json"]["schema"]["$ref"]

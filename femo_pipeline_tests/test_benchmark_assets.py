@@ -196,7 +196,6 @@ def test_human_votes_by_content_hash_reproduce_the_shared_table(tmp_path):
     """A copy of a few real FER-2013 files gets exactly the votes of ../shared's table, through the shipped map."""
     import shutil
 
-    import pandas as pd
 
     expected = pd.read_csv(FERPLUS / "ferplus_votes_by_file.csv")
     picked = pd.concat([g.head(3) for _, g in expected.groupby(["split", "fer2013_label"])])

@@ -278,9 +278,11 @@ def test_decoded_size_is_checked_on_the_header_before_decoding(monkeypatch):
 
 
 def test_grey_with_alpha_png_decodes_to_channels_every_stage_handles():
-    from femo_pipeline import modeldata
-    from PIL import Image
     import io
+
+    from PIL import Image
+
+    from femo_pipeline import modeldata
 
     buf = io.BytesIO()
     Image.fromarray(np.random.default_rng(7).integers(0, 255, (30, 30, 2), dtype=np.uint8), "LA").save(buf, "PNG")

@@ -17,6 +17,7 @@ entries (FileEntry and what the modules share), tree (descriptor-relative openin
 and reading (reading, inspecting, the worker pool and the spool).
 """
 
+from femo_pipeline.folders.entries import SPLITS, FileEntry, FolderLayoutError, ScannedEntries, shown_name
 from femo_pipeline.folders.reading import (
     SCHEMA,
     SPOOL_PREFIX,
@@ -24,7 +25,6 @@ from femo_pipeline.folders.reading import (
     inspect_folder,
     read_regular_file,
 )
-from femo_pipeline.folders.entries import SPLITS, FileEntry, FolderLayoutError, ScannedEntries, shown_name
 from femo_pipeline.folders.scan import scan_folder
 
 __all__ = [
