@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from femo_pipeline_tests.conftest import DEMO_RUN_CONFIG, materialize
+from femo_pipeline_tests.conftest import DEMO_RUN_CONFIG, GRID_ASSETS, materialize
 from femo_pipeline_tests.test_hostile_ingest import SECRET, corrupt_jpeg, face
 from femo_pipeline_tests.test_imaging import _png_with_broken_idat_crc
 
@@ -130,7 +130,7 @@ def test_a_hostile_corpus_runs_through_the_whole_graph_without_a_failed_step(tmp
     hostile_survey(demo / "survey.csv")
 
     rest = {"ops": {k: v for k, v in DEMO_RUN_CONFIG["ops"].items() if k != "demo_source_files"}}
-    selection = dg.AssetSelection.all() - dg.AssetSelection.assets("demo_source_files")
+    selection = dg.AssetSelection.all() - dg.AssetSelection.assets("demo_source_files", *GRID_ASSETS)
     result = materialize(data_dir, selection=selection, run_config=rest, raise_on_error=False)
     failed = [e.step_key for e in result.all_events if e.is_step_failure]
     assert failed == [] and result.success

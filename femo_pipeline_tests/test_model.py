@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from femo_pipeline import demo_data, evaluation, model, modeldata
+from femo_pipeline import demo_data, model, modeldata
 from femo_pipeline.vocab import FER2013_CLASSES
 
 CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")  # study ids 0-6
@@ -39,6 +39,7 @@ def test_tiny_training_run_saves_a_model_that_reloads_identically(tmp_path):
     assert saved["epochs"] == 2 and saved["width"] == 8 and "seconds" in saved
 
 
+@pytest.mark.slow  # trains a network: outside the quick loop
 def test_bf16_training_saves_a_float32_file_that_loads_in_either_precision(tmp_path):
     """Trained in mixed bf16 (bf16 arithmetic, float32 weights), the file is float32 (it runs on any CPU); loaded
     with precision mixed_bfloat16 it computes in bf16 again, with the same weights and nearly the same outputs."""
@@ -80,6 +81,7 @@ def test_precision_names(monkeypatch):
         checked_precision("float16")
 
 
+@pytest.mark.slow  # trains a network: outside the quick loop
 def test_time_budget_stops_training_after_the_epoch_that_passes_it():
     x, y = _faces(4)
     _, history, facts = model.train(x, y, model.TrainConfig(epochs=50, width=8, max_minutes=1e-6), log=lambda _: None)
@@ -97,6 +99,7 @@ def test_time_budgeted_schedule_warms_up_by_steps_then_decays_to_zero_with_the_t
     assert rate(0, 0.0, 0, 0.0, 100.0, 0.1) == pytest.approx(0.1)  # no warm-up: starts at the peak
 
 
+@pytest.mark.slow  # trains a network: outside the quick loop
 def test_a_time_budget_runs_the_schedule_to_its_end_and_stops_mid_epoch(monkeypatch):
     """With `minutes`, epochs is only an upper bound: training stops when the time is spent (here after a few
     epochs of 50), the last rate set is near zero, and the epoch it stopped in is still validated and logged.
@@ -152,12 +155,6 @@ def test_fer_package_preprocessing():
     assert out.shape == (2, 64, 64, 1) and out.dtype == np.float32
     assert out[0].max() == -1.0 and out[1].min() == 1.0
     assert FER2013_CLASSES == ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-
-
-def test_verdicts_follow_the_intervals():
-    assert evaluation.verdict([0.70, 0.75], [0.60, 0.65]) == "better"
-    assert evaluation.verdict([0.40, 0.45], [0.60, 0.65]) == "worse"
-    assert evaluation.verdict([0.58, 0.62], [0.60, 0.65]) == "on par"
 
 
 def _tiny_model(folder, name="femo_cnn_fer2013.keras"):
@@ -240,12 +237,13 @@ def test_deepface_package_path_runs_offline_on_a_weights_file_and_agrees_with_th
     assert np.abs(package - rebuilt).max() < 0.05 and (package.argmax(1) == rebuilt.argmax(1)).mean() >= 0.8
 
 
+@pytest.mark.slow  # trains a network: outside the quick loop
 def test_the_recipe_learns_separable_faces_at_a_small_batch():
     """The default recipe (SGD, cosine) must learn the demo's drawn faces, whose classes are separable, at the small
     automatic batch of a small set: the learning rate scales with the batch (at batch 16 the unscaled rate left
     them at chance, 1 in 7). Without augmentation: on 360 faces, 15 epochs of the full augmentation learn on some
-    seeds and CPUs and not on others (2026-12-02, Intel Xeon: seeds 0, 1, 2 gave 0.18, 0.97, 0.36; unaugmented
-    0.94, 0.98, 0.93), so with it this test passed or failed by the machine it ran on."""
+    seeds and CPUs and not on others (on one Intel Xeon, two of three seeds stayed far below the unaugmented runs),
+    so with it this test passed or failed by the machine it ran on."""
     x, y = _faces(60, seed=0)
     xt, yt = _faces(20, seed=1)
     net, _, facts = model.train(x, y, model.TrainConfig(epochs=15, width=16, augment=False), log=lambda _: None)
@@ -267,3 +265,20 @@ def test_augmentation_varies_each_face_within_range_and_is_reproducible():
     assert (moved > 1).all()  # every face changed, none replaced by noise: still closer to itself than to others
     own = [np.corrcoef(first[i].ravel(), x[i].ravel().astype(np.float32))[0, 1] for i in range(len(x))]
     assert np.median(own) > 0.2
+
+
+def test_the_launch_config_takes_every_training_field_and_default_from_train_config():
+    """ModelConfig is built from TrainConfig (no copied defaults): the same fields with the same defaults, and
+    train_config turns it back into the same TrainConfig; a run config's values reach it."""
+    import dataclasses
+
+    from femo_pipeline.defs.model.model_training import ModelConfig, train_config
+
+    defaults = {f.name: f.default for f in dataclasses.fields(model.TrainConfig)}
+    launch = ModelConfig().model_dump()
+    assert set(defaults) - set(launch) == {"targets"}
+    assert all(launch[k] == (list(v) if isinstance(v, tuple) else v) for k, v in defaults.items()
+               if k not in ("targets", "precision"))
+    assert train_config(ModelConfig(), precision="float32") == model.TrainConfig()
+    changed = train_config(ModelConfig(epochs=3, block_convs=[1, 2, 2, 2], minutes=1.5), precision="float32")
+    assert (changed.epochs, changed.block_convs, changed.minutes) == (3, (1, 2, 2, 2), 1.5)
