@@ -108,3 +108,35 @@ def test_the_declared_mix_is_chosen_on_validation_by_both_metrics():
     mixed = declared.mix(probs, 0.5, 0.5, prior)
     assert mixed.shape == (n, 7) and np.allclose(mixed.sum(1), 1)
     assert np.allclose(declared.mix(probs, 1.0, 0.0, prior), probs["ferplus"], atol=1e-6)
+
+
+def test_other_seeds_are_readers_only_of_the_test_images_they_predicted(tmp_path, monkeypatch):
+    """A seed's recorded probabilities (in content-hash order) become a reader of the warehouse's test images when
+    the fingerprint matches, mixed by the seed's own rule; on other images it is refused with the reason."""
+    import json
+
+    from femo_pipeline import factor_grid
+    from femo_pipeline.defs.model import model_evaluation
+    from femo_pipeline.model import shipped
+
+    rng = np.random.default_rng(2)
+    test = pd.DataFrame({"id": np.arange(10, 20), "content_hash": [f"h{i % 8}" for i in range(10)],
+                         "emotion_id": rng.integers(0, 7, 10)})
+    test.loc[8:, "emotion_id"] = test.loc[:1, "emotion_id"].to_numpy()  # copies carry their original's label
+    probs = {k: rng.dirichlet(np.ones(7), 10) for k in ("fer2013", "ferplus")}
+    for k in probs:  # a copy of a face gets the same answer
+        probs[k][8:] = probs[k][:2]
+    monkeypatch.setattr(shipped, "SEEDS_DIR", tmp_path)
+    np.savez(tmp_path / "seed7.npz", **{k: factor_grid.by_content_rows(test, p) for k, p in probs.items()})
+    prior = np.full(7, 1 / 7)
+    (tmp_path / "seed7.json").write_text(json.dumps({
+        "seed": 7, "mix": {"w": 0.5, "tau": 0.0}, "prior": prior.tolist(), "device": "1 x NVIDIA H200 (GPU)",
+        "test_fingerprint": factor_grid.content_fingerprint(test)}))
+    base = {"id": "femo-shipped-mixed-x", "reader": "mixed", "origin": "shipped", "synthetic": False}
+    [(run, got)], refused = model_evaluation.seed_runs(base, test)
+    assert not refused and run["origin"] == "shipped seed" and run["reader"].startswith("femo CNN (seed 7,")
+    assert run["device"] == "1 x NVIDIA H200 (GPU)"
+    assert np.allclose(got, declared.mix(probs, 0.5, 0.0, prior))
+    other = test.assign(emotion_id=(test["emotion_id"] + 1) % 7)
+    none, refused = model_evaluation.seed_runs(base, other)
+    assert none == [] and "other test images" in next(iter(refused.values()))
