@@ -135,9 +135,10 @@ def answer_records(verdicts, panels, wall: float, today: str, where: str) -> lis
     for r in verdicts.itertuples():
         if r.dataset == "leak-free test" and r.declared and r.reference == "ferplus":
             stem = "femo_minus_human" if r.metric == "accuracy" else "femo_minus_human_balanced_recall"
+            bound = "" if r.metric != "accuracy" else "_ferplus_loo"
             out += [record(f"{stem}_ferplus_loo_difference", r.difference_pp / 100, "fraction"),
-                    record(f"{stem}_ci_low" if r.metric != "accuracy" else f"{stem}_ferplus_loo_ci_low",
-                           r.ci_low_pp / 100, "fraction")]
+                    record(f"{stem}{bound}_ci_low", r.ci_low_pp / 100, "fraction"),
+                    record(f"{stem}{bound}_ci_high", r.ci_high_pp / 100, "fraction")]
     for r in panels.itertuples():
         if r.reference == "ferplus" and r.metric == "accuracy":
             out += [record(f"femo_minus_panel{r.k}_ferplus_loo_difference", r.difference_pp / 100, "fraction"),
