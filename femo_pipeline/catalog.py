@@ -29,7 +29,8 @@ from femo_pipeline.vocab import EMOTIONS
 from femo_pipeline.warehouse import image_id
 
 CATALOG_COLUMNS = (
-    "image_id", "source_key", "source_id", "rel_path", "split", "usage", "label_raw", "emotion_id", "emotion",
+    "image_id", "source_key", "source_id", "rel_path", "split", "usage", "subject", "sequence", "label_raw",
+    "emotion_id", "emotion",
     "height", "width", "aspect_ratio", "image_format", "color_space", "channels", "file_size_bytes",
     "content_hash", "status", "reason", "duplicate_count", "duplicate_cross_split", "duplicate_label_conflict",
     "synthetic", "content",
@@ -39,6 +40,9 @@ META_COLUMNS = tuple(c for c in CATALOG_COLUMNS if c != "content")  # the catalo
 
 def _with_source_columns(table: pa.Table, source_key: str, synthetic: bool, slice_rows: int = 65536) -> pa.Table:
     n = table.num_rows
+    for name in ("subject", "sequence"):  # staged before file names were read for them: none known
+        if name not in table.column_names:
+            table = table.append_column(name, pa.nulls(n, pa.string()))
     source = SOURCES[source_key]
     ids = []
     for start in range(0, n, slice_rows):  # Python objects for one slice at a time (a million paths: ~100 MB)

@@ -112,6 +112,7 @@ class DemoSpec:
     fer_test_per_class: int = 20  # half PublicTest, half PrivateTest
     kaggle_per_class: int = 30
     survey_rows: int = 3000
+    extra_per_class: int = 6  # images per emotion of each extra labelled set (even: 2 frames per posed subject)
 
 
 def _write_fer(root: Path, spec: DemoSpec) -> int:
@@ -163,6 +164,44 @@ def _write_kaggle(root: Path, spec: DemoSpec) -> int:
     return count + len(broken)
 
 
+# The extra labelled sets: one posed like a lab's (CK+'s seven classes, 2 frames of a sequence per subject and
+# emotion, CK+-style names carrying subject and sequence, the face small in a larger grey frame) and one of web-like
+# crops (other sizes and aspect ratios, colour JPEG, no subject in the names).
+POSED_FOLDERS = ("anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")
+EXTRA_SETS = ("posed-lab", "web-crops")
+
+
+def _write_extra(root: Path, spec: DemoSpec) -> int:
+    count = 0
+    subjects = max(1, spec.extra_per_class // 2)  # at least one image per emotion in each set
+    for ci, folder in enumerate(POSED_FOLDERS):
+        out = root / EXTRA_SETS[0] / folder
+        out.mkdir(parents=True, exist_ok=True)
+        for subject in range(1, subjects + 1):
+            for frame in (11, 12):
+                face = draw_face(folder, 120, np.random.default_rng([spec.seed, 5, ci, subject, frame]))
+                img = cv2.copyMakeBorder(face, 30, 30, 30, 30, cv2.BORDER_CONSTANT, value=128)
+                ok, buf = cv2.imencode(".png", img)
+                (out / f"S{subject:03d}_{ci + 1:03d}_{frame:08d}.png").write_bytes(buf.tobytes())
+                count += 1
+    for ci, folder in enumerate(FER_FOLDERS):
+        out = root / EXTRA_SETS[1] / folder
+        out.mkdir(parents=True, exist_ok=True)
+        for i in range(max(1, spec.extra_per_class)):
+            rng = np.random.default_rng([spec.seed, 6, ci, i])
+            size = int(rng.integers(96, 200))
+            face = draw_face(folder, size, rng, colour=True)
+            h, w = int(size * rng.uniform(0.8, 1.0)), int(size * rng.uniform(0.75, 0.95))
+            y, x = int(rng.integers(0, size - h + 1)), int(rng.integers(0, size - w + 1))
+            ok, buf = cv2.imencode(".jpg", face[y : y + h, x : x + w], [cv2.IMWRITE_JPEG_QUALITY, 85])
+            (out / f"web_{ci:02d}{i:03d}.jpg").write_bytes(buf.tobytes())
+            count += 1
+    good = (root / EXTRA_SETS[1] / "happy" / f"web_{FER_FOLDERS.index('happy'):02d}000.jpg").read_bytes()
+    (root / EXTRA_SETS[1] / "happy" / "truncated_0001.jpg").write_bytes(good[: len(good) // 3])
+    (root / EXTRA_SETS[1] / "unsorted_0001.jpg").write_bytes(good)  # outside any emotion folder
+    return count + 2
+
+
 def make_survey(rows: int, seed: int) -> pd.DataFrame:
     """A survey table with the published columns, answer rates near the real ones, and some unusable cells."""
     rng = np.random.default_rng([seed, 3])
@@ -210,6 +249,7 @@ def generate(root: str | os.PathLike, spec: DemoSpec = DemoSpec()) -> dict:
         counts = {
             "fer2013_files": _write_fer(tmp / "fer2013", spec),
             "kaggle_files": _write_kaggle(tmp / "kaggle", spec),
+            "extra_files": _write_extra(tmp / "extra", spec),
         }
         make_survey(spec.survey_rows, spec.seed).to_csv(tmp / "survey.csv", index=False)
         counts["survey_rows"] = spec.survey_rows
@@ -234,5 +274,6 @@ def generate(root: str | os.PathLike, spec: DemoSpec = DemoSpec()) -> dict:
         **counts,
         "fer2013_dir": str(root / "fer2013"),
         "kaggle_dir": str(root / "kaggle"),
+        "extra_dir": str(root / "extra"),
         "survey_csv": str(root / "survey.csv"),
     }

@@ -14,6 +14,7 @@ import pytest
 from femo_pipeline import demo_data
 from femo_pipeline.definitions import all_assets, all_checks, core_resources, web_resources
 from femo_pipeline.resources import PROJECT_ROOT, FacsPageResource, FemoStorage, QualityThresholds
+from femo_pipeline.sources import folder_sources
 
 SHARED = PROJECT_ROOT.parent / "shared"
 FER2013_DIR = SHARED / "datasets" / "fer2013"
@@ -37,6 +38,9 @@ TODAY = dt.datetime.now(dt.timezone.utc).date().isoformat()
 
 
 GRID_ASSETS = ("data_factors", "data_factors_table")
+# the folder sources' ingest assets, from the registry: the catalog refuses to leave out one whose folder has files
+# (the demo profile generates a folder for each of them)
+FOLDER_ASSETS = tuple(s.asset for s in folder_sources())
 
 
 def _selects_partitioned(selection) -> bool:
@@ -158,6 +162,6 @@ def put_back(data_dir: Path, asset: str) -> Iterator[None]:
 def no_api_keys(monkeypatch):
     """Tests never see a developer's real keys or femo settings (FemoStorage reads FEMO_* at run time, so a
     developer's FEMO_DATA_DIR would otherwise reach a test); a test that needs one sets it."""
-    for name in ("PIXABAY_API_KEY", "RAPIDAPI_KEY", "FEMO_DATA_DIR", "FEMO_PROFILE", "FEMO_FER2013_DIR",
-                 "FEMO_KAGGLE_DIR", "FEMO_SURVEY_CSV"):
+    for name in ("PIXABAY_API_KEY", "RAPIDAPI_KEY", "FEMO_DATA_DIR", "FEMO_PROFILE", "FEMO_SURVEY_CSV",
+                 *(s.env for s in folder_sources()), *(s.pattern_env for s in folder_sources())):
         monkeypatch.delenv(name, raising=False)

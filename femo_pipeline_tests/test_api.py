@@ -22,7 +22,7 @@ from schemathesis.specs.openapi.checks import (
 
 from femo_pipeline import serving
 from femo_pipeline.api import MAX_PAGE_SIZE, create_app
-from femo_pipeline_tests.conftest import materialize
+from femo_pipeline_tests.conftest import FOLDER_ASSETS, materialize
 
 N_FER = 7 * 12 + 2
 N_KAGGLE = 8 * 5
@@ -176,7 +176,7 @@ def test_api_keeps_answering_while_the_pipeline_rebuilds(built, tmp_path):
     try:
         for _ in range(2):
             # a new folder is a new Dagster instance: the staged inputs are materialized again, never reused
-            result = materialize(data_dir, selection=["fer2013_images", "kaggle_face_images", "image_catalog",
+            result = materialize(data_dir, selection=[*FOLDER_ASSETS, "image_catalog",
                                                       "everyday_emotions_survey", "images", "survey_responses",
                                                       "study_query_results", "erd", "serving_snapshot"])
             assert result.success

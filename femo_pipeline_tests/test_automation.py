@@ -9,7 +9,7 @@ import dagster as dg
 
 from femo_pipeline.definitions import all_assets, all_checks, defs
 from femo_pipeline.defs.automation.automation import raw_folder_sensor, sensor_run_key, web_refresh_schedule
-from femo_pipeline_tests.conftest import DEMO_RUN_CONFIG, instance_for, materialize, resources_for
+from femo_pipeline_tests.conftest import DEMO_RUN_CONFIG, FOLDER_ASSETS, instance_for, materialize, resources_for
 
 
 def _evaluate(data_dir, cursor=None, **storage_fields):
@@ -24,7 +24,7 @@ def test_sensor_requests_a_run_for_new_or_removed_files_only(tmp_path):
     first = _evaluate(data_dir)  # nothing generated yet: no folder to watch
     assert not first.run_requests and "no new" in first.skip_reason.skip_message
 
-    ingest = dg.AssetSelection.assets("demo_source_files", "fer2013_images", "kaggle_face_images")
+    ingest = dg.AssetSelection.assets("demo_source_files", *FOLDER_ASSETS)
     config = {"ops": {"demo_source_files": DEMO_RUN_CONFIG["ops"]["demo_source_files"]}}
     assert materialize(data_dir, selection=ingest, run_config=config).success  # what the sensor compares
     idle = _evaluate(data_dir)
@@ -41,7 +41,7 @@ def test_sensor_requests_a_run_for_new_or_removed_files_only(tmp_path):
     assert "fer2013:" in keys and "kaggle:" in keys
 
     # once the job has run, the folders and the staged tables agree again
-    assert materialize(data_dir, selection=dg.AssetSelection.assets("fer2013_images", "kaggle_face_images")).success
+    assert materialize(data_dir, selection=dg.AssetSelection.assets(*FOLDER_ASSETS)).success
     assert not _evaluate(data_dir).run_requests
 
 
@@ -77,7 +77,7 @@ def test_jobs_select_the_right_assets():
 def test_a_file_added_removed_and_added_again_gets_a_new_run_key_each_time(tmp_path):
     """Dagster skips a run key it has seen: the key of a change that comes back must differ from the first."""
     data_dir = tmp_path / "data"
-    ingest = dg.AssetSelection.assets("demo_source_files", "fer2013_images", "kaggle_face_images")
+    ingest = dg.AssetSelection.assets("demo_source_files", *FOLDER_ASSETS)
     config = {"ops": {"demo_source_files": DEMO_RUN_CONFIG["ops"]["demo_source_files"]}}
     assert materialize(data_dir, selection=ingest, run_config=config).success  # only what the sensor compares
     anger = data_dir / "demo" / "kaggle" / "anger"

@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from femo_pipeline import catalog, warehouse
-from femo_pipeline_tests.conftest import DEMO_RUN_CONFIG, materialize, staged_file
+from femo_pipeline_tests.conftest import DEMO_RUN_CONFIG, FOLDER_ASSETS, materialize, staged_file
 
-INGEST = ["demo_source_files", "fer2013_images", "kaggle_face_images"]
+INGEST = ["demo_source_files", *FOLDER_ASSETS]
 DEMO = {"ops": {"demo_source_files": DEMO_RUN_CONFIG["ops"]["demo_source_files"]}}
 
 
@@ -140,7 +140,8 @@ def test_images_keeps_the_bytes_of_the_catalogs_version_when_a_source_is_materia
     assert materialize(data_dir, selection=selection, run_config=DEMO, facs_url="http://127.0.0.1:9/").success
     read = {k: Path(v) for k, v in catalog.byte_tables(staged_file(data_dir, "image_catalog")).items()}
     assert read == {"fer2013": staged_file(data_dir, "fer2013_images"),
-                    "kaggle": staged_file(data_dir, "kaggle_face_images")}
+                    "kaggle": staged_file(data_dir, "kaggle_face_images"),
+                    "extra": staged_file(data_dir, "extra_face_images")}
     assert materialize(data_dir, selection=["fer2013_images"], facs_url="http://127.0.0.1:9/").success
     assert staged_file(data_dir, "fer2013_images") != read["fer2013"] and read["fer2013"].exists()
     assert materialize(data_dir, selection=["images"], facs_url="http://127.0.0.1:9/").success

@@ -17,11 +17,11 @@ from dagster._core.instance.ref import InstanceRef
 
 from femo_pipeline.cli import prepare_pools
 from femo_pipeline.resources import PROJECT_ROOT
-from femo_pipeline_tests.conftest import DEMO_RUN_CONFIG, materialize
+from femo_pipeline_tests.conftest import DEMO_RUN_CONFIG, FOLDER_ASSETS, materialize
 
 pytestmark = pytest.mark.slow  # fault tests: kills, overlapping runs, a lock held across processes
 
-WAREHOUSE_ASSETS = ["demo_source_files", "fer2013_images", "kaggle_face_images", "everyday_emotions_survey",
+WAREHOUSE_ASSETS = ["demo_source_files", *FOLDER_ASSETS, "everyday_emotions_survey",
                     "image_catalog", "data_sources", "emotions", "images", "survey_responses"]
 CONFIG = {"ops": {"demo_source_files": DEMO_RUN_CONFIG["ops"]["demo_source_files"]}}
 UNUSED = "http://127.0.0.1:9/unused"

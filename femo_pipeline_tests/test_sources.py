@@ -24,7 +24,7 @@ SCRIPT = textwrap.dedent('''
 
     from femo_pipeline import sources
     sources.SOURCES["lab"] = sources.Source(
-        5, "lab", "Lab photos", "https://example.org/lab", "A made-up folder source.", asset="lab_images")
+        6, "lab", "Lab photos", "https://example.org/lab", "A made-up folder source.", asset="lab_images")
 
     import dagster as dg
     import duckdb
@@ -52,7 +52,7 @@ SCRIPT = textwrap.dedent('''
     with duckdb.connect(str(root / "data" / "warehouse" / "femo.duckdb"), read_only=True) as con:
         out = {
             "success": result.success,
-            "data_sources": con.execute("SELECT id, source_key, source FROM data_sources WHERE id = 5").fetchall(),
+            "data_sources": con.execute("SELECT id, source_key, source FROM data_sources WHERE id = 6").fetchall(),
             "view_rows": con.execute("SELECT count(*) FROM images_lab").fetchone()[0],
             "view_comment": con.execute("SELECT comment FROM duckdb_views() WHERE view_name = 'images_lab'").fetchone()[0],
             "source_ids": con.execute("SELECT DISTINCT source_id FROM images").fetchall(),
@@ -74,24 +74,25 @@ def test_a_source_added_to_the_registry_alone_flows_through_the_pipeline(tmp_pat
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["success"]
-    assert out["data_sources"] == [[5, "lab", "Lab photos"]]
-    assert out["view_rows"] == 6 and out["source_ids"] == [[5]]
-    assert "restricted to source 5, Lab photos" in out["view_comment"]
+    assert out["data_sources"] == [[6, "lab", "Lab photos"]]
+    assert out["view_rows"] == 6 and out["source_ids"] == [[6]]
+    assert "restricted to source 6, Lab photos" in out["view_comment"]
     assert out["changes"]["lab"]["added"] == 1 and out["changes"]["lab"]["removed"] == 0  # the sensor watches it
     assert out["in_folder_job"] and "lab" in out["crop"] and "lab" in out["sample"]
     assert out["description"] == "Lab photos image files (<emotion>/) read, inspected and staged with their bytes."
 
 
 def test_the_registry_keeps_the_studys_ids_and_derives_names_from_the_key(monkeypatch):
-    assert {k: s.id for k, s in sources.SOURCES.items()} == {"pixabay": 1, "ddg": 2, "kaggle": 3, "fer2013": 4}
-    assert [s.key for s in sources.folder_sources()] == ["kaggle", "fer2013"]
+    assert {k: s.id for k, s in sources.SOURCES.items()} == {"pixabay": 1, "ddg": 2, "kaggle": 3, "fer2013": 4,
+                                                             "extra": 5}
+    assert [s.key for s in sources.folder_sources()] == ["kaggle", "fer2013", "extra"]
     assert sources.SOURCES["fer2013"].view == "images_fer2013" and sources.SOURCES["ddg"].view == "images_ddg"
     assert sources.SOURCES["kaggle"].env == "FEMO_KAGGLE_DIR"
     storage = FemoStorage(data_dir="/nonexistent", profile="demo")
     plan = storage.source_plan("fer2013")
     assert plan.synthetic and plan.path.name == "fer2013"
     # a folder source the demo profile does not generate is skipped there with the reason, never read
-    monkeypatch.setitem(sources.SOURCES, "lab", sources.Source(5, "lab", "Lab", "", "", asset="lab_images"))
+    monkeypatch.setitem(sources.SOURCES, "lab", sources.Source(6, "lab", "Lab", "", "", asset="lab_images"))
     assert storage.source_plan("lab").path is None and \
         storage.source_plan("lab").skip_reason == "the demo profile has no lab folder"
     real = FemoStorage(data_dir="/nonexistent", profile="real", kaggle_dir="/somewhere")

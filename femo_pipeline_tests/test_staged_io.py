@@ -15,14 +15,13 @@ from femo_pipeline import io_managers
 from femo_pipeline.defs.automation.automation import folder_changes
 from femo_pipeline.io_managers import FILES, StagedParquetIOManager, StagedTable
 from femo_pipeline.resources import FemoStorage
-from femo_pipeline_tests.conftest import DEMO_RUN_CONFIG, instance_for, materialize, staged_file
+from femo_pipeline_tests.conftest import DEMO_RUN_CONFIG, FOLDER_ASSETS, instance_for, materialize, staged_file
 
 DEMO = {"ops": {"demo_source_files": DEMO_RUN_CONFIG["ops"]["demo_source_files"]}}
 # upstream asset -> (a downstream asset that loads it, what the two need first)
 PAIRS = {
-    "fer2013_images": ("image_catalog", ["demo_source_files", "kaggle_face_images"]),
-    "image_catalog": ("images", ["demo_source_files", "fer2013_images", "kaggle_face_images", "data_sources",
-                                 "emotions"]),
+    "fer2013_images": ("image_catalog", ["demo_source_files", *(a for a in FOLDER_ASSETS if a != "fer2013_images")]),
+    "image_catalog": ("images", ["demo_source_files", *FOLDER_ASSETS, "data_sources", "emotions"]),
     "everyday_emotions_survey": ("survey_responses", ["demo_source_files"]),
     "facs_action_units": ("facs_emotion_action_units", ["facs_page", "emotions"]),
 }
@@ -77,8 +76,8 @@ def test_the_catalog_leaves_out_only_sources_without_files(tmp_path):
     """A source never materialized here whose folder has files would be dropped from the warehouse: refused.
     The web sources (no key, no downloads) have nothing to lose and are left out, said in the metadata."""
     data = tmp_path / "data"
-    result = materialize(data, selection=["demo_source_files", "fer2013_images", "image_catalog"], run_config=DEMO,
-                         raise_on_error=False)
+    result = materialize(data, selection=["demo_source_files", "fer2013_images", "extra_face_images", "image_catalog"],
+                         run_config=DEMO, raise_on_error=False)
     assert not result.success
     assert "kaggle_face_images never materialized in this Dagster instance, but their source has files" \
         in _failure_text(result)
@@ -87,15 +86,14 @@ def test_the_catalog_leaves_out_only_sources_without_files(tmp_path):
     meta = result.asset_materializations_for_node("image_catalog")[0].metadata
     assert set(meta["sources_never_materialized"].value) == {"pixabay_images", "duckduckgo_images"}
     sources = set(pq.read_table(staged_file(data, "image_catalog"), columns=["source_key"]).column(0).to_pylist())
-    assert sources == {"fer2013", "kaggle"}
+    assert sources == {"fer2013", "kaggle", "extra"}
     assert meta["dagster/row_count"].value > 0
 
 
 def test_the_sensor_compares_the_folder_with_the_latest_materialization(tmp_path):
     data = tmp_path / "data"
     storage = FemoStorage(data_dir=str(data))
-    assert materialize(data, selection=["demo_source_files", "fer2013_images", "kaggle_face_images"],
-                       run_config=DEMO).success
+    assert materialize(data, selection=["demo_source_files", *FOLDER_ASSETS], run_config=DEMO).success
     instance = instance_for(data)
     assert folder_changes(storage, instance) == {}
     # a newer file in the asset's folder that no materialization recorded is not what the sensor compares with
@@ -108,8 +106,8 @@ def test_the_sensor_compares_the_folder_with_the_latest_materialization(tmp_path
     recorded.unlink()
     changes = folder_changes(storage, instance)
     assert set(changes) == {"kaggle"} and changes["kaggle"]["added"] > 0 and changes["kaggle"]["removed"] == 0
-    # another instance never materialized anything: both folders are new to it
-    assert set(folder_changes(storage, dg.DagsterInstance.ephemeral())) == {"fer2013", "kaggle"}
+    # another instance never materialized anything: every folder is new to it
+    assert set(folder_changes(storage, dg.DagsterInstance.ephemeral())) == {"fer2013", "kaggle", "extra"}
 
 
 def test_the_io_manager_stores_tables_named_tables_and_streamed_files(tmp_path):

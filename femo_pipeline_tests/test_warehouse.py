@@ -6,6 +6,7 @@ import duckdb
 import pytest
 
 from femo_pipeline import catalog, erd, folders, warehouse
+from femo_pipeline.sources import SOURCES
 from femo_pipeline.warehouse import schema
 
 
@@ -66,7 +67,7 @@ def test_load_mirrors_catalog_and_is_idempotent(con, demo_catalog):
     warehouse.upsert_emotions(con)
     warehouse.replace_images(con, demo_catalog)
     assert con.execute("SELECT id, emotion_id, content_hash FROM images ORDER BY id").fetchall() == before
-    assert con.execute("SELECT count(*) FROM data_sources").fetchone()[0] == 4
+    assert con.execute("SELECT count(*) FROM data_sources").fetchone()[0] == len(SOURCES)
     assert con.execute("SELECT count(*) FROM emotions").fetchone()[0] == 8
 
 

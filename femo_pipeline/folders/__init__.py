@@ -3,6 +3,7 @@
 Layouts:
 - with splits (FER-2013): <root>/<split>/<emotion>/<file>, split in {train, test}
 - without splits (Kaggle random images): <root>/<emotion>/<file>
+- labelled sets (extra sets): <root>/<set>/<emotion>/<file>, any folder of the root a set (its name in `split`)
 
 Pure module (no Dagster). A wrong folder is a clear FolderLayoutError. Every other entry of the tree gets an
 outcome row: a usable file, or a quarantined one with the reason (a file in a folder that names no known
@@ -17,7 +18,16 @@ entries (FileEntry and what the modules share), tree (descriptor-relative openin
 and reading (reading, inspecting, the worker pool and the spool).
 """
 
-from femo_pipeline.folders.entries import SPLITS, FileEntry, FolderLayoutError, ScannedEntries, shown_name
+from femo_pipeline.folders.entries import (
+    SPLITS,
+    FileEntry,
+    FolderLayoutError,
+    NamePatternError,
+    ScannedEntries,
+    name_fields,
+    name_pattern,
+    shown_name,
+)
 from femo_pipeline.folders.reading import (
     SCHEMA,
     SPOOL_PREFIX,
@@ -28,6 +38,7 @@ from femo_pipeline.folders.reading import (
 from femo_pipeline.folders.scan import scan_folder
 
 __all__ = [
-    "SCHEMA", "SPLITS", "SPOOL_PREFIX", "FileEntry", "FolderLayoutError", "ScannedEntries", "can_start_processes",
-    "inspect_folder", "read_regular_file", "scan_folder", "shown_name",
+    "SCHEMA", "SPLITS", "SPOOL_PREFIX", "FileEntry", "FolderLayoutError", "NamePatternError", "ScannedEntries",
+    "can_start_processes", "inspect_folder", "name_fields", "name_pattern", "read_regular_file", "scan_folder",
+    "shown_name",
 ]

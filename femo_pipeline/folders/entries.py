@@ -1,12 +1,16 @@
 """What a scan yields: FileEntry (one entry of a source tree with its split, emotion and, where it cannot be used,
-the reason), ScannedEntries (the list, with the root it was found under), and the helpers the scan and the
-reading share. Pure module (no Dagster)."""
+the reason), ScannedEntries (the list, with the root it was found under), what a file's name says (FER-2013's
+usage; subject and sequence through a source's name pattern), and the helpers the scan and the reading share.
+Pure module (no Dagster)."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import gc
 import os
+import re
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +38,38 @@ class FileEntry:
 def _usage(name: str) -> str | None:
     prefix = name.split("_", 1)[0]
     return prefix if prefix in _USAGE_PREFIXES else None
+
+
+class NamePatternError(ValueError):
+    """A file-name pattern that is not a regex or has no group named subject."""
+
+
+@functools.lru_cache(maxsize=8)
+def name_pattern(pattern: str) -> re.Pattern:
+    """A compiled file-name pattern: a regex with a named group `subject` and optionally `sequence`."""
+    try:
+        compiled = re.compile(pattern)
+    except re.error as exc:
+        raise NamePatternError(f"file-name pattern {pattern!r} is not a regular expression: {exc}") from None
+    if "subject" not in compiled.groupindex:
+        raise NamePatternError(f"file-name pattern {pattern!r} has no group named subject, (?P<subject>...)")
+    unknown = set(compiled.groupindex) - {"subject", "sequence"}
+    if unknown:
+        raise NamePatternError(f"file-name pattern {pattern!r} names groups other than subject and sequence: "
+                               f"{sorted(unknown)}")
+    return compiled
+
+
+def name_fields(rel_path: str, pattern: str | None) -> tuple[str | None, str | None]:
+    """(subject, sequence) found by the pattern in the file's name (the last part of rel_path); None where the
+    pattern finds nothing, or a group did not take part in the match."""
+    if not pattern:
+        return None, None
+    found = name_pattern(pattern).search(rel_path.rpartition("/")[2])
+    if found is None:
+        return None, None
+    groups = found.groupdict()
+    return groups.get("subject") or None, groups.get("sequence") or None
 
 
 def shown_name(name: str) -> str:
@@ -76,3 +112,21 @@ class ScannedEntries(list):
 
     real_root: str = ""
     names_met: dict = {}
+
+
+def _unique(entries: list[FileEntry]) -> list[FileEntry]:
+    """Sorted by rel_path; a shown name equal to another (only possible through escapes) gets a suffix. A renamed
+    entry keeps where it really is (fs_path), since <root>/<new name> is not that file."""
+    seen: set[str] = set()
+    out = []
+    for entry in sorted(entries, key=lambda e: e.rel_path):
+        rel, n = entry.rel_path, 1
+        while rel in seen:
+            n += 1
+            rel = f"{entry.rel_path} (#{n}: name not valid UTF-8)"
+        seen.add(rel)
+        if rel != entry.rel_path:
+            entry = dataclasses.replace(entry, rel_path=rel, fs_path=entry.fs_path or (
+                entry.rel_path if entry.openable else None))
+        out.append(entry)
+    return out

@@ -20,7 +20,8 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from femo_pipeline import imaging
-from femo_pipeline.folders.entries import FileEntry, _gc_paused, _kind, _usage
+from femo_pipeline.folders import entries as entries_module
+from femo_pipeline.folders.entries import FileEntry, _gc_paused, _kind, _usage, name_fields
 from femo_pipeline.folders.tree import FILE_FLAGS, LINK_APPEARED, TreeFds, split
 
 SCHEMA = pa.schema(
@@ -28,6 +29,8 @@ SCHEMA = pa.schema(
         ("rel_path", pa.string()),
         ("split", pa.string()),
         ("usage", pa.string()),
+        ("subject", pa.string()),  # who is shown, from the file name (the source's name pattern), else NULL
+        ("sequence", pa.string()),
         ("label_raw", pa.string()),
         ("emotion_id", pa.int32()),
         ("height", pa.int32()),
@@ -93,16 +96,16 @@ def read_regular_file(path: str, max_bytes: int, tree: TreeFds | None = None,
 _ROW = operator.attrgetter("rel_path", "split", "label_raw", "emotion_id", "problem", "fs_path", "openable")
 
 
-def _inspect_chunk(args: tuple[str, list[tuple], tuple, dict]) -> pa.Table:
-    root, rows, limits, names_met = args
+def _inspect_chunk(args: tuple[str, list[tuple], tuple, dict, str | None]) -> pa.Table:
+    root, rows, limits, names_met, pattern = args
     try:
         tree = TreeFds(root)
     except OSError as exc:  # the resolved root itself is gone or replaced since the scan
         tree, gone = None, f"source root cannot be opened: {exc.strerror or type(exc).__name__}"
     # libjpeg's warnings are caught per file, stderr redirected once per chunk
     with imaging.held_stderr(), (tree or contextlib.nullcontext()):
-        values = [_inspect_entry(tree, row, limits, names_met) if tree is not None else _refused(row, gone)
-                  for row in rows]
+        values = [_inspect_entry(tree, row, limits, names_met, pattern) if tree is not None
+                  else _refused(row, gone, pattern=pattern) for row in rows]
     # an Arrow table crosses the process boundary as a few buffers, far cheaper than thousands of rows; built
     # column by column from the row tuples (from_pylist's dict per row cost a sixth of the inspection)
     columns = zip(*values) if values else ([] for _ in SCHEMA)
@@ -112,13 +115,18 @@ def _inspect_chunk(args: tuple[str, list[tuple], tuple, dict]) -> pa.Table:
 _NOT_READ = (None,) * 5  # height, width, channels, image_format, color_space of a file described by its reason
 
 
-def _refused(row: tuple, problem: str, size: int | None = None) -> tuple:
+def _named(rel: str, pattern: str | None) -> tuple:
+    """usage, subject and sequence: what the file's name says."""
+    return (_usage(rel.rpartition("/")[2]), *name_fields(rel, pattern))
+
+
+def _refused(row: tuple, problem: str, size: int | None = None, pattern: str | None = None) -> tuple:
     rel, split_name, label_raw, emotion = row[:4]
-    return (rel, split_name, _usage(rel.rpartition("/")[2]), label_raw, emotion, *_NOT_READ, size, None,
+    return (rel, split_name, *_named(rel, pattern), label_raw, emotion, *_NOT_READ, size, None,
             imaging.QUARANTINED, problem, None)
 
 
-def _inspect_entry(tree: TreeFds, row: tuple, limits: tuple, names_met: dict) -> tuple:
+def _inspect_entry(tree: TreeFds, row: tuple, limits: tuple, names_met: dict, pattern: str | None = None) -> tuple:
     """The inspection row of one scanned entry (a _ROW tuple), values in SCHEMA order (bytes read only from a
     regular file inside the root). limits: max_pixels, max_bytes, min_side, max_decoded_bytes."""
     rel, split_name, label_raw, emotion, place_problem, fs_path, openable = row
@@ -127,12 +135,12 @@ def _inspect_entry(tree: TreeFds, row: tuple, limits: tuple, names_met: dict) ->
     if openable:
         data, size, problem = read_regular_file(fs_path or rel, max_bytes, tree, names_met)
     if data is None:  # never opened, or refused: described by its reason only
-        return _refused(row, problem or place_problem, size)
+        return _refused(row, problem or place_problem, size, pattern)
     values = imaging.inspect_values(data, max_pixels, max_bytes, min_side, max_decoded)
     if place_problem and values[7] == imaging.OK:
         values = (*values[:7], imaging.QUARANTINED, place_problem)
     # keep the bytes of usable images only; quarantined files are described, not stored
-    return (rel, split_name, _usage(rel.rpartition("/")[2]), label_raw, emotion, *values,
+    return (rel, split_name, *_named(rel, pattern), label_raw, emotion, *values,
             data if values[7] == imaging.OK else None)
 
 
@@ -223,6 +231,7 @@ def inspect_folder(
     sink: Callable[[pa.Table], None] | None = None,
     spool_dir: str | os.PathLike | None = None,
     max_decoded_bytes: int = imaging.DEFAULT_MAX_DECODED_BYTES,
+    name_pattern: str | None = None,
 ) -> pa.Table:
     """Read and inspect every entry, in parallel processes; returns an Arrow table with SCHEMA (bytes included).
 
@@ -230,8 +239,10 @@ def inspect_folder(
     order, and the returned table leaves out the content column: a whole dataset's bytes are never held at once.
     Workers then hand each part's bytes over through a file in a temporary folder (SPOOL_PREFIX*) under
     `spool_dir` (default: the system's temporary folder), at most 2 x workers parts at a time, removed as they
-    are handed on.
+    are handed on. `name_pattern` (entries.name_pattern) fills subject and sequence from the file names.
     """
+    if name_pattern:
+        entries_module.name_pattern(name_pattern)  # a bad pattern fails here, not in every worker
     workers = (workers or os.cpu_count() or 1) if can_start_processes() else 1
     # entries are read under the root as the scan resolved it, by their names from there
     real_root = getattr(entries, "real_root", "") or os.path.realpath(root)
@@ -239,7 +250,7 @@ def inspect_folder(
     limits = (max_pixels, max_bytes, min_side, max_decoded_bytes)
     with _gc_paused():  # a tuple per entry, no cycles (see _gc_paused)
         chunks = [
-            (real_root, list(map(_ROW, entries[i : i + chunk_size])), limits, names_met)
+            (real_root, list(map(_ROW, entries[i : i + chunk_size])), limits, names_met, name_pattern or None)
             for i in range(0, len(entries), chunk_size)
         ]
     parts_done: list[pa.Table] = []

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import array
 import contextlib
-import dataclasses
 import errno
 import operator
 import os
@@ -22,6 +21,7 @@ from femo_pipeline.folders.entries import (
     ScannedEntries,
     _gc_paused,
     _kind,
+    _unique,
     shown_name,
 )
 from femo_pipeline.folders.tree import LINK_APPEARED, LinkInTheWay, TreeFds
@@ -32,7 +32,7 @@ from femo_pipeline.vocab import emotion_id
 class _Place:
     """What an entry of a folder is, by where the folder sits in the layout."""
 
-    role: str  # 'root_splits' | 'top' (root without splits, or a split folder) | 'class' | 'other'
+    role: str  # 'root_splits' | 'root_sets' | 'top' (root without splits, a split or a set folder) | 'class' | 'other'
     split: str | None = None
     label: str | None = None
     emotion: int | None = None
@@ -177,6 +177,8 @@ class _Scanner:
             if raw_name in SPLITS:
                 return _Place("top", split=raw_name)
             return _Place("other", problem=f"folder '{name}' is not a split (expected train or test)")
+        if place.role == "root_sets":  # every folder of the root is a labelled set, named by its folder
+            return _Place("top", split=name)
         if place.role == "top":
             emo = emotion_id(raw_name)
             problem = None if emo is not None else f"folder '{name}' names no known emotion"
@@ -234,47 +236,33 @@ def _top_dirs(scanner: _Scanner) -> list[tuple[str, str]]:
     return out
 
 
-def _unique(entries: list[FileEntry]) -> list[FileEntry]:
-    """Sorted by rel_path; a shown name equal to another (only possible through escapes) gets a suffix. A renamed
-    entry keeps where it really is (fs_path), since <root>/<new name> is not that file."""
-    seen: set[str] = set()
-    out = []
-    for entry in sorted(entries, key=lambda e: e.rel_path):
-        rel, n = entry.rel_path, 1
-        while rel in seen:
-            n += 1
-            rel = f"{entry.rel_path} (#{n}: name not valid UTF-8)"
-        seen.add(rel)
-        if rel != entry.rel_path:
-            entry = dataclasses.replace(entry, rel_path=rel, fs_path=entry.fs_path or (
-                entry.rel_path if entry.openable else None))
-        out.append(entry)
-    return out
-
-
-def scan_folder(root: str | os.PathLike, with_splits: bool) -> list[FileEntry]:
-    """List every entry of a labelled folder tree with its split, emotion and, where it cannot be used, the reason."""
+def scan_folder(root: str | os.PathLike, with_splits: bool, sets: bool = False) -> list[FileEntry]:
+    """List every entry of a labelled folder tree with its split, emotion and, where it cannot be used, the reason.
+    Layouts: <root>/<train|test>/<emotion>/ (with_splits), <root>/<set>/<emotion>/ (sets: the set's folder name
+    is the entry's split), else <root>/<emotion>/."""
+    if with_splits and sets:
+        raise ValueError("a folder has splits or sets, not both")
     root = Path(root)
     if not root.exists():
         raise FolderLayoutError(f"folder does not exist: {root}")
     if not root.is_dir():
         raise FolderLayoutError(f"not a folder: {root}")
     with _gc_paused():
-        return _scan(root, with_splits)
+        return _scan(root, with_splits, sets)
 
 
-def _scan(root: Path, with_splits: bool) -> list[FileEntry]:
+def _scan(root: Path, with_splits: bool, sets: bool) -> list[FileEntry]:
     try:
         scanner = _Scanner(root)
     except OSError as exc:
         raise FolderLayoutError(f"cannot read folder {root}: {exc.strerror or exc}") from exc
     try:
-        return _walk(scanner, root, with_splits)
+        return _walk(scanner, root, with_splits, sets)
     finally:
         scanner.tree.close()
 
 
-def _walk(scanner: _Scanner, root: Path, with_splits: bool) -> list[FileEntry]:
+def _walk(scanner: _Scanner, root: Path, with_splits: bool, sets: bool) -> list[FileEntry]:
     try:
         tops = _top_dirs(scanner)
     except OSError as exc:
@@ -286,6 +274,15 @@ def _walk(scanner: _Scanner, root: Path, with_splits: bool) -> list[FileEntry]:
                 f"found {[shown for _, shown in tops]}"
             )
         scanner.folder((), "", _Place("root_splits"))
+    elif sets:
+        if not tops or all(emotion_id(raw) is not None for raw, _ in tops):
+            found = f"emotion folders {[shown for _, shown in tops]} directly in it" if tops else "no folder"
+            raise FolderLayoutError(
+                f"{root} should hold one folder per labelled set, each with emotion folders (expected "
+                f"<root>/<set>/<emotion>/*.png, e.g. posed/happiness/); found {found}: put them in a folder named "
+                "after the set"
+            )
+        scanner.folder((), "", _Place("root_sets"))
     else:
         if not any(emotion_id(raw) is not None for raw, _ in tops):
             raise FolderLayoutError(

@@ -2,8 +2,8 @@
 -- shown in the Dagster UI and in duckdb_columns().comment; warehouse.ensure_schema applies it after schema.sql.
 -- The per-source views images_<source> take their column descriptions from all_images (warehouse.apply_schema).
 
-COMMENT ON TABLE data_sources IS 'Where the images come from: the study''s four sources (1 Pixabay, 2 DuckDuckGo, 3 Kaggle, 4 FER-2013).';
-COMMENT ON COLUMN data_sources.id IS 'Source id as in the original study: 1 Pixabay, 2 DuckDuckGo, 3 Kaggle, 4 FER-2013.';
+COMMENT ON TABLE data_sources IS 'Where the images come from: the study''s four sources (1 Pixabay, 2 DuckDuckGo, 3 Kaggle, 4 FER-2013) and femo''s (5 extra labelled sets, scored only).';
+COMMENT ON COLUMN data_sources.id IS 'Source id as in the original study: 1 Pixabay, 2 DuckDuckGo, 3 Kaggle, 4 FER-2013; 5 extra labelled sets.';
 COMMENT ON COLUMN data_sources.source_key IS 'Short key used in folders and configs: pixabay / ddg / kaggle / fer2013.';
 COMMENT ON COLUMN data_sources.source IS 'Display name of the source, e.g. ''Pixabay API'', ''FER-2013''.';
 COMMENT ON COLUMN data_sources.url_link IS 'Web address of the source (its API or dataset page).';
@@ -16,10 +16,12 @@ COMMENT ON COLUMN emotions.emotion IS 'Emotion name, e.g. ''Happiness''.';
 
 COMMENT ON TABLE images IS 'One row per usable image file of every source: label, size, format and duplicate flags (bytes in image_pixels).';
 COMMENT ON COLUMN images.id IS 'Stable image id: 63 bits of the SHA-256 of source key and relative path (a non-negative BIGINT), so a file keeps its id across runs.';
-COMMENT ON COLUMN images.source_id IS 'Source of the image (data_sources.id): 1 Pixabay, 2 DuckDuckGo, 3 Kaggle, 4 FER-2013.';
+COMMENT ON COLUMN images.source_id IS 'Source of the image (data_sources.id): 1 Pixabay, 2 DuckDuckGo, 3 Kaggle, 4 FER-2013, 5 extra labelled sets.';
 COMMENT ON COLUMN images.emotion_id IS 'Labelled emotion (emotions.id), from the emotion folder the file sits in.';
-COMMENT ON COLUMN images.split IS 'Dataset split: train / test where the source has splits (FER-2013); NULL otherwise.';
+COMMENT ON COLUMN images.split IS 'Dataset split: train / test where the source has splits (FER-2013); the set''s folder name for the extra labelled sets (each a dataset of the benchmark); NULL otherwise.';
 COMMENT ON COLUMN images.usage IS 'FER-2013 usage from the file name: Training / PublicTest / PrivateTest; NULL for other sources.';
+COMMENT ON COLUMN images.subject IS 'Who the image shows, found in the file name by the source''s name pattern (e.g. S005 of S005_001_00000011.png, KA of KA.AN1.39.tiff); NULL where none. The benchmark resamples subjects, not images, when they are known.';
+COMMENT ON COLUMN images.sequence IS 'The recording the image is a frame of, from the file name by the same pattern (e.g. 001 of S005_001_00000011.png); NULL where none.';
 COMMENT ON COLUMN images.rel_path IS 'Path of the file inside its source folder, ''/''-separated (bytes that are not UTF-8 shown as \xNN).';
 COMMENT ON COLUMN images.label_raw IS 'Emotion folder name as found on disk, before mapping to emotion_id (e.g. ''happy'').';
 COMMENT ON COLUMN images.height IS 'Image height in pixels.';
@@ -117,7 +119,7 @@ COMMENT ON COLUMN emotions_ids.emotion IS 'Emotion name, e.g. ''Happiness''.';
 
 COMMENT ON VIEW all_images IS 'Every image with its metadata and file bytes, under the study''s column names.';
 COMMENT ON COLUMN all_images.id IS 'Stable image id (images.id).';
-COMMENT ON COLUMN all_images.source_id IS 'Source of the image (data_sources.id): 1 Pixabay, 2 DuckDuckGo, 3 Kaggle, 4 FER-2013.';
+COMMENT ON COLUMN all_images.source_id IS 'Source of the image (data_sources.id): 1 Pixabay, 2 DuckDuckGo, 3 Kaggle, 4 FER-2013, 5 extra labelled sets.';
 COMMENT ON COLUMN all_images.emotion_id IS 'Labelled emotion (emotions.id): 0 Anger ... 7 Contempt.';
 COMMENT ON COLUMN all_images.height IS 'Image height in pixels.';
 COMMENT ON COLUMN all_images.width IS 'Image width in pixels.';

@@ -19,8 +19,10 @@ CREATE TABLE IF NOT EXISTS images (
     id                BIGINT PRIMARY KEY,           -- stable: derived from source and relative path
     source_id         INTEGER NOT NULL REFERENCES data_sources (id),
     emotion_id        INTEGER NOT NULL REFERENCES emotions (id),
-    split             VARCHAR,                      -- train / test where the source has splits
+    split             VARCHAR,                      -- train / test (FER-2013); the set's name (extra labelled sets)
     usage             VARCHAR,                      -- FER-2013: Training / PublicTest / PrivateTest
+    subject           VARCHAR,                      -- who is shown, from the file name (the source's name pattern)
+    sequence          VARCHAR,                      -- the recording it is a frame of, from the file name
     rel_path          VARCHAR NOT NULL,
     label_raw         VARCHAR,
     height            INTEGER NOT NULL,

@@ -45,7 +45,7 @@ def upsert_emotions(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 # images and the tables that reference it, children first (replace_images drops and re-creates them)
 _IMAGE_CHILDREN = ("predictions", "human_votes", "face_crops", "balanced_sample", "image_pixels", "images")
 _IMAGE_COLUMNS = (
-    "id", "source_id", "emotion_id", "split", "usage", "rel_path", "label_raw", "height", "width", "aspect_ratio",
+    "id", "source_id", "emotion_id", "split", "usage", "subject", "sequence", "rel_path", "label_raw", "height", "width", "aspect_ratio",
     "image_format", "color_space", "channels", "file_size_bytes", "content_hash", "duplicate_count",
     "duplicate_cross_split", "duplicate_label_conflict", "synthetic",
 )

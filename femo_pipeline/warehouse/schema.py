@@ -15,7 +15,7 @@ import duckdb
 from femo_pipeline.sources import SOURCES
 
 # Bump when schema.sql changes in a way CREATE ... IF NOT EXISTS cannot apply: the warehouse is then rebuilt.
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"
 
 _TABLES_CHILD_FIRST = (
     "data_factors", "panel_scores", "verdicts_per_class", "verdicts", "benchmark_scores", "predictions", "human_votes", "model_runs",

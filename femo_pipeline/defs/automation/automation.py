@@ -60,7 +60,7 @@ def folder_changes(storage: FemoStorage, instance: dg.DagsterInstance) -> dict[s
         if plan.path is None or not plan.path.is_dir():
             continue
         try:
-            on_disk = {e.rel_path for e in folders.scan_folder(plan.path, source.splits)}
+            on_disk = {e.rel_path for e in folders.scan_folder(plan.path, source.splits, source.sets)}
         except folders.FolderLayoutError:
             continue  # the ingest asset reports a wrong layout; the sensor only looks for changes
         try:

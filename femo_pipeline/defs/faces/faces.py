@@ -113,7 +113,8 @@ def face_crops(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
 class SampleConfig(dg.Config):
     per_class: int = Field(default=40, description="Images per emotion per source (fewer where a class has fewer).")
     seed: int = Field(default=2013, description="Seed of the draw.")
-    sources: list[str] = Field(default=list(SOURCES), description="Sources to sample.")
+    sources: list[str] = Field(default=[s.key for s in SOURCES.values() if not s.held_out],
+                               description="Sources to sample (held-out sets, which are only scored, are left out).")
     require_face: bool = Field(default=False, description="Only images whose face_crops outcome found a face "
                                                           "(for sources that face_crops covers).")
     relabel_csv: str = Field(default=str(PROJECT_ROOT / "data" / "curation" / "relabel.csv"), description="Relabel list.")

@@ -1,6 +1,7 @@
 """Ingest assets: demo inputs, labelled image folders and the everyday-emotions survey."""
 
 
+import os
 import time
 
 import dagster as dg
@@ -27,6 +28,8 @@ class DemoConfig(dg.Config):
     fer_test_per_class: int = Field(default=20, description="Synthetic FER-style test images per emotion.")
     kaggle_per_class: int = Field(default=30, description="Synthetic Kaggle-style images per emotion (8 classes).")
     survey_rows: int = Field(default=3000, description="Rows of the synthetic survey CSV.")
+    extra_per_class: int = Field(default=6, description="Synthetic images per emotion of each of the two extra "
+                                 "labelled sets (posed-lab: 2 frames per subject; web-crops).")
 
 
 @dg.asset(group_name=GROUP, kinds={"python", "file"})
@@ -36,7 +39,7 @@ def demo_source_files(context: dg.AssetExecutionContext, config: DemoConfig, sto
         context.log.info("real profile: no demo files are generated")
         return dg.MaterializeResult(metadata={"skipped": "real profile: sources come from FEMO_* paths"})
     spec = demo_data.DemoSpec(config.seed, config.fer_train_per_class, config.fer_test_per_class,
-                              config.kaggle_per_class, config.survey_rows)
+                              config.kaggle_per_class, config.survey_rows, config.extra_per_class)
     result = demo_data.generate(storage.demo_dir, spec)
     context.log.info(f"wrote demo inputs under {storage.demo_dir}: {result}")
     return dg.MaterializeResult(metadata={
@@ -56,20 +59,37 @@ class FolderIngestConfig(dg.Config):
     max_decoded_bytes: int = Field(default=imaging.DEFAULT_MAX_DECODED_BYTES,
                                    description="Images that would take more memory decoded (width x height x "
                                    "channels x bytes per sample, read from the header) are quarantined undecoded.")
+    name_pattern: str = Field(default="", description="Regex searched in each file name; its group `subject` (and "
+                              "`sequence`, if it has one) is stored with the image, e.g. ^(?P<subject>S\\d{3})_"
+                              "(?P<sequence>\\d{3})_ for S005_001_00000011.png. Empty: FEMO_<KEY>_NAME_PATTERN, else "
+                              "the source's own (extra sets: CK+- and JAFFE-style names); '-': none.")
 
 
-def ingest_folder(
-    context: dg.AssetExecutionContext, storage: FemoStorage, config: FolderIngestConfig, source_key: str, with_splits: bool
-) -> dg.Output:
+def name_pattern(config: FolderIngestConfig, source: Source) -> str | None:
+    """The file-name pattern of a source for this run (config, else its environment variable, else its own),
+    checked: a bad one fails the asset with the reason."""
+    pattern = config.name_pattern or os.environ.get(source.pattern_env) or source.name_pattern
+    if not pattern or pattern == "-":
+        return None
+    try:
+        folders.name_pattern(pattern)
+    except folders.NamePatternError as exc:
+        raise dg.Failure(description=f"{source.asset}: {exc} (config name_pattern or {source.pattern_env})") from exc
+    return pattern
+
+
+def ingest_folder(context: dg.AssetExecutionContext, storage: FemoStorage, config: FolderIngestConfig,
+                  source: Source) -> dg.Output:
     """Scan, inspect and stage one labelled folder source; shared by the folder ingest assets. The table (one row
     per file, with its bytes) is streamed to a staging file that the staged IO manager moves into place."""
     asset_name = context.asset_key.path[-1]
-    plan = storage.source_plan(source_key)
+    plan = storage.source_plan(source.key)
     if plan.path is None:
         context.log.warning(f"{asset_name} skipped: {plan.skip_reason}")
         return dg.Output(folders.SCHEMA.empty_table(), metadata={"skipped": plan.skip_reason, "synthetic": False})
+    pattern = name_pattern(config, source)
     try:
-        entries = folders.scan_folder(plan.path, with_splits=with_splits)
+        entries = folders.scan_folder(plan.path, with_splits=source.splits, sets=source.sets)
     except folders.FolderLayoutError as exc:
         raise dg.Failure(description=f"{asset_name}: {exc}") from exc
     context.log.info(f"{asset_name}: {len(entries)} files found under {plan.path}")
@@ -98,7 +118,7 @@ def ingest_folder(
             table = folders.inspect_folder(
                 plan.path, entries, workers=config.workers or None, max_pixels=config.max_pixels,
                 max_bytes=config.max_bytes, min_side=config.min_side, progress=progress, sink=writer.write_table,
-                spool_dir=out.parent, max_decoded_bytes=config.max_decoded_bytes,
+                spool_dir=out.parent, max_decoded_bytes=config.max_decoded_bytes, name_pattern=pattern,
             )
     except OSError as exc:  # the staging folder full or not writable: the files themselves are never the cause
         raise dg.Failure(description=f"{asset_name}: cannot stage the files under {out.parent}: "
@@ -106,7 +126,7 @@ def ingest_folder(
     seconds = time.perf_counter() - start
     # summaries with Arrow (a million rows never become a pandas frame; only the small results do)
     is_ok = pc.equal(table["status"], imaging.OK)
-    ok = table.filter(is_ok).select(["label_raw", "split", "color_space"])
+    ok = table.filter(is_ok).select(["label_raw", "split", "color_space", "subject"])
     per_group = ok.group_by(["label_raw", "split"], use_threads=False).aggregate([([], "count_all")])
     counts = (
         per_group.to_pandas().assign(split=lambda f: f["split"].fillna("-"))
@@ -121,6 +141,8 @@ def ingest_folder(
         "synthetic": plan.synthetic,
         "files": table.num_rows,
         "usable_images": ok.num_rows,
+        "name_pattern": pattern or "none",
+        "images_with_subject": ok.num_rows - ok["subject"].null_count,
         "quarantined": len(quarantined),
         "images_per_emotion_and_split": md_table(counts),
         "quarantined_files": md_table(quarantined),
@@ -136,7 +158,7 @@ def folder_asset(source: Source) -> dg.AssetsDefinition:
     @dg.asset(name=source.asset, description=source.description, group_name=GROUP, kinds={"python", "parquet"},
               deps=[demo_source_files], io_manager_key=STAGED)
     def _ingest(context: dg.AssetExecutionContext, config: FolderIngestConfig, storage: FemoStorage) -> dg.Output:
-        return ingest_folder(context, storage, config, source.key, with_splits=source.splits)
+        return ingest_folder(context, storage, config, source)
 
     return _ingest
 
