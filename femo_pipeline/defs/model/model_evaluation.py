@@ -14,7 +14,7 @@ from pydantic import Field
 from femo_pipeline import benchmark, declared, evaluation, factor_grid
 from femo_pipeline import model as femo_model
 from femo_pipeline.defs._meta import md_table
-from femo_pipeline.defs.model._bench import GROUP, checked_precision
+from femo_pipeline.defs.model._bench import GROUP, checked_precision, scored_images
 from femo_pipeline.defs.model.model_training import resize
 from femo_pipeline.resources import FemoStorage
 
@@ -104,13 +104,12 @@ def _views_run(run: dict, mode: str) -> dict:
 def model_evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig, evaluation_images: dict,
                      storage: FemoStorage) -> dg.Output:
     """femo's CNN (trained in this lineage, shipped, the declared mix of both heads, other seeds) on the FER-2013
-    test and Kaggle images, one view and the extra views row; no pool held (the `predictions` asset writes)."""
+    test, Kaggle and extra sets' images, one view and the extra views row; no pool held (`predictions` writes)."""
     precision = checked_precision(config.precision)
     if config.tta not in femo_model.TTA_MODES:
         raise dg.Failure(description=f"tta must be one of {', '.join(femo_model.TTA_MODES)}, not {config.tta!r}")
     test, kaggle = evaluation_images["frame"], evaluation_images["kaggle"]["frame"]
-    ids = np.concatenate([test["id"].to_numpy(np.int64), kaggle["id"].to_numpy(np.int64)])
-    x = np.concatenate([evaluation_images["x"], evaluation_images["kaggle"]["x"]])
+    ids, x = scored_images(evaluation_images)
     trained, why = usable_trained_run(evaluation_images, storage)
     heads, not_used = shipped_runs()
     if why:

@@ -18,6 +18,7 @@ from femo_pipeline import model as femo_model
 from femo_pipeline import warehouse as wh
 from femo_pipeline.defs._meta import md_table, png_md, warehouse_tables
 from femo_pipeline.defs.model._bench import (
+    EXTRA,
     FER2013,
     GROUP,
     KAGGLE,
@@ -61,6 +62,8 @@ def _output(data: dict, split: str) -> dg.Output:
         "data_fingerprint": data["fingerprint"], "read_seconds": data["seconds"],
         "per_emotion": dg.MetadataValue.json({int(k): int(v) for k, v in frame["emotion_id"].value_counts().items()}),
         "split": split, **({"kaggle_images": len(data["kaggle"]["frame"])} if "kaggle" in data else {}),
+        **({"extra_images": dg.MetadataValue.json(data["extra"]["frame"]["split"].value_counts().to_dict())}
+           if "extra" in data else {}),
     })
 
 
@@ -71,20 +74,22 @@ def training_images(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -
 
 
 def _scoring_extras(con, votes: pd.DataFrame) -> dict:
-    """What scoring needs beside the FER-2013 test images, read in the same short step: the Kaggle images, the
-    latest run emotion_model trained (trained_model_run wrote it), the Training fingerprint and its majority."""
+    """What scoring needs beside the FER-2013 test images, read in the same short step: the Kaggle images and the
+    extra labelled sets' (scored only, never trained on), the latest run emotion_model trained (trained_model_run
+    wrote it), the Training fingerprint and its majority."""
     trained = con.execute("SELECT config FROM model_runs WHERE origin = 'trained' ORDER BY created DESC, id "
                           "LIMIT 1").fetchall()
     majority = con.execute(f"SELECT emotion_id FROM images WHERE source_id = {FER2013} AND split = 'train' "
                            "AND emotion_id < 7 GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1").fetchall()
-    return {"kaggle": _arrays(con, KAGGLE, "", votes), "trained_run": json.loads(trained[0][0]) if trained else None,
+    return {"kaggle": _arrays(con, KAGGLE, "", votes), "extra": _arrays(con, EXTRA, "", votes),
+            "trained_run": json.loads(trained[0][0]) if trained else None,
             "training_fingerprint": training_fingerprint(con), "majority": majority[0][0] if majority else None}
 
 
 @dg.asset(deps=["images", human_votes, "trained_model_run"], kinds={"duckdb", "numpy"}, **MODEL_WRITER)
 def evaluation_images(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.Output:
-    """FER-2013 test and Kaggle images as arrays with labels, FER+ votes and leak flags, and the latest trained run
-    (a short read): what every reader is scored on. Never used for training."""
+    """FER-2013 test, Kaggle and extra labelled sets' images as arrays with labels, FER+ votes and leak flags, and
+    the latest trained run (a short read): what every reader is scored on. Never used for training."""
     return _output(_fer2013(duckdb, "test", _scoring_extras), "test")
 
 

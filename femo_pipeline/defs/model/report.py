@@ -9,10 +9,10 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from femo_pipeline import answer, benchmark, factor_grid, report_text
+from femo_pipeline import answer, benchmark, factor_grid, other_faces, report_text
 from femo_pipeline import warehouse as wh
 from femo_pipeline.defs._meta import percent_table, png_md, warehouse_tables
-from femo_pipeline.defs.model._bench import FER2013, MODEL_WRITER, read_images, skipped
+from femo_pipeline.defs.model._bench import EXTRA, FER2013, KAGGLE, MODEL_WRITER, read_images, skipped
 from femo_pipeline.defs.model.factors import data_factors_table
 from femo_pipeline.defs.model.humans import human_votes
 from femo_pipeline.defs.model.predictions import predictions
@@ -57,6 +57,7 @@ def benchmark_report(context: dg.AssetExecutionContext, config: ReportConfig, du
         wh.ensure_schema(con)
         runs, not_run = lineage_runs(con, storage.is_demo)
         test = read_images(con, FER2013, "AND i.split = 'test'", pixels=False)
+        kaggle, extra = (read_images(con, s, pixels=False, seven=False) for s in (KAGGLE, EXTRA))
         preds = con.execute("SELECT model_run_id, image_id, emotion_id FROM predictions WHERE list_contains(?, "
                             "model_run_id)", [list(runs["id"])]).df()
         votes = con.execute("SELECT * EXCLUDE (fer2013new_rows) FROM human_votes").df()
@@ -82,6 +83,9 @@ def benchmark_report(context: dg.AssetExecutionContext, config: ReportConfig, du
     # the statistics run with the warehouse file closed; the tables are written in a second short connection
     tables = benchmark.benchmark_tables(test, votes.drop(columns="synthetic") if len(votes) else None,
                                         predictions, run_of, declared, config.n_boot, config.seed)
+    others, sets = other_faces.tables(kaggle, extra, preds, run_of, set(benchmark.DATASETS), config.n_boot,
+                                      config.seed)
+    tables["benchmark_scores"] = pd.concat([tables["benchmark_scores"], others], ignore_index=True)
     with duckdb.get_connection() as con:
         for name in TABLES:
             columns = [c for (c,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = ? "
@@ -89,6 +93,7 @@ def benchmark_report(context: dg.AssetExecutionContext, config: ReportConfig, du
             frame = tables[name]
             wh.replace_rows(con, name, frame.reindex(columns=columns))
     report = build_report(tables, runs, declared, not_run, storage.is_demo)
+    report["other_faces"] = {"sets": sets, "scores": others.to_dict("records")}
     suffix = " (SYNTHETIC)" if storage.is_demo else ""
     if len(factors):
         if (factors["synthetic"].astype(bool) != storage.is_demo).any():
