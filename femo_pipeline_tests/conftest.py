@@ -123,7 +123,8 @@ def materialize(data_dir: Path, selection=None, run_config=None, raise_on_error:
 
 
 DEMO_RUN_CONFIG = {"ops": {"demo_source_files": {"config": {"fer_train_per_class": 8, "fer_test_per_class": 4,
-                                                              "kaggle_per_class": 5, "survey_rows": 300}},
+                                                              "kaggle_per_class": 5, "survey_rows": 300,
+                                                              "extra_per_class": 4}},
                            # a small, short model keeps whole-graph tests quick; test_model.py tests training
                            "emotion_model": {"config": {"epochs": 2, "width": 8}},
                            "model_evaluation": {"config": {"n_boot": 100}},

@@ -26,6 +26,8 @@ from femo_pipeline_tests.conftest import FOLDER_ASSETS, materialize
 
 N_FER = 7 * 12 + 2
 N_KAGGLE = 8 * 5
+N_POSED = N_WEB = 7 * 4  # the demo's extra sets: posed-lab in square grey frames, web-crops colour and not square
+N_ALL = N_FER + N_KAGGLE + N_POSED + N_WEB
 
 
 @pytest.fixture(scope="module")
@@ -47,12 +49,12 @@ def client(built):
 
 def test_sources_and_emotions(client):
     sources = client.get("/sources").json()
-    assert [s["id"] for s in sources] == [1, 2, 3, 4] and sources[3]["source"] == "FER-2013"
+    assert [s["id"] for s in sources] == [1, 2, 3, 4, 5] and sources[3]["source"] == "FER-2013"
     assert client.get("/emotions").json()[7] == {"id": 7, "emotion": "Contempt"}
 
 
 def test_paging_arithmetic_at_the_edges(client):
-    total = N_FER + N_KAGGLE
+    total = N_ALL
     first = client.get("/images/", params={"page_size": 50}).json()
     assert first["total"] == total and len(first["images"]) == 50
     assert first["previous_page"] is None
@@ -62,9 +64,9 @@ def test_paging_arithmetic_at_the_edges(client):
     last = client.get("/images/", params={"page": last_page, "page_size": 50}).json()
     assert len(last["images"]) == total - 50 * (last_page - 1) and last["next_page"] is None
     assert last["previous_page"] == f"/images/?page={last_page - 1}&page_size=50"
-    # exact multiple: no empty trailing page
-    exact = client.get("/images/emotions", params={"emotion": 7, "page_size": 5}).json()
-    assert exact["total"] == 5 and exact["next_page"] is None and exact["last_page"].endswith("page=1&page_size=5")
+    # exact multiple: no empty trailing page (Contempt: Kaggle's 5 and the posed set's 4)
+    exact = client.get("/images/emotions", params={"emotion": 7, "page_size": 9}).json()
+    assert exact["total"] == 9 and exact["next_page"] is None and exact["last_page"].endswith("page=1&page_size=9")
     past = client.get("/images/", params={"page": last_page + 1, "page_size": 50})
     assert past.status_code == 404 and "past the last page" in past.json()["detail"]
     ids = [i["id"] for p in range(1, last_page + 1)
@@ -105,13 +107,15 @@ def test_filters(client):
     assert fer["last_page"] == "/images/sources?source_id=4&page=1&page_size=200"
     assert client.get("/images/sources", params={"source_id": 1}).json()["total"] == 0
     happy = client.get("/images/emotions", params={"emotion": 3}).json()
-    assert {i["emotion"] for i in happy["images"]} == {"Happiness"} and happy["total"] == 12 + 1 + 5
-    assert client.get("/images/aspect_ratio", params={"aspect_ratio": 1}).json()["total"] == N_FER + N_KAGGLE
-    assert client.get("/images/aspect_ratio", params={"aspect_ratio": 0}).json()["total"] == 0
+    assert {i["emotion"] for i in happy["images"]} == {"Happiness"} and happy["total"] == 12 + 1 + 5 + 4 + 4
+    square = client.get("/images/aspect_ratio", params={"aspect_ratio": 1}).json()["total"]
+    assert square == N_FER + N_KAGGLE + N_POSED
+    assert sum(client.get("/images/aspect_ratio", params={"aspect_ratio": r}).json()["total"] for r in (0, 2)) == N_WEB
     colour = client.get("/images/colors", params={"colors": 1}).json()
     grey = client.get("/images/colors", params={"colors": 0}).json()
-    assert colour["total"] == 8 and {i["color_space"] for i in colour["images"]} == {"RGB"}  # one tinted per class
-    assert colour["total"] + grey["total"] == N_FER + N_KAGGLE
+    # one tinted Kaggle face per class, and the web crops
+    assert colour["total"] == 8 + N_WEB and {i["color_space"] for i in colour["images"]} == {"RGB"}
+    assert colour["total"] + grey["total"] == N_ALL
 
 
 def test_one_image_and_its_png(client, built):

@@ -28,11 +28,14 @@ def test_demo_graph_fills_every_table(demo_run):
     assert result.success
     fer_files = 7 * (8 + 4) + 2
     kaggle_ok = 8 * 5
-    assert _query(data_dir, "SELECT source_id, count(*) FROM images GROUP BY 1 ORDER BY 1") == [(3, kaggle_ok), (4, fer_files)]
-    assert _query(data_dir, "SELECT count(*) FROM image_pixels")[0][0] == kaggle_ok + fer_files
+    extra_ok = 2 * 7 * 4  # two sets, seven classes, extra_per_class 4
+    assert _query(data_dir, "SELECT source_id, count(*) FROM images GROUP BY 1 ORDER BY 1") == [
+        (3, kaggle_ok), (4, fer_files), (5, extra_ok)]
+    assert _query(data_dir, "SELECT count(*) FROM image_pixels")[0][0] == kaggle_ok + fer_files + extra_ok
     reasons = dict(_query(data_dir, "SELECT rel_path, reason FROM quarantined_files"))
     assert set(reasons) == {"anger/corrupt_0001.png", "fear/empty_0001.png", "sadness/notes_0001.png",
-                            "happiness/truncated_0001.png", "unsorted_0001.png", "others/other_0001.png"}
+                            "happiness/truncated_0001.png", "unsorted_0001.png", "others/other_0001.png",
+                            "web-crops/happy/truncated_0001.jpg", "web-crops/unsorted_0001.jpg"}
     assert reasons["fear/empty_0001.png"] == "empty file (0 bytes)"
     assert _query(data_dir, "SELECT count(*) FROM survey_responses")[0][0] + \
         _query(data_dir, "SELECT count(*) FROM survey_rejected_rows")[0][0] == 300
@@ -41,7 +44,8 @@ def test_demo_graph_fills_every_table(demo_run):
                             "AND coalesce(comment, '') = ''") == [(0,)]
     # every demo output says it is synthetic
     assert _query(data_dir, "SELECT DISTINCT synthetic FROM images") == [(True,)]
-    assert _query(data_dir, "SELECT source_key FROM data_sources WHERE synthetic ORDER BY 1") == [("fer2013",), ("kaggle",)]
+    assert _query(data_dir, "SELECT source_key FROM data_sources WHERE synthetic ORDER BY 1") == [
+        ("extra",), ("fer2013",), ("kaggle",)]
     assert _query(data_dir, "SELECT value FROM warehouse_info WHERE key = 'synthetic'") == [("true",)]
     assert _metadata(result, "fer2013_images")["synthetic"] is True
     assert _metadata(result, "everyday_emotions_survey")["synthetic"] is True
@@ -50,7 +54,7 @@ def test_demo_graph_fills_every_table(demo_run):
 def test_demo_metadata_is_useful(demo_run):
     data_dir, result = demo_run
     catalog_meta = _metadata(result, "image_catalog")
-    assert catalog_meta["dagster/row_count"] == 7 * 12 + 2 + 40 + 6
+    assert catalog_meta["dagster/row_count"] == 7 * 12 + 2 + 40 + 6 + 2 * 7 * 4 + 2
     assert catalog_meta["duplicates"]["groups_across_train_test"] == 1
     assert [c.name for c in catalog_meta["dagster/column_schema"].columns][:3] == ["image_id", "source_key", "source_id"]
     assert "corrupt PNG" in catalog_meta["quarantine_reasons"]

@@ -124,7 +124,7 @@ def test_a_hostile_corpus_runs_through_the_whole_graph_without_a_failed_step(tmp
     demo = data_dir / "demo"
     planted = {}
     for source, folder, prefix in (("fer2013", "train/happy", "Training_h"), ("fer2013", "test/sad", "PublicTest_h"),
-                                   ("kaggle", "fear", "k")):
+                                   ("kaggle", "fear", "k"), ("extra", "posed-lab/happy", "S900_001")):
         for name, reason in plant(demo / source / folder, prefix, outside, len(planted)).items():
             planted[(source, f"{folder}/{name}")] = reason
     hostile_survey(demo / "survey.csv")
@@ -153,8 +153,8 @@ def test_a_hostile_corpus_runs_through_the_whole_graph_without_a_failed_step(tmp
             assert key in images, (key, reasons.get(key))
         else:
             assert key in reasons and reasons[key].startswith(reason), (key, reasons.get(key))
-    tested = [images[k] for k, r in planted.items() if r is None and k[1].startswith(("test/", "fear/"))]
-    assert tested and set(tested) <= predicted  # the model read every usable test and Kaggle file
+    tested = [images[k] for k, r in planted.items() if r is None and k[1].startswith(("test/", "fear/", "posed-lab/"))]
+    assert tested and set(tested) <= predicted  # the models read every usable test, Kaggle and extra-set file
     kaggle = [images[k] for k, r in planted.items() if r is None and k[0] == "kaggle"]
     assert set(kaggle) <= cropped  # face detection read them
     assert rejected[1] == "id outside the signed 64-bit range" and rejected[2] == "Hours outside 0-23"
