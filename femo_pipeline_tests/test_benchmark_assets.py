@@ -108,6 +108,10 @@ def test_benchmark_tables_lineage_and_the_floor(tmp_path, shipped):
         assert (data_dir / "reports" / "benchmark_per_class.png").stat().st_size > 1000
         [check] = [c for c in result.get_asset_check_evaluations() if c.check_name == "declared_model_accuracy_floor"]
         assert check.passed and "demo profile" in check.metadata["description"].value
+        # the answer first in the UI; the other tables' columns after it
+        shown = list(result.asset_materializations_for_node("benchmark_report")[0].metadata)
+        assert shown[0] == "headline" and shown.index("verdicts") < shown.index("columns of panel_scores")
+        assert {f"columns of {t}" for t in ("benchmark_scores", "verdicts_per_class", "panel_scores")} <= set(shown)
 
         # the same warehouse read under the real profile: the demo-trained model is refused, the shipped one used
         real = _run(data_dir, instance, ["model_evaluation", "contender_predictions", "predictions",

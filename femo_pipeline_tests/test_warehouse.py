@@ -176,7 +176,11 @@ def test_each_table_is_shown_with_its_columns_on_the_asset_that_writes_it():
         if "dagster/table_name" in meta:
             shown[meta["dagster/table_name"].split(".")[-1]] = meta["dagster/column_schema"]
         shown.update({k.removeprefix("columns of "): v for k, v in meta.items() if k.startswith("columns of ")})
-    assert set(schema._TABLES_CHILD_FIRST) <= set(shown)
+    # benchmark_report shows the tables besides its main one after the answer, in its materialization's metadata
+    # (tested with the report), so the UI's page of the answer starts with the answer
+    from femo_pipeline.defs.model.report import OTHER_TABLES
+
+    assert set(schema._TABLES_CHILD_FIRST) - set(OTHER_TABLES) <= set(shown)
     images = {c.name: c for c in shown["images"].columns}
     assert images["id"].constraints.unique and not images["id"].constraints.nullable
     assert "sha256" in images["content_hash"].description

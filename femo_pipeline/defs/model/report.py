@@ -11,7 +11,7 @@ from pydantic import Field
 
 from femo_pipeline import answer, benchmark, factor_grid, other_faces, report_text
 from femo_pipeline import warehouse as wh
-from femo_pipeline.defs._meta import percent_table, png_md, warehouse_tables
+from femo_pipeline.defs._meta import percent_table, png_md, table_schema, warehouse_tables
 from femo_pipeline.defs.model._bench import EXTRA, FER2013, KAGGLE, MODEL_WRITER, read_images, skipped
 from femo_pipeline.defs.model.factors import data_factors_table
 from femo_pipeline.defs.model.humans import human_votes
@@ -20,6 +20,7 @@ from femo_pipeline.files import write_text_atomic
 from femo_pipeline.resources import FemoStorage
 
 TABLES = ("benchmark_scores", "verdicts", "verdicts_per_class", "panel_scores")
+OTHER_TABLES = ("benchmark_scores", "verdicts_per_class", "panel_scores")  # shown after the answer
 
 
 class ReportConfig(dg.Config):
@@ -142,6 +143,9 @@ def benchmark_report(context: dg.AssetExecutionContext, config: ReportConfig, du
         **({"data_factors": png_md(storage.path("reports", report["data_factors_png"]), "what affects the model")}
            if report.get("data_factors_png") else {}),
         "report": dg.MetadataValue.md(md),
+        # the other tables it writes, with their columns, after the answer (not in the definition, which the UI
+        # shows first)
+        **{f"columns of {t}": table_schema(t) for t in OTHER_TABLES},
         "rows": dg.MetadataValue.json({name: len(tables[name]) for name in TABLES}),
         "declared_model_run": declared_id if declared else "",
         "markdown_file": dg.MetadataValue.path(str(md_path)),
