@@ -18,7 +18,8 @@ from femo_pipeline.definitions import defs
 from femo_pipeline.resources import PROJECT_ROOT
 from femo_pipeline_tests.conftest import FER2013_DIR, materialize, requires_fer2013
 
-ALL_ASSETS = {k.path[-1] for k in defs.resolve_asset_graph().get_all_asset_keys()} - {"data_factors", "data_factors_table"}
+ALL_ASSETS = {k.path[-1] for k in defs.resolve_asset_graph().get_all_asset_keys()}
+TRAINING = {"emotion_model", "data_factors", "data_factors_table"}  # no default run trains
 CORE_ASSETS = {"demo_source_files", "fer2013_images", "kaggle_face_images", "everyday_emotions_survey",
                "image_catalog", "data_sources", "emotions", "images", "survey_responses", "erd", "serving_snapshot"}
 
@@ -44,21 +45,31 @@ def _graphql(port: int, query: str) -> dict:
         return json.loads(response.read())
 
 
+def _answer_rows(database) -> dict[str, int]:
+    with duckdb.connect(str(database), read_only=True) as con:
+        return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                for t in ("predictions", "human_votes", "verdicts", "benchmark_scores")}
+
+
 @pytest.mark.slow
 def test_demo_command_then_web_ui_and_daemon(tmp_path):
-    """The README's demo command; then `dagster dev` (web UI and daemon): every asset shows a materialization,
-    and a file dropped into a raw folder makes the sensor start a run that ingests it."""
+    """The README's demo command; then `dagster dev` (web UI and daemon): every asset of the answer shows a
+    materialization, the command's run is filed under its job (the Overview page lists it), and a file dropped
+    into a raw folder makes the sensor start a run that ingests it and keeps the answer."""
     data_dir = tmp_path / "data"
     done = subprocess.run([sys.executable, "-m", "femo_pipeline", "demo"], cwd=PROJECT_ROOT, env=_env(data_dir),
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert f"femo: {len(ALL_ASSETS)} asset materializations, 0 failed steps" in done.stdout
+    assert "femo: ANSWER: SYNTHETIC DEMO" in done.stdout
+    assert ", 0 failed, 0 not run" in done.stdout and "run success" in done.stdout
     assert "Where to look" in done.stdout and str(data_dir / "warehouse" / "femo.duckdb") in done.stdout
-    assert (data_dir / "warehouse" / "erd.png").exists()
+    assert (data_dir / "warehouse" / "erd.png").exists() and (data_dir / "reports" / "benchmark.md").exists()
     # the data-factor grid is not part of a default run; the report says how to measure it
     assert "No cell of the data-factor grid" in (data_dir / "reports" / "benchmark.md").read_text()
     with duckdb.connect(str(data_dir / "warehouse" / "femo.duckdb"), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM images_fer2013").fetchone()[0] == 7 * 80 + 2
+    answer = _answer_rows(data_dir / "warehouse" / "femo.duckdb")
+    assert all(answer.values()), answer
 
     port = _free_port()
     ui_log = tmp_path / "ui.log"
@@ -71,35 +82,49 @@ def test_demo_command_then_web_ui_and_daemon(tmp_path):
     )
     try:
         deadline = time.monotonic() + 180
-        answer = None
+        answer_nodes = None
         while time.monotonic() < deadline:
             assert ui.poll() is None, ui_log.read_text()[-3000:]
             try:
-                answer = _graphql(port, "{ assetNodes { assetKey { path } groupName "
-                                        "assetMaterializations(limit: 1) { runId } } }")
-                if "data" in answer:
+                answer_nodes = _graphql(port, "{ assetNodes { assetKey { path } groupName "
+                                              "assetMaterializations(limit: 1) { runId } } }")
+                if "data" in answer_nodes:
                     break
             except OSError:
                 pass
             time.sleep(1)
-        assert answer and "data" in answer, answer
-        nodes = {n["assetKey"]["path"][-1]: n for n in answer["data"]["assetNodes"]}
+        assert answer_nodes and "data" in answer_nodes, answer_nodes
+        nodes = {n["assetKey"]["path"][-1]: n for n in answer_nodes["data"]["assetNodes"]}
         assert set(nodes) == ALL_ASSETS and CORE_ASSETS <= ALL_ASSETS
-        assert {"ingest", "faces", "warehouse", "serving"} <= {n["groupName"] for n in nodes.values()}
-        assert all(n["assetMaterializations"] for n in nodes.values()), "every asset shows a materialization"
+        assert {"ingest", "faces", "warehouse", "eda", "model", "serving"} == {n["groupName"] for n in nodes.values()}
+        shown = {name for name, n in nodes.items() if n["assetMaterializations"]}
+        assert shown == ALL_ASSETS - TRAINING, "every asset of the answer shows a materialization, training none"
+        jobs = _graphql(port, "{ repositoriesOrError { ... on RepositoryConnection { nodes { location { name } "
+                              "pipelines { name runs(limit: 5) { runId repositoryOrigin { repositoryLocationName } } } "
+                              "} } } }")["data"]["repositoriesOrError"]["nodes"]
+        runs = {p["name"]: p["runs"] for p in jobs[0]["pipelines"]}
+        [demo_run] = runs["femo_answer"]  # filed under its job, with the origin the Overview timeline groups by
+        assert demo_run["repositoryOrigin"]["repositoryLocationName"] == jobs[0]["location"]["name"]
 
         anger = data_dir / "demo" / "kaggle" / "anger"
         (anger / "dropped_0001.png").write_bytes((anger / "anger_0002.png").read_bytes())
         status = None
-        while time.monotonic() < deadline + 240 and status not in ("SUCCESS", "FAILURE", "CANCELED"):
+        while time.monotonic() < deadline + 420 and status not in ("SUCCESS", "FAILURE", "CANCELED"):
             time.sleep(3)
             runs = _graphql(port, '{ runsOrError(filter: {tags: [{key: "dagster/sensor_name", value: "raw_folder_sensor"}]})'
                                   ' { ... on Runs { results { runId status } } } }')["data"]["runsOrError"]["results"]
             status = runs[0]["status"] if runs else None
         assert status == "SUCCESS", status
         assert len(runs) == 1
-        with duckdb.connect(str(data_dir / "warehouse" / "femo.duckdb"), read_only=True) as con:
-            assert con.execute("SELECT count(*) FROM images WHERE rel_path = 'anger/dropped_0001.png'").fetchone()[0] == 1
+        for database in (data_dir / "warehouse" / "femo.duckdb", data_dir / "serving" / "femo.duckdb"):
+            with duckdb.connect(str(database), read_only=True) as con:
+                assert con.execute("SELECT count(*) FROM images WHERE rel_path = 'anger/dropped_0001.png'").fetchone()[0] == 1
+                assert con.execute("SELECT count(*) FROM predictions p JOIN images i ON i.id = p.image_id "
+                                   "WHERE i.rel_path = 'anger/dropped_0001.png'").fetchone()[0] > 0
+            kept = _answer_rows(database)  # the sensor's run kept the answer (and predicted the new face)
+            assert {t: kept[t] for t in ("human_votes", "verdicts", "benchmark_scores")} == \
+                {t: answer[t] for t in ("human_votes", "verdicts", "benchmark_scores")}
+            assert kept["predictions"] > answer["predictions"]
     finally:
         os.killpg(ui.pid, signal.SIGINT)
         try:
