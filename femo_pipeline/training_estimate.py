@@ -43,7 +43,8 @@ def measure_speed(config, trial_images: int = TRIAL_IMAGES) -> float:
     y = np.arange(trial_images) % 7
     marks: list[float] = []
     trial = dataclasses.replace(config, epochs=2, minutes=0, max_minutes=0, targets="labels")
-    femo_model.train(x, y, trial, log=lambda message: marks.append(time.perf_counter()))
+    femo_model.train(x, y, trial, log=lambda message: marks.append(time.perf_counter())
+                     if message.startswith("epoch ") else None)
     epoch = marks[-1] - marks[-2] if len(marks) >= 2 else max(1e-3, marks[-1] if marks else 1.0)
     return trial_images * (1 - VALIDATION_SHARE) / max(epoch, 1e-3)
 
