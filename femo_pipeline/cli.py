@@ -166,7 +166,7 @@ def run_report(open_it: bool) -> int:
     folder = storage_from_env().root.resolve() / "reports"
     md, html = folder / "benchmark.md", folder / "benchmark.html"
     if not md.exists():
-        print(f"femo report: no report yet at {md}: run `python -m femo_pipeline demo` (or materialize "
+        print(f"femo report: no report yet at {md}: run `{me()} demo` (or materialize "
               "benchmark_report)", file=sys.stderr)
         return 2
     print(md)

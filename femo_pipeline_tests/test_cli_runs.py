@@ -210,3 +210,23 @@ def test_a_real_run_answers_without_training_and_offline_facs(env, monkeypatch, 
         assert con.execute("SELECT count(*) FROM human_votes").fetchone()[0] > 0
         assert con.execute("SELECT count(*) FROM verdicts").fetchone()[0] > 0
         assert con.execute("SELECT count(*) FROM facs_single_units").fetchone()[0] == 30
+
+
+def test_every_femo_setting_is_in_the_readme_table_and_in_env_example():
+    """Each FEMO_* variable the code or the scale-out scripts read is a row of README's settings table and a line
+    of .env.example; the example, loaded as a .env, sets nothing but the profile."""
+    from dotenv import dotenv_values
+
+    from femo_pipeline.resources import PROJECT_ROOT
+
+    sources = [*(PROJECT_ROOT / "femo_pipeline").rglob("*.py"), *(PROJECT_ROOT / "docs" / "scale").glob("*")]
+    used = {name for path in sources for name in re.findall(r"\bFEMO_[A-Z0-9_]*[A-Z0-9]\b", path.read_text())}
+    assert {"FEMO_FER2013NEW", "FEMO_FERPLUS_VOTES", "FEMO_FACS_URL", "FEMO_SERVING_DB"} <= used
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    table = readme[readme.index("| setting | default | what |"):]
+    table = table[:table.index("\n\n")]
+    example = (PROJECT_ROOT / ".env.example").read_text()
+    for name in sorted(used):
+        assert f"`{name}`" in table, f"{name} is not in README's settings table"
+        assert f"# {name}=" in example or f"{name}=" in example, f"{name} is not in .env.example"
+    assert dotenv_values(PROJECT_ROOT / ".env.example") == {"FEMO_PROFILE": "auto"}
