@@ -4,7 +4,8 @@
 - run:   the same with the configured profile (.env / FEMO_* variables; demo when none is set), using the shipped
          models; `--train` trains femo's CNN first. Inputs are checked before any work.
 - train: `run --train`: prints an estimate of the training time on this machine first.
-- check: only check the inputs of `run` (paths, FER+ votes, FACS source).
+- check: only check the inputs of `run` (paths, FER+ votes, FACS source); `--train`: also print the estimate of
+         `femo train` on this machine.
 - ui:    start the Dagster web UI on the same instance, so the runs above are visible in it.
 - serve: the read-only HTTP API and gallery over the serving snapshot (http://127.0.0.1:8000, docs at /docs).
 - sql:   run SQL on the warehouse, read-only: one or several statements, from the command line or a file (-f),
@@ -206,7 +207,10 @@ def main(argv: list[str] | None = None) -> int:
         if name != "train":
             command.add_argument("--train", action="store_true", help="train femo's CNN first (as `femo train`)")
         add_training_options(command)
-    sub.add_parser("check", help="check the inputs of `femo run` (paths, FER+ votes, FACS source) and stop")
+    check = sub.add_parser("check", help="check the inputs of `femo run` (paths, FER+ votes, FACS source) and stop; "
+                                         "--train: also estimate `femo train` on this machine (a short trial)")
+    check.add_argument("--train", action="store_true", help="also check training's inputs and print its estimate")
+    add_training_options(check)
     ui = sub.add_parser("ui", help="start the Dagster web UI")
     ui.add_argument("--port", type=int, default=3000)
     ui.add_argument("--host", default="127.0.0.1")
@@ -230,14 +234,13 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--open", action="store_true", help="also open it in a web browser")
     args = parser.parse_args(argv)
     from femo_pipeline import cli_runs  # it imports this module
-    if args.command in ("demo", "run", "train"):
+    if args.command in ("demo", "run", "train", "check"):
         options = {key: value for key, value in vars(args).items() if key in TRAINING_OPTIONS and value is not None}
         train = args.command == "train" or args.train
         if options and not train:
             parser.error(f"{args.command}: --{next(iter(options)).replace('_', '-')} needs --train")
-        return cli_runs.run_all("demo" if args.command == "demo" else None, train=train, train_options=options)
-    if args.command == "check":
-        return cli_runs.run_all(None, check_only=True)
+        return cli_runs.run_all("demo" if args.command == "demo" else None, train=train, train_options=options,
+                                check_only=args.command == "check")
     if args.command == "serve":
         return run_serve(args.port, args.host, args.workers)
     if args.command == "sql":

@@ -29,6 +29,8 @@ def run_all(profile: str | None, train: bool = False, train_options: dict | None
         return 2
     if check_only:
         print(f"femo: inputs look right for the {inputs.profile} profile")
+        if train:  # how long `femo train` would take here, without training
+            training_estimate(storage, train_options or {})
         return 0
     import dagster as dg
 
