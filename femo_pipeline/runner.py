@@ -101,7 +101,7 @@ class Progress(threading.Thread):
     def run(self) -> None:
         while not self._done.wait(self.poll):
             self.drain()
-            if time.monotonic() - self.last_line >= HEARTBEAT:
+            if time.monotonic() - self.last_line >= HEARTBEAT - self.poll:  # the next poll would be late
                 self.say(self.heartbeat())
         self.drain()
 
