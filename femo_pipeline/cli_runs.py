@@ -106,7 +106,7 @@ def where_to_look(root: Path, home: Path, found, profile: str) -> list[str]:
     lines = [f"  {label + ':':<21}{path}{note}" for label, path, note in rows
              if path.is_file() or (path.is_dir() and any(path.iterdir()))]
     lines.append(f"  {'Dagster instance:':<21}{home}")
-    lines.append(f"  {'Dagster UI:':<21}{me()} ui   (http://127.0.0.1:3000: Assets > benchmark_report; Overview "
+    lines.append(f"  {'Dagster UI:':<21}{me()} ui   (http://127.0.0.1:3000: Catalog > benchmark_report; Overview "
                  "lists this run)")
     if (root / "serving" / "femo.duckdb").is_file():
         lines.append(f"  {'gallery + HTTP API:':<21}{me()} serve   (http://127.0.0.1:8000/ ; /report, /benchmark, /docs)")
