@@ -8,7 +8,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from femo_pipeline.resources import SOURCE_ENV, FemoStorage
+from femo_pipeline.resources import SURVEY, FemoStorage, setting_env
+from femo_pipeline.sources import SOURCES, folder_sources
 
 _PROFILES = ("auto", "demo", "real")
 
@@ -34,7 +35,7 @@ def check(storage: FemoStorage, train: bool = False) -> Inputs:
         found.notes.append("demo profile: generated synthetic faces, votes and survey (set FEMO_FER2013_DIR "
                            "for the real data)")
         return found
-    configured = {key: storage.source_setting(key) for key in SOURCE_ENV}
+    configured = {key: storage.source_setting(key) for key in [s.key for s in folder_sources()] + [SURVEY]}
     if not any(configured.values()):
         found.problems.append("FEMO_PROFILE=real but no data is configured: set FEMO_FER2013_DIR (e.g. "
                               "../shared/datasets/fer2013), FEMO_KAGGLE_DIR or FEMO_SURVEY_CSV in .env, or run "
@@ -44,7 +45,7 @@ def check(storage: FemoStorage, train: bool = False) -> Inputs:
         if value:
             found.problems += _source(key, Path(value).expanduser())
         else:
-            found.notes.append(f"{SOURCE_ENV[key]} is not set: that source is skipped")
+            found.notes.append(f"{setting_env(key)} is not set: that source is skipped")
     if configured["fer2013"]:
         found.problems += _votes(found.notes)
     elif train:
@@ -78,18 +79,18 @@ def _data_dir(root: Path) -> list[str]:
 
 
 def _source(key: str, path: Path) -> list[str]:
-    name = SOURCE_ENV[key]
-    if key == "survey":
+    name = setting_env(key)
+    if key == SURVEY:
         return [] if path.is_file() else [f"{name} is {path}, which is not a file: point it at the survey CSV"]
     if not path.is_dir():
         return [f"{name} is {path}, which is not a folder" + (" (is the path relative to the wrong folder? paths "
                                                               "are read from the current folder)"
                                                               if not path.is_absolute() else "")]
-    if key == "fer2013":
+    if SOURCES[key].splits:
         missing = [s for s in ("train", "test") if not (path / s).is_dir()]
         if missing:
-            return [f"{name} is {path}, which has no {' or '.join(missing)}/ folder: FER-2013 is read as "
-                    "<root>/train/<emotion>/*.jpg and <root>/test/<emotion>/*.jpg"]
+            return [f"{name} is {path}, which has no {' or '.join(missing)}/ folder: {SOURCES[key].name} is read "
+                    "as <root>/train/<emotion>/* and <root>/test/<emotion>/*"]
     return []
 
 

@@ -19,7 +19,7 @@ from femo_pipeline.resources import PROJECT_ROOT
 from femo_pipeline_tests.conftest import FER2013_DIR, materialize, requires_fer2013
 
 ALL_ASSETS = {k.path[-1] for k in defs.resolve_asset_graph().get_all_asset_keys()}
-TRAINING = {"emotion_model", "data_factors", "data_factors_table"}  # no default run trains
+TRAINING = {"emotion_model", "trained_model_run", "data_factors", "data_factors_table"}  # no default run trains
 CORE_ASSETS = {"demo_source_files", "fer2013_images", "kaggle_face_images", "everyday_emotions_survey",
                "image_catalog", "data_sources", "emotions", "images", "survey_responses", "erd", "serving_snapshot"}
 
@@ -74,8 +74,8 @@ def demo_ui(tmp_path_factory):
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             assert ui.poll() is None, ui_log.read_text()[-3000:]
-            try:
-                if "data" in _graphql(port, "{ assetNodes { assetKey { path } } }"):
+            try:  # the web server answers before the code location has loaded: wait for its assets
+                if _graphql(port, "{ assetNodes { assetKey { path } } }").get("data", {}).get("assetNodes"):
                     break
             except OSError:
                 pass

@@ -18,7 +18,7 @@ from femo_pipeline.resources import FemoStorage
 from femo_pipeline_tests.conftest import DEMO_RUN_CONFIG, TODAY, instance_for
 
 ANSWER_TABLES = ("predictions", "human_votes", "verdicts", "benchmark_scores")
-TRAINED = ("emotion_model", "data_factors")
+TRAINED = ("emotion_model", "trained_model_run", "data_factors")
 
 
 def _answer(database) -> dict[str, list[tuple]]:
@@ -53,7 +53,9 @@ def test_a_sensor_run_and_a_schedule_tick_keep_the_answer(tmp_path, monkeypatch)
     monkeypatch.setenv("FEMO_DATA_DIR", str(data_dir))  # the code location's resources read it at run time
     warehouse, served = data_dir / "warehouse" / "femo.duckdb", data_dir / "serving" / "femo.duckdb"
     instance = instance_for(data_dir)
-    first = runner.execute(defs.resolve_job_def("femo_all"), instance, DEMO_RUN_CONFIG, TODAY, out=lambda line: None)
+    # small data and a short model; scoring with its default settings, as the sensor's and the schedule's runs do
+    config = {"ops": {op: DEMO_RUN_CONFIG["ops"][op] for op in ("demo_source_files", "emotion_model")}}
+    first = runner.execute(defs.resolve_job_def("femo_all"), instance, config, TODAY, out=lambda line: None)
     assert instance.get_run_by_id(first).status == dg.DagsterRunStatus.SUCCESS
     before = _answer(warehouse)
     assert all(before[t] for t in ANSWER_TABLES)

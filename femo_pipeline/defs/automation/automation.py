@@ -16,14 +16,14 @@ from femo_pipeline.sources import folder_sources
 # Every job rewrites the warehouse: the tag lets dagster.yaml's run queue keep them from overlapping.
 WAREHOUSE_WRITER = {"femo/warehouse": "write"}
 
-# Training: femo's CNN (emotion_model) and the data-factor grid (data_factors, partitioned by cell, with its own
-# job). No default run, schedule or sensor trains: model_evaluation scores the shipped models (and the last trained
-# one, while it fits the warehouse's images) without them, so the answer is rebuilt in minutes. The arrays they
-# read (training_images, evaluation_images) are short reads: femo_answer keeps them current for a later training
-# run; refreshes leave them out.
-TRAINERS = dg.AssetSelection.assets("emotion_model", "data_factors", "data_factors_table")
+# Training: femo's CNN (emotion_model, and trained_model_run, which records it in the warehouse) and the
+# data-factor grid (data_factors, partitioned by cell, with its own job). No default run, schedule or sensor trains:
+# model_evaluation scores the shipped models (and the last trained one, while it fits the warehouse's images)
+# without them, so the answer is rebuilt in minutes. training_images, the arrays only training reads, is a short
+# read: femo_answer keeps it current for a later training run; refreshes leave it out.
+TRAINERS = dg.AssetSelection.assets("emotion_model", "trained_model_run", "data_factors", "data_factors_table")
 FACTORS = dg.AssetSelection.assets("data_factors", "data_factors_table")
-TRAINING_INPUTS = dg.AssetSelection.assets("training_images", "evaluation_images")
+TRAINING_INPUTS = dg.AssetSelection.assets("training_images")
 
 femo_answer_job = dg.define_asset_job(
     "femo_answer", selection=dg.AssetSelection.all() - TRAINERS, tags=WAREHOUSE_WRITER,
@@ -34,7 +34,7 @@ femo_answer_job = dg.define_asset_job(
 femo_all_job = dg.define_asset_job(
     "femo_all", selection=dg.AssetSelection.all() - FACTORS, tags=WAREHOUSE_WRITER,
     description="femo_answer plus training femo's CNN (emotion_model): `femo train` / `femo run --train`. The "
-                "data-factor grid has its own job (data_factors).",
+                "data-factor grid has its own job (data_factor_grid).",
 )
 
 
