@@ -12,6 +12,8 @@ from enum import Enum
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi import Path as PathParam
 
+from femo_pipeline import headline
+from femo_pipeline.api.rendering import crowd_plurality
 from femo_pipeline.vocab import VOTE_COLUMNS
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -63,10 +65,12 @@ def benchmark(request: Request,
         "validation_accuracy, synthetic, caveat FROM model_runs WHERE id IN "
         "(SELECT model_run_id FROM benchmark_scores WHERE model_run_id IS NOT NULL) ORDER BY origin, reader")
     synthetic = reader.query("SELECT value FROM warehouse_info WHERE key = 'synthetic'")
+    report = headline.read(request.app.state.reports_dir) if hasattr(request.app.state, "reports_dir") else None
     return {
         "question": "Is AI better than humans at reading facial emotions?",
+        "answer": report["headline"] if report else None,  # the report's sentence (SYNTHETIC DEMO under demo)
         "dataset": dataset.value,
-        "synthetic": bool(synthetic and synthetic[0]["value"] == "true"),
+        "synthetic": bool(synthetic and synthetic[0]["value"] == "true") or bool(report and report["synthetic"]),
         "declared_model_run": declared_id,
         "headline": next((_finite(v) for v in verdicts if v["declared"] and v["against"] == "human"
                           and v["reference"] == "ferplus" and v["variant"] == "seven_classes"), None),
@@ -94,11 +98,13 @@ def image_predictions(request: Request,
         "WHERE p.image_id = ? ORDER BY r.origin, r.reader", [image_id])
     votes = reader.query(f"SELECT {', '.join(chr(34) + c + chr(34) for c in VOTE_COLUMNS)}, synthetic "
                          "FROM human_votes WHERE image_id = ?", [image_id])
+    crowd = crowd_plurality(votes[0])[0] if votes else []  # the emotions most annotators chose
     predictions = [{
         "model_run_id": r["model_run_id"], "reader": r["reader"], "origin": r["origin"],
         "synthetic": r["synthetic"], "caveat": r["caveat"],
         "emotion_id": r["emotion_id"], "emotion": r["emotion"],
         "correct": r["emotion_id"] == image["emotion_id"],
+        "agrees_with_crowd": r["emotion"].lower() in crowd if crowd else None,
         "probabilities": {c: r[f"p_{c}"] for c in EMOTION_COLUMNS},
     } for r in rows]
     return {

@@ -1,11 +1,15 @@
-"""Command line: `python -m femo_pipeline demo|run|ui` (also installed as `femo`).
+"""Command line: `femo <command>` (the console script; also `python -m femo_pipeline <command>`).
 
-- demo: materialize every asset on the generated demo data, then print where the outputs are.
-- run:  the same with the configured profile (.env / FEMO_* variables; demo when none is set).
-- ui:   start the Dagster web UI on the same instance, so the runs above are visible in it.
+- demo:  answer the question on generated demo data (synthetic): every asset but training, then the answer.
+- run:   the same with the configured profile (.env / FEMO_* variables; demo when none is set), using the shipped
+         models; `--train` trains femo's CNN first. Inputs are checked before any work.
+- train: `run --train`: prints an estimate of the training time on this machine first.
+- check: only check the inputs of `run` (paths, FER+ votes, FACS source); `--train`: also print the estimate of
+         `femo train` on this machine.
+- ui:    start the Dagster web UI on the same instance, so the runs above are visible in it.
 - serve: the read-only HTTP API and gallery over the serving snapshot (http://127.0.0.1:8000, docs at /docs).
-- sql:  run SQL on the warehouse, read-only: one or several statements, from the command line or a file (-f),
-        as a table, CSV or JSON (e.g. the study's queries in femo_pipeline/sql/study).
+- sql:   run SQL on the warehouse, read-only: one or several statements, from the command line or a file (-f),
+         as a table, CSV or JSON (e.g. the study's queries in femo_pipeline/sql/study).
 - report: print the benchmark report's path (--open: open its HTML in a browser).
 """
 
@@ -14,6 +18,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import shlex
+import shutil
+import socket
 import sys
 from pathlib import Path
 
@@ -79,59 +86,52 @@ def today_partition() -> str:
     return dt.datetime.now(dt.timezone.utc).date().isoformat()
 
 
-def run_all(profile: str | None) -> int:
-    home = prepare_environment(profile)
-    import dagster as dg
-    from dagster._core.utils import make_new_run_id
+def me() -> str:
+    """How to call femo again, as this process was called: `femo` (on PATH), the console script's path, or
+    `<python> -m femo_pipeline`; printed commands then work as written."""
+    script = Path(sys.argv[0])
+    if script.name == "femo":
+        found = shutil.which("femo")
+        if found and Path(found).resolve() == script.resolve():
+            return "femo"
+        return shlex.quote(_short(script))
+    return f"{shlex.quote(_short(Path(sys.executable)))} -m femo_pipeline"
 
-    from femo_pipeline import instance_health
-    from femo_pipeline.definitions import defs, storage
 
-    job = defs.resolve_job_def("femo_all")
-    print(f"femo: materializing every asset (profile: {storage.resolved_profile()}) ...", flush=True)
-    with dg.DagsterInstance.get() as instance:
-        prepare_pools(instance)
-        instance_health.free_stale_claims(instance)  # a killed run's pool slots would block this one
-        run_id = make_new_run_id()
-        with instance_health.obey_signals(instance, run_id) as stopped:
-            result = job.execute_in_process(
-                instance=instance,
-                partition_key=today_partition(),  # the web hits are partitioned by day of pull
-                raise_on_error=False,
-                run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-                run_id=run_id,
-                tags=instance_health.process_tags(),
-            )
-    failed = [e.step_key for e in result.all_events if e.is_step_failure]
-    done = [e for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"]
-    print(f"femo: {len(done)} asset materializations, {len(failed)} failed steps {failed or ''}")
-    checks = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
-    not_passed = [f"{c.check_name} ({c.severity.value})" for c in checks if not c.passed]
-    print(f"femo: {len(checks)} asset checks, {len(checks) - len(not_passed)} passed"
-          + (f"; not passed: {', '.join(not_passed)}" if not_passed else ""))
-    root = storage.root.resolve()
-    print(
-        "\nWhere to look:\n"
-        f"  warehouse (DuckDB):  {storage.warehouse_path.resolve()}\n"
-        f"  ERD:                 {root / 'warehouse' / 'erd.png'}  (Mermaid: erd.mmd)\n"
-        f"  benchmark report:    {root / 'reports' / 'benchmark.md'}  (also .html, .json)\n"
-        f"  plots:               {root / 'plots'}\n"
-        f"  staged tables:       {root / 'staging'}\n"
-        f"  demo inputs:         {root / 'demo'}  (synthetic)\n"
-        f"  Dagster instance:    {home}\n"
-        "  Dagster UI:          .venv/bin/python -m femo_pipeline ui   (then open http://127.0.0.1:3000)\n"
-        "  Dagster UI answer:   group model, asset benchmark_report, Overview tab (headline, report)\n"
-        "  gallery + HTTP API:  .venv/bin/python -m femo_pipeline serve   (then open http://127.0.0.1:8000/ ;\n"
-        "                       /disagreements, /report, API docs at /docs)\n"
-        f"  query it:            .venv/bin/python -m femo_pipeline sql \"SELECT * FROM all_images LIMIT 5\""
-    )
-    if stopped.signal:
-        return 128 + stopped.signal
-    return 0 if result.success else 1
+def _short(path: Path) -> str:
+    """The path relative to the current folder when it is below it, else absolute (no resolving of links: a
+    virtual environment's python is a link)."""
+    absolute = Path(os.path.abspath(path))
+    try:
+        return str(absolute.relative_to(Path.cwd()))
+    except ValueError:
+        return str(absolute)
+
+
+def port_in_use(host: str, port: int) -> str | None:
+    """Why (host, port) cannot be listened on, or None when it can."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is no conflict
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
+def refuse_busy_port(command: str, host: str, port: int) -> bool:
+    reason = port_in_use(host, port)
+    if reason:
+        print(f"femo {command}: cannot listen on {host}:{port}: {reason}. Is another femo {command} (or dagster "
+              f"dev) running? Stop it, or pick another port: {me()} {command} --port {port + 1}", file=sys.stderr)
+    return bool(reason)
 
 
 def run_ui(port: int, host: str) -> int:
     prepare_environment(None)
+    if refuse_busy_port("ui", host, port):
+        return 2
     import dagster as dg
 
     from femo_pipeline import instance_health
@@ -148,6 +148,8 @@ def run_ui(port: int, host: str) -> int:
 
 def run_serve(port: int, host: str, workers: int) -> int:
     prepare_environment(None)
+    if refuse_busy_port("serve", host, port):
+        return 2
     import uvicorn
 
     from femo_pipeline.resources import storage_from_env
@@ -165,7 +167,7 @@ def run_report(open_it: bool) -> int:
     folder = storage_from_env().root.resolve() / "reports"
     md, html = folder / "benchmark.md", folder / "benchmark.html"
     if not md.exists():
-        print(f"femo report: no report yet at {md}: run `python -m femo_pipeline demo` (or materialize "
+        print(f"femo report: no report yet at {md}: run `{me()} demo` (or materialize "
               "benchmark_report)", file=sys.stderr)
         return 2
     print(md)
@@ -180,11 +182,35 @@ def run_report(open_it: bool) -> int:
     return 0
 
 
+TRAINING_OPTIONS = {  # flag -> (type, help): emotion_model's config for this run
+    "epochs": (int, "training epochs (default 26)"),
+    "minutes": (float, "a time budget in minutes instead of an epoch count (the shipped models: 42)"),
+    "width": (int, "filters of the first block (default 32)"),
+    "max_train_images": (int, "train on at most this many images (0: all)"),
+    "label_source": (str, "fer2013 (its labels, default) or ferplus (the crowd's vote distributions)"),
+}
+
+
+def add_training_options(command: argparse.ArgumentParser) -> None:
+    for name, (kind, text) in TRAINING_OPTIONS.items():
+        command.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None, help=text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="femo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("demo", help="materialize every asset on the generated demo data")
-    sub.add_parser("run", help="materialize every asset with the configured profile")
+    for name, text in (("demo", "answer the question on the generated demo data (synthetic; no training)"),
+                       ("run", "answer the question with the configured profile, using the shipped models (no "
+                               "training)"),
+                       ("train", "train femo's CNN on FER-2013 Training, then answer (prints an estimate first)")):
+        command = sub.add_parser(name, help=text, description=text)
+        if name != "train":
+            command.add_argument("--train", action="store_true", help="train femo's CNN first (as `femo train`)")
+        add_training_options(command)
+    check = sub.add_parser("check", help="check the inputs of `femo run` (paths, FER+ votes, FACS source) and stop; "
+                                         "--train: also estimate `femo train` on this machine (a short trial)")
+    check.add_argument("--train", action="store_true", help="also check training's inputs and print its estimate")
+    add_training_options(check)
     ui = sub.add_parser("ui", help="start the Dagster web UI")
     ui.add_argument("--port", type=int, default=3000)
     ui.add_argument("--host", default="127.0.0.1")
@@ -207,10 +233,14 @@ def main(argv: list[str] | None = None) -> int:
     report = sub.add_parser("report", help="print the benchmark report's path")
     report.add_argument("--open", action="store_true", help="also open it in a web browser")
     args = parser.parse_args(argv)
-    if args.command == "demo":
-        return run_all("demo")
-    if args.command == "run":
-        return run_all(None)
+    from femo_pipeline import cli_runs  # it imports this module
+    if args.command in ("demo", "run", "train", "check"):
+        options = {key: value for key, value in vars(args).items() if key in TRAINING_OPTIONS and value is not None}
+        train = args.command == "train" or args.train
+        if options and not train:
+            parser.error(f"{args.command}: --{next(iter(options)).replace('_', '-')} needs --train")
+        return cli_runs.run_all("demo" if args.command == "demo" else None, train=train, train_options=options,
+                                check_only=args.command == "check")
     if args.command == "serve":
         return run_serve(args.port, args.host, args.workers)
     if args.command == "sql":

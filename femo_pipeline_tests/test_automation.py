@@ -58,20 +58,59 @@ def test_schedule_pulls_each_day_partition_of_the_web_refresh_job():
     assert request.partition_key == "2026-11-25"  # the day of the pull (partitions end one day ahead)
 
 
+TRAINS = {"emotion_model", "trained_model_run", "data_factors", "data_factors_table"}
+
+
+def _job_assets(job_name: str) -> set[str]:
+    return {k.to_user_string() for k in defs.resolve_job_def(job_name).asset_layer.executable_asset_keys}
+
+
 def test_jobs_select_the_right_assets():
     graph = defs.resolve_asset_graph()
+    everything = {k.to_user_string() for k in graph.get_all_asset_keys()}
 
-    def keys(job_name):
-        job = defs.resolve_job_def(job_name)
-        return {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
-
-    web = keys("web_refresh")
+    web = _job_assets("web_refresh")
     assert {"pixabay_hits", "duckduckgo_images", "facs_page", "image_catalog", "serving_snapshot"} <= web
     assert "fer2013_images" not in web and "demo_source_files" not in web
-    folder = keys("folder_ingest")
+    folder = _job_assets("folder_ingest")
     assert {"fer2013_images", "kaggle_face_images", "images", "balanced_sample", "serving_snapshot"} <= folder
     assert "pixabay_hits" not in folder and "demo_source_files" not in folder
-    assert keys("femo_all") == {k.to_user_string() for k in graph.get_all_asset_keys()}
+    answer = _job_assets("femo_answer")
+    assert answer == everything - TRAINS  # training_images, the arrays training reads, stays current
+    assert _job_assets("femo_all") == answer | {"emotion_model", "trained_model_run"}  # the grid has its own job
+
+
+def test_every_job_that_rewrites_images_rebuilds_what_depends_on_it_and_none_trains():
+    """A job that reloads `images` must also run every asset below it that is not training, or the tables those
+    assets own (predictions, votes, the benchmark tables, the snapshot) would lag behind or vanish."""
+    graph = defs.resolve_asset_graph()
+    below_images = {k.to_user_string() for k in
+                    dg.AssetSelection.assets("images").downstream(include_self=False).resolve(graph)}
+    rebuilt = below_images - TRAINS - {"training_images"}  # what only training reads
+    assert {"evaluation_images", "model_evaluation", "contender_predictions", "predictions", "human_votes",
+            "benchmark_report", "serving_snapshot"} <= rebuilt
+    for name in ("web_refresh", "folder_ingest", "femo_answer", "femo_all"):
+        selected = _job_assets(name)
+        if "images" in selected:
+            assert rebuilt <= selected, (name, rebuilt - selected)
+    for name in ("web_refresh", "folder_ingest", "femo_answer"):
+        assert not _job_assets(name) & TRAINS, name
+    assert not _job_assets("femo_all") & {"data_factors", "data_factors_table"}
+
+
+def test_groups_are_drawn_in_pipeline_order_without_a_loop():
+    """The UI's group view draws an edge for every dependency between groups: they must form a chain
+    ingest -> warehouse -> faces -> eda / model -> serving, never a cycle (ingest was drawn below warehouse)."""
+    graph = defs.resolve_asset_graph()
+    order = ["ingest", "warehouse", "faces", "eda", "model", "serving"]
+    edges = set()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        edges |= {(graph.get(p).group_name, node.group_name) for p in node.parent_keys
+                  if graph.get(p).group_name != node.group_name}
+    assert {g for e in edges for g in e} <= set(order)
+    backwards = [e for e in edges if order.index(e[0]) > order.index(e[1])]
+    assert not backwards, backwards
 
 
 def test_a_file_added_removed_and_added_again_gets_a_new_run_key_each_time(tmp_path):
@@ -109,14 +148,8 @@ def test_run_key_numbering_from_the_cursor():
     assert sensor_run_key(a, "garbage") == ("1/kaggle:aaaa", 1)
 
 
-def test_refresh_jobs_stop_before_the_model_and_every_job_queues_as_a_warehouse_writer():
-    model_assets = {k.to_user_string() for k in dg.AssetSelection.groups("model").resolve(defs.resolve_asset_graph())}
-    assert model_assets  # the model group exists
-    for name in ("web_refresh", "folder_ingest"):
-        job = defs.resolve_job_def(name)
-        selected = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
-        assert not selected & model_assets, name
-    for name in ("femo_all", "web_refresh", "folder_ingest"):
+def test_every_job_queues_as_a_warehouse_writer():
+    for name in ("femo_answer", "femo_all", "web_refresh", "folder_ingest"):
         assert defs.resolve_job_def(name).tags.get("femo/warehouse") == "write", name
 
 
@@ -181,3 +214,9 @@ def test_the_cli_creates_every_pool_before_a_run_claims_a_slot(tmp_path):
         assert cli.prepare_pools(instance) == []  # already there
         info = instance.event_log_storage.get_concurrency_info("duckdb")
         assert info.slot_count == 1 and info.active_slot_count == 0
+
+def test_the_code_location_loads_as_the_ui_loads_it():
+    """dagster dev builds the repository with every job; a job named like an asset's op (a job `data_factors`
+    beside the asset data_factors) fails there while each job alone resolves."""
+    jobs = {job.name for job in defs.get_repository_def().get_all_jobs()}
+    assert {"femo_answer", "femo_all", "web_refresh", "folder_ingest", "data_factor_grid"} <= jobs

@@ -6,6 +6,7 @@ import csv
 import random
 import re
 
+import dagster as dg
 import duckdb
 import pytest
 from bs4 import BeautifulSoup
@@ -111,11 +112,15 @@ def test_assets_fetch_parse_and_keep_last_good_tables(tmp_path):
         assert again.success and _tables(tmp_path) == (units, links)  # idempotent
 
         web.routes["/blog/facs/"] = [Answer(200, b"<html><body>We moved things around</body></html>")]
-        broken = materialize(tmp_path, selection=SELECTION, facs_url=url, profile="real", raise_on_error=False)
-        assert not broken.success
-        [failure] = [e for e in broken.all_events if e.is_step_failure]
-        assert "no action-unit table" in str(failure.event_specific_data.error)
+        broken = materialize(tmp_path, selection=SELECTION, facs_url=url, profile="real")
+        assert broken.success  # a page that changed never blocks what depends on the FACS tables ...
+        page = broken.asset_materializations_for_node("facs_page")[0].metadata
+        assert page["stale"].value is True and "no action-unit table" in page["stale_reason"].value
+        assert "last good snapshot" in page["origin"].value
+        [check] = [e.event_specific_data for e in broken.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+        assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN  # ... but says so
         assert _tables(tmp_path) == (units, links)  # the last good tables stay
+        assert list((tmp_path / "raw" / "facs" / "rejected").glob("facs-*.html"))
 
         latest = tmp_path / "raw" / "facs" / "facs-latest.html"
         assert latest.read_text() == facs.fixture_html()  # a page that does not parse never becomes the snapshot
@@ -125,14 +130,22 @@ def test_assets_fetch_parse_and_keep_last_good_tables(tmp_path):
         assert down.success  # the outage falls back on the last good page, not on the broken one
         assert _tables(tmp_path) == (units, links)
         page = down.asset_materializations_for_node("facs_page")[0].metadata
-        assert page["stale"].value is True and "HTTP 503" in page["fetch_error"].value
+        assert page["stale"].value is True and "HTTP 503" in page["stale_reason"].value
 
-    # no earlier snapshot and no page: a clear failure that says how to work offline
-    fresh = materialize(tmp_path / "fresh", selection=["facs_page"], facs_url=url, profile="real", raise_on_error=False)
-    [failure] = [e for e in fresh.all_events if e.is_step_failure]
-    assert "FEMO_FACS_URL=fixture" in str(failure.event_specific_data.error)
+        web.routes["/blog/facs/"] = [Answer(200, facs.fixture_html().encode(), {"Content-Type": "text/html"})]
+        back = materialize(tmp_path, selection=SELECTION, facs_url=url, profile="real")
+        assert back.asset_materializations_for_node("facs_page")[0].metadata["stale"].value is False
+        assert all(e.event_specific_data.passed for e in back.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION")
+
+    # no earlier snapshot and no page: femo's bundled copy stands in, marked stale, and says how to work offline
+    fresh = materialize(tmp_path / "fresh", selection=SELECTION, facs_url=url, profile="real")
+    assert fresh.success and len(_tables(tmp_path / "fresh")[0]) == 30
+    page = fresh.asset_materializations_for_node("facs_page")[0].metadata
+    assert page["stale"].value is True and "bundled copy" in page["origin"].value
+    assert "FEMO_FACS_URL=fixture" in page["stale_reason"].value
     fixture = materialize(tmp_path / "fixture", selection=SELECTION, facs_url="fixture", profile="real")
     assert fixture.success and len(_tables(tmp_path / "fixture")[0]) == 30
+    assert fixture.asset_materializations_for_node("facs_page")[0].metadata["stale"].value is False
 
 
 def test_demo_profile_uses_the_fixture_without_network(tmp_path):

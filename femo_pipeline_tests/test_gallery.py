@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import json
 import re
 import shutil
 from pathlib import Path
@@ -178,8 +179,32 @@ def test_gallery_filters_and_paging(client, results):
 def test_gallery_bad_parameters_are_4xx(client, query, status):
     response = client.get(f"/?{query}")
     assert response.status_code == status, response.text
-    if status != 200:
-        assert response.json()["detail"]
+    if status != 200:  # a page for people: what went wrong and where to go, in HTML
+        assert response.headers["content-type"].startswith("text/html")
+        assert 'id="error"' in response.text and 'id="next"' in response.text
+        key = query.split("=")[0]
+        assert key in _text(response.text) or "past the last page" in response.text
+
+
+def test_page_errors_say_what_to_do_next_and_the_json_api_keeps_json(client, results, tmp_path):
+    past = client.get("/?source=4&page=999&page_size=10")
+    assert past.status_code == 404 and "page 999 is past the last page" in past.text
+    last = re.search(r'<a href="(/\?[^"]*)">the last page</a>', past.text)
+    assert last and client.get(html.unescape(last.group(1))).status_code == 200  # the link leads somewhere real
+    missing = client.get("/faces/123")
+    assert missing.status_code == 404 and "no face with id 123" in missing.text and 'href="/"' in missing.text
+    bad = client.get("/faces/abc")
+    assert bad.status_code == 422 and "text/html" in bad.headers["content-type"] and "image_id" in bad.text
+    assert client.get("/images/123").json()["detail"] == "no image with id 123"  # the API: JSON as before
+    assert client.get("/images/sources?source_id=abc").json()["error"] == "invalid parameters"
+    browsed = client.get("/no/such/page", headers={"Accept": "text/html"})
+    assert browsed.status_code == 404 and 'id="next"' in browsed.text
+    assert client.get("/no/such/page").json()  # a program asking JSON gets JSON
+    with TestClient(create_app(tmp_path / "none.duckdb")) as empty:
+        for path in ("/", "/faces/1", "/disagreements"):
+            page = empty.get(path)
+            assert page.status_code == 503 and "femo demo" in page.text and "femo run" in page.text, path
+        assert empty.get("/images/").status_code == 503 and empty.get("/images/").json()["detail"]
 
 
 def test_face_page_shows_votes_predictions_flags_and_units(client, results):
@@ -197,8 +222,14 @@ def test_face_page_shows_votes_predictions_flags_and_units(client, results):
     marked = [b for b in bars if b[0]]
     assert [b[1] for b in marked] == [label.lower()] and marked[0][2:] == ("30.0", "3")  # k % 3 == 0: 3 of 10
     assert "femo CNN (test rows)" in text and "always neutral" in text
-    assert re.search(rf"femo CNN \(test rows\).*?{label} ✓ 88.0 %", text)
-    assert "Neutral ✗ 40.0 %" in text or label == "Neutral"
+    # this face: k % 3 == 0, so 7 of 10 people chose the next emotion: the model names the label, right against
+    # FER-2013's label and wrong against the crowd; "always neutral" is wrong against both (unless one is Neutral)
+    crowd = _rows(snapshot, "SELECT e.emotion FROM images i JOIN emotions e ON e.id = (i.emotion_id + 1) % 7 "
+                            "WHERE i.id = ?", [image_id])[0][0]
+    assert f"({crowd}, 7 of 10 votes)" in text
+    assert re.search(rf"femo CNN \(test rows\)[^%]*? {label} 88.0 % ✓ right ✗ wrong", text), text
+    if "Neutral" not in (label, crowd):
+        assert re.search(r"always neutral[^%]*? Neutral 40.0 % ✗ wrong ✗ wrong", text)
     units = [r[0] for r in _rows(snapshot, "SELECT fs.description FROM facs_emotions_units feu JOIN facs_single_units "
                                            "fs ON fs.action_unit = feu.action_units JOIN images i ON i.emotion_id = "
                                            "feu.emotion WHERE i.id = ?", [image_id])]
@@ -210,6 +241,10 @@ def test_face_page_shows_votes_predictions_flags_and_units(client, results):
     assert "conflicting labels" in flagged and all(f'href="/faces/{t[0]}"' in flagged for t in twins)
     assert client.get("/faces/123").status_code == 404
     assert client.get("/faces/abc").status_code == 422
+    people_right = made["expected"]["people"][next(iter(made["expected"]["people"]))][0]  # 6 of 10 for the label
+    row = re.search(r'femo CNN \(test rows\).*?</tr>', client.get(f"/faces/{people_right}").text, re.S).group(0)
+    marks = re.findall(r'<td class="mark (?:label|crowd)-mark">([^<]+)</td>', row)
+    assert marks == ["✗ wrong", "✗ wrong"]  # the model said the next emotion: wrong against both
 
 
 def test_pages_say_clearly_when_there_are_no_predictions_yet(plain):
@@ -404,3 +439,22 @@ def test_a_person_can_see_the_answer_in_a_browser_offline(live_server, results):
         browser.save_screenshot(str(SCREENSHOTS / "4-docs-offline.png"))
     finally:
         browser.quit()
+
+
+def test_the_answer_heads_every_page_and_benchmark_and_says_synthetic_demo(results, tmp_path):
+    """The report's headline (reports/benchmark.json) is the banner of every page and /benchmark's `answer`;
+    a demo report's always says SYNTHETIC DEMO. No report yet: no answer, and the demo data still says so."""
+    snapshot, made = results
+    image_id = made["images"][0]
+    sentence = "On the 140 leak-free test images, femo CNN is WORSE than one human annotator: -46.3 points."
+    (tmp_path / "benchmark.json").write_text(json.dumps({"headline": sentence, "synthetic": True}))
+    with TestClient(create_app(snapshot, reports_dir=tmp_path)) as c:
+        for path in ("/", f"/faces/{image_id}", "/disagreements", "/report", "/faces/123"):
+            banner = re.search(r'<p class="banner answer synthetic" id="answer">(.*?)</p>', c.get(path).text, re.S)
+            assert banner and f"SYNTHETIC DEMO (drawn faces, made-up votes): {sentence}" in _text(banner.group(1)), path
+        body = c.get("/benchmark").json()
+        assert body["answer"] == f"SYNTHETIC DEMO (drawn faces, made-up votes): {sentence}" and body["synthetic"]
+    with TestClient(create_app(snapshot, reports_dir=tmp_path / "none")) as c:
+        page = c.get("/").text
+        assert 'id="answer"' not in page and "SYNTHETIC DEMO data" in page
+        assert c.get("/benchmark").json()["answer"] is None

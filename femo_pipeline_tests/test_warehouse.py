@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import duckdb
+import pyarrow as pa
 import pytest
 
 from femo_pipeline import catalog, erd, folders, warehouse
@@ -216,8 +217,8 @@ def test_schema_is_applied_once_and_again_when_something_is_missing(con, demo_ca
 
 
 
-def test_first_load_keeps_the_new_empty_tables_and_a_reload_empties_what_hangs_on_images(tmp_path, demo_catalog,
-                                                                                          monkeypatch):
+def test_first_load_keeps_the_new_empty_tables_and_a_reload_keeps_the_rows_of_unchanged_images(tmp_path, demo_catalog,
+                                                                                                monkeypatch):
     connection = duckdb.connect(str(tmp_path / "fresh.duckdb"))
     try:
         warehouse.ensure_schema(connection)
@@ -234,11 +235,40 @@ def test_first_load_keeps_the_new_empty_tables_and_a_reload_empties_what_hangs_o
         connection.execute("INSERT INTO balanced_sample (image_id, source_id, emotion_id, original_emotion_id, relabelled, "
                            "seed) SELECT id, source_id, emotion_id, emotion_id, FALSE, 1 FROM images WHERE id = ?",
                            [image])
-        assert warehouse.replace_images(connection, demo_catalog) == counts
+        assert warehouse.replace_images(connection, demo_catalog) == {**counts, "kept_balanced_sample": 1}
         assert len(calls) == 1 and _comments(connection) == described  # rows to clear: re-created, re-described
-        assert connection.execute("SELECT count(*) FROM balanced_sample").fetchone()[0] == 0
+        assert connection.execute("SELECT image_id FROM balanced_sample").fetchall() == [(image,)]
     finally:
         connection.close()
+
+
+def test_a_reload_keeps_predictions_votes_and_crops_of_unchanged_images_only(con, demo_catalog):
+    """Other assets' rows survive a reload of images for every image still there with the same bytes and label;
+    those of an image whose bytes changed, whose label changed or that is gone are dropped."""
+    import pyarrow.compute as pc
+
+    con.execute("INSERT INTO model_runs (id, reader, origin, created, synthetic) VALUES ('m', 'm', 'shipped', now(), TRUE)")
+    con.execute("INSERT INTO predictions SELECT 'm', id, emotion_id % 7, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.4 FROM images")
+    con.execute("INSERT INTO human_votes SELECT id, 1, 2, 3, 4, 0, 0, 0, 0, 0, 0, NULL, TRUE FROM images")
+    con.execute("INSERT INTO face_crops (image_id, status, n_faces) SELECT id, 'ok', 1 FROM images")
+    tables = ("predictions", "human_votes", "face_crops")
+    before = {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in tables}
+
+    ids = demo_catalog.column("image_id").to_pylist()
+    ok = [i for i, status in zip(ids, demo_catalog.column("status").to_pylist()) if status == "ok"]
+    changed, relabelled, gone = ok[0], ok[1], ok[2]
+    hashes = [("0" * 64 if i == changed else h) for i, h in zip(ids, demo_catalog.column("content_hash").to_pylist())]
+    emotions = [((e + 1) % 7 if i == relabelled else e) for i, e in zip(ids, demo_catalog.column("emotion_id").to_pylist())]
+    edited = demo_catalog.set_column(demo_catalog.schema.get_field_index("content_hash"), "content_hash", [hashes])
+    edited = edited.set_column(edited.schema.get_field_index("emotion_id"), "emotion_id",
+                               [pa.array(emotions, demo_catalog.schema.field("emotion_id").type)])
+    edited = edited.filter(pc.not_equal(edited.column("image_id"), gone))
+    counts = warehouse.replace_images(con, edited)
+    for t in tables:
+        expected = [row for row in before[t] if row[0 if t != "predictions" else 1] not in (changed, relabelled, gone)]
+        assert con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() == expected, t
+        assert counts[f"kept_{t}"] == len(before[t]) - 3
+    assert "kept_balanced_sample" not in counts  # it had no rows
 
 
 def test_files_that_share_an_id_quarantine_all_but_the_first_and_the_catalogue_goes_on(demo_inputs, monkeypatch):

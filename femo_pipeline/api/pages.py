@@ -5,11 +5,15 @@ report with its plots (/report). Pure module (no Dagster)."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from femo_pipeline import headline
 from femo_pipeline.api.common import MAX_PAGE_SIZE, ImageIdPath, PageQ
 from femo_pipeline.api.queries import (
     _DISAGREEMENT_SQL,
@@ -31,16 +35,29 @@ from femo_pipeline.api.rendering import (
     _optional_id,
     _page_links,
     _templates,
+    crowd_plurality,
     offline_html,
 )
-from femo_pipeline.api.snapshot import SnapshotReader
+from femo_pipeline.api.snapshot import NO_SNAPSHOT, SnapshotReader
 from femo_pipeline.vocab import VOTES_BY_EMOTION_ID
+
+PAGE_PATHS = re.compile(r"^/(|faces/[^/]*|disagreements|report)$")  # HTML pages: their errors are pages too
+
+
+class PageError(HTTPException):
+    """An error of an HTML page with what to do next: links (text, href) shown under the message."""
+
+    def __init__(self, status: int, detail: str, links: list[tuple[str, str]]):
+        super().__init__(status, detail)
+        self.links = links
 
 
 def add_pages(app: FastAPI, reader: SnapshotReader, reports_dir: Path) -> None:
     """The HTML pages: gallery (/), one face (/faces/{id}), /disagreements and /report."""
     env = _templates()
     tables_by_snapshot: dict = {}
+    app.state.reports_dir = reports_dir  # /benchmark reads the headline from the report there
+    add_error_pages(app, env, reports_dir)
 
     def tables() -> dict[str, int]:
         """Tables and views of the current snapshot -> rows (views: -1), for pages that use what exists."""
@@ -63,7 +80,8 @@ def add_pages(app: FastAPI, reader: SnapshotReader, reports_dir: Path) -> None:
 
     def render(template: str, **context) -> HTMLResponse:
         synthetic = reader.query("SELECT bool_or(synthetic) AS s FROM images")[0]["s"]
-        return HTMLResponse(env.get_template(template).render(synthetic=synthetic, **context))
+        return HTMLResponse(env.get_template(template).render(synthetic=synthetic, answer=headline.read(reports_dir),
+                                                              **context))
 
     def vocab() -> tuple[list[dict], list[dict]]:
         return (reader.query("SELECT id, source FROM data_sources ORDER BY id"),
@@ -98,7 +116,9 @@ def add_pages(app: FastAPI, reader: SnapshotReader, reports_dir: Path) -> None:
             total = reader.query(f"SELECT count(*) AS n FROM quarantined_files q WHERE {clause}", params)[0]["n"]
             last_page = max(1, math.ceil(total / page_size))
             if page > last_page:
-                raise HTTPException(404, f"page {page} is past the last page ({last_page})")
+                raise PageError(404, f"page {page} is past the last page ({last_page})", [
+                    ("the last page", _page_links("/", {**filters, "quarantined": "true"}, last_page, last_page,
+                                                  page_size)["self"])])
             rows = reader.query(
                 "SELECT ds.source, q.rel_path, q.reason, q.file_size_bytes FROM quarantined_files q "
                 f"JOIN data_sources ds ON ds.id = q.source_id WHERE {clause} ORDER BY q.source_id, q.rel_path "
@@ -129,7 +149,9 @@ def add_pages(app: FastAPI, reader: SnapshotReader, reports_dir: Path) -> None:
         total = reader.query(f"SELECT count(*) AS n FROM images i {join} WHERE {clause}", params)[0]["n"]
         last_page = max(1, math.ceil(total / page_size))
         if page > last_page:
-            raise HTTPException(404, f"page {page} is past the last page ({last_page}; {total} faces)")
+            raise PageError(404, f"page {page} is past the last page ({last_page}; {total} faces)", [
+                ("the last page", _page_links("/", filters, last_page, last_page, page_size)["self"]),
+                ("all faces, no filters", "/")])
         faces = reader.query(
             f"SELECT i.id, ds.source, e.emotion, i.split, i.usage, i.width, i.height, i.duplicate_count, "
             f"i.duplicate_cross_split, i.duplicate_label_conflict, {status_col} AS crop_status "
@@ -143,7 +165,8 @@ def add_pages(app: FastAPI, reader: SnapshotReader, reports_dir: Path) -> None:
     def face_page(image_id: int = ImageIdPath) -> HTMLResponse:
         rows = reader.query(f"{_FACE_SELECT} WHERE i.id = ?", [image_id])
         if not rows:
-            raise HTTPException(404, f"no image with id {image_id}")
+            raise PageError(404, f"no face with id {image_id} in the served snapshot", [
+                ("the gallery", "/"), ("faces of the FER-2013 test set", "/?source=4&split=test")])
         face = rows[0]
         have = tables()
         crop = None
@@ -158,9 +181,13 @@ def add_pages(app: FastAPI, reader: SnapshotReader, reports_dir: Path) -> None:
             "SELECT fs.action_unit, fs.description, fs.facial_muscle, feu.note FROM facs_emotions_units feu "
             "JOIN facs_single_units fs ON feu.action_units = fs.action_unit WHERE feu.emotion = ? "
             "ORDER BY fs.action_unit", [face["emotion_id"]])
-        votes, votes_note = [], NO_VOTES
+        votes, votes_note, crowd = [], NO_VOTES, None
         if have.get("human_votes", 0) > 0:
             found = reader.query("SELECT * FROM human_votes WHERE image_id = ?", [image_id])
+            plurality, top, seven = crowd_plurality(found[0]) if found else ([], 0, 0)
+            if plurality:
+                crowd = {"emotions": plurality, "votes": top, "of": seven,
+                         "text": f"{' / '.join(e.capitalize() for e in plurality)}, {top} of {seven}"}
             if found:
                 total = sum(found[0].get(c) or 0 for c in VOTES_BY_EMOTION_ID)
                 label = face["emotion"].lower()
@@ -182,11 +209,13 @@ def add_pages(app: FastAPI, reader: SnapshotReader, reports_dir: Path) -> None:
                 probs = [{"name": c, "p": row.get(f"p_{c}")} for c in SEVEN if row.get(f"p_{c}") is not None]
                 chosen = row.get(f"p_{row['predicted'].lower()}")
                 predictions.append({"reader": row["reader_name"], "predicted": row["predicted"], "p": chosen,
-                                    "right": row["emotion_id"] == face["emotion_id"], "probabilities": probs,
-                                    "synthetic": row["run_synthetic"], "caveat": row["caveat"]})
+                                    "right": row["emotion_id"] == face["emotion_id"],
+                                    "right_crowd": row["predicted"].lower() in crowd["emotions"] if crowd else None,
+                                    "probabilities": probs, "synthetic": row["run_synthetic"],
+                                    "caveat": row["caveat"]})
             predictions_note = "" if predictions else "No reader has a prediction for this face (models score test images)."
         return render("face.html", face=face, crop=crop, twins=twins, units=units, votes=votes, votes_note=votes_note,
-                      predictions=predictions, predictions_note=predictions_note)
+                      crowd=crowd, predictions=predictions, predictions_note=predictions_note)
 
     @app.get("/disagreements", response_class=HTMLResponse,
              summary="Faces the model gets right and most annotators wrong, and the reverse, per emotion")
@@ -217,7 +246,8 @@ def add_pages(app: FastAPI, reader: SnapshotReader, reports_dir: Path) -> None:
         ids = [r["id"] for r in readers]
         chosen = reader_id or (declared[0]["value"] if declared and declared[0]["value"] in ids else ids[0])
         if chosen not in ids:
-            raise HTTPException(404, "no predictions from that reader; pick one from the list")
+            raise PageError(404, "no predictions from that reader", [("the declared model's disagreements",
+                                                                       "/disagreements")])
         leak = _LEAK_FREE if leak_free else ""
         rows = reader.query(_DISAGREEMENT_SQL.replace("{leak_free}", leak), [chosen])
         counts = []
@@ -273,3 +303,44 @@ def add_pages(app: FastAPI, reader: SnapshotReader, reports_dir: Path) -> None:
         if not REPORT_FILE.match(name) or not path.is_file():
             raise HTTPException(404, "no such report file")
         return FileResponse(path)
+
+
+def add_error_pages(app: FastAPI, env, reports_dir: Path) -> None:
+    """Errors of the HTML pages (and of unknown addresses asked for by a browser) answer as pages that say what
+    went wrong and what to do next, with the same status; the JSON API keeps its JSON errors."""
+    json_http = app.exception_handlers[StarletteHTTPException]
+    json_invalid = app.exception_handlers[RequestValidationError]
+
+    def is_page(request: Request, status: int) -> bool:
+        if PAGE_PATHS.match(request.url.path):
+            return True
+        return status == 404 and "text/html" in request.headers.get("accept", "") and "route" not in request.scope
+
+    def page(status: int, title: str, message: str | list[str], links: list[tuple[str, str]]) -> HTMLResponse:
+        messages = message if isinstance(message, list) else [message]
+        body = env.get_template("error.html").render(synthetic=False, answer=headline.read(reports_dir), title=title,
+                                                     status=status, messages=messages, links=links)
+        return HTMLResponse(body, status_code=status)
+
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        if not is_page(request, exc.status_code):
+            return await json_http(request, exc)
+        if exc.status_code == 503 and exc.detail == NO_SNAPSHOT:
+            return page(503, "Nothing to show yet", "There is no serving snapshot yet: the pages read it, and no run "
+                        "has published one (the asset serving_snapshot does).",
+                        [("Make one with `femo demo` (synthetic data, about a minute) or `femo run` (your data), "
+                          "then reload this page", request.url.path)])
+        links = getattr(exc, "links", None) or [("the gallery", "/")]
+        title = "Not found" if exc.status_code == 404 else "Something is not right"
+        return page(exc.status_code, title, str(exc.detail), links)
+
+    async def invalid(request: Request, exc: RequestValidationError):
+        if not is_page(request, 422):
+            return await json_invalid(request, exc)
+        problems = [f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}" for e in exc.errors()]
+        path = request.url.path
+        links = [("the gallery", "/")] if path.startswith("/faces/") else [("the same page without its filters", path)]
+        return page(422, "That address has a value the page cannot use", problems, links)
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, invalid)

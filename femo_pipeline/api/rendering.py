@@ -24,6 +24,16 @@ _LOCAL_IMG = re.compile(r"""(<img\s[^>]*src=["'])([A-Za-z0-9_.-]+\.(?:png|svg|jp
 REPORT_FILE = re.compile(r"^[A-Za-z0-9_.-]+\.(png|svg|jpg)$")
 
 
+def crowd_plurality(votes: dict) -> tuple[list[str], int, int]:
+    """The emotions most of a face's FER+ annotators chose among the seven (ties: all of them), the votes for
+    it and the seven-class votes in all; ([], 0, 0) when nobody voted one of the seven."""
+    counts = {c: int(votes.get(c) or 0) for c in SEVEN}
+    top = max(counts.values())
+    if top == 0:
+        return [], 0, 0
+    return [c for c in SEVEN if counts[c] == top], top, sum(counts.values())
+
+
 def _templates():
     import jinja2
 
@@ -62,4 +72,5 @@ def _page_links(route: str, params: dict, page: int, last_page: int, page_size: 
         return f"{route}?{urlencode({**kept, 'page': p, 'page_size': page_size})}"
 
     return {"first": link(1) if page > 1 else None, "previous": link(page - 1) if page > 1 else None,
-            "next": link(page + 1) if page < last_page else None, "last": link(last_page) if page < last_page else None}
+            "next": link(page + 1) if page < last_page else None, "last": link(last_page) if page < last_page else None,
+            "self": link(page)}

@@ -44,6 +44,9 @@ def upsert_emotions(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 # images and the tables that reference it, children first (replace_images drops and re-creates them)
 _IMAGE_CHILDREN = ("predictions", "human_votes", "face_crops", "balanced_sample", "image_pixels", "images")
+# the children other assets own: their rows of images whose bytes and label did not change are put back after a
+# reload, so a refresh never empties the answer (the assets, downstream of images, then bring them up to date)
+_KEPT_CHILDREN = ("predictions", "human_votes", "face_crops", "balanced_sample")
 _IMAGE_COLUMNS = (
     "id", "source_id", "emotion_id", "split", "usage", "subject", "sequence", "rel_path", "label_raw", "height", "width", "aspect_ratio",
     "image_format", "color_space", "channels", "file_size_bytes", "content_hash", "duplicate_count",
@@ -64,9 +67,11 @@ def replace_images(con: duckdb.DuckDBPyConnection, catalog: pa.Table | str | Pat
     tables), from `staged` ({source_key: staged table path}, the tables the catalog was built from; the caller
     checks that with catalog.check_sources). The two image tables are dropped and created again rather
     than emptied: DuckDB cannot delete parent and child rows of a foreign key in one transaction, and
-    re-creating is several times faster than deleting indexed rows. Tables that reference images (face_crops,
-    balanced_sample, predictions, human_votes) are emptied with them; their assets, downstream of images, fill
-    them again.
+    re-creating is several times faster than deleting indexed rows. The tables that reference images and belong
+    to other assets (predictions, human_votes, face_crops, balanced_sample) are re-created with them and get back
+    their rows of every image that is still there with the same bytes and label (same id, content hash and
+    emotion); rows of images gone or changed are dropped, and their assets, downstream of images, fill them in.
+    The returned counts include `kept_<table>` for each table whose rows were put back.
     """
     if isinstance(catalog, (str, Path)):
         con.execute(f"CREATE OR REPLACE TEMP VIEW _catalog AS SELECT * FROM read_parquet('{_quoted(catalog)}')")
@@ -82,7 +87,9 @@ def replace_images(con: duckdb.DuckDBPyConnection, catalog: pa.Table | str | Pat
         with transaction(con):
             # every table that references images goes too (their assets run again after images); tables that
             # are all empty already (a new warehouse) are kept as they are, descriptions included
+            kept = []
             if not _all_empty(con, _IMAGE_CHILDREN):
+                kept = _set_aside(con)
                 for child in _IMAGE_CHILDREN:
                     con.execute(f"DROP TABLE IF EXISTS {child}")
                 schema.apply_schema(con, only=_IMAGE_CHILDREN)
@@ -96,11 +103,40 @@ def replace_images(con: duckdb.DuckDBPyConnection, catalog: pa.Table | str | Pat
                 "INSERT INTO quarantined_files SELECT source_id, rel_path, reason, file_size_bytes, content_hash "
                 "FROM _catalog WHERE status <> 'ok' ORDER BY source_id, rel_path"
             )
+            restored = _put_back(con, kept)
     finally:
         con.execute("DROP VIEW IF EXISTS _catalog")
+        for child in _KEPT_CHILDREN:
+            con.execute(f"DROP TABLE IF EXISTS _kept_{child}")
         if not isinstance(catalog, (str, Path)):
             con.unregister("_catalog_arrow")
-    return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("images", "image_pixels", "quarantined_files")}
+    counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("images", "image_pixels", "quarantined_files")}
+    return {**counts, **{f"kept_{t}": n for t, n in restored.items()}}
+
+
+def _set_aside(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Copy the rows of the kept child tables, with their image's content hash and emotion, into temporary tables
+    (inside the reload's transaction). Returns the tables that had rows."""
+    present = {name for (name,) in con.execute(schema._MAIN_TABLES).fetchall()}
+    kept = []
+    for child in _KEPT_CHILDREN:
+        if child not in present or not con.execute(f"SELECT count(*) FROM (SELECT 1 FROM {child} LIMIT 1)").fetchone()[0]:
+            continue
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _kept_{child} AS SELECT c.*, i.content_hash AS _kept_hash, "
+                    f"i.emotion_id AS _kept_emotion FROM {child} c JOIN images i ON i.id = c.image_id")
+        kept.append(child)
+    return kept
+
+
+def _put_back(con: duckdb.DuckDBPyConnection, kept: list[str]) -> dict[str, int]:
+    """Insert the set-aside rows of images still present with the same content hash and emotion."""
+    restored = {}
+    for child in kept:
+        con.execute(f"INSERT INTO {child} BY NAME SELECT k.* EXCLUDE (_kept_hash, _kept_emotion) FROM _kept_{child} k "
+                    "JOIN images i ON i.id = k.image_id AND i.content_hash = k._kept_hash "
+                    "AND i.emotion_id = k._kept_emotion")
+        restored[child] = con.execute(f"SELECT count(*) FROM {child}").fetchone()[0]
+    return restored
 
 
 def _all_empty(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...]) -> bool:

@@ -15,29 +15,44 @@ from femo_pipeline.sources import folder_sources
 
 # Every job rewrites the warehouse: the tag lets dagster.yaml's run queue keep them from overlapping.
 WAREHOUSE_WRITER = {"femo/warehouse": "write"}
-# Refreshes stop before the model group (training takes the better part of an hour on 2 cores): retrain with
-# femo_all or by materializing the model assets in the UI.
-MODEL = dg.AssetSelection.groups("model")
 
-# the data-factor grid is partitioned by cell and has a job of its own (data_factors)
+# Training: femo's CNN (emotion_model, and trained_model_run, which records it in the warehouse) and the
+# data-factor grid (data_factors, partitioned by cell, with its own job). No default run, schedule or sensor trains:
+# model_evaluation scores the shipped models (and the last trained one, while it fits the warehouse's images)
+# without them, so the answer is rebuilt in minutes. training_images, the arrays only training reads, is a short
+# read: femo_answer keeps it current for a later training run; refreshes leave it out.
+TRAINERS = dg.AssetSelection.assets("emotion_model", "trained_model_run", "data_factors", "data_factors_table")
 FACTORS = dg.AssetSelection.assets("data_factors", "data_factors_table")
+TRAINING_INPUTS = dg.AssetSelection.assets("training_images")
+
+femo_answer_job = dg.define_asset_job(
+    "femo_answer", selection=dg.AssetSelection.all() - TRAINERS, tags=WAREHOUSE_WRITER,
+    description="Every asset but training: ingest, warehouse, faces, EDA, predictions of the shipped models (and "
+                "of the last trained model while it fits the images), contenders, FER+ votes, the benchmark report "
+                "and the serving snapshot. `femo run` and `femo demo` run this job.",
+)
 femo_all_job = dg.define_asset_job(
     "femo_all", selection=dg.AssetSelection.all() - FACTORS, tags=WAREHOUSE_WRITER,
-    description="Materialize every femo asset, the model included (the data-factor grid has its own job).",
+    description="femo_answer plus training femo's CNN (emotion_model): `femo train` / `femo run --train`. The "
+                "data-factor grid has its own job (data_factor_grid).",
 )
+
+
+def refresh(*sources) -> dg.AssetSelection:
+    """These sources and everything downstream of them, training left out: a refresh that rewrites `images`
+    also rebuilds the predictions, votes, report and snapshot that depend on it, so no table is left emptied."""
+    return dg.AssetSelection.assets(*sources).downstream() - TRAINERS - TRAINING_INPUTS
+
+
 web_refresh_job = dg.define_asset_job(
-    "web_refresh",
-    selection=dg.AssetSelection.assets(pixabay_hits, duckduckgo_hits, facs_page).downstream() - MODEL,
-    tags=WAREHOUSE_WRITER,
+    "web_refresh", selection=refresh(pixabay_hits, duckduckgo_hits, facs_page), tags=WAREHOUSE_WRITER,
     description="Search and download the web sources and re-scrape the FACS page, then everything downstream "
-                "except the model group.",
+                "(predictions, report and snapshot included) except training.",
 )
 folder_ingest_job = dg.define_asset_job(
-    "folder_ingest",
-    selection=dg.AssetSelection.assets(*folder_assets).downstream() - MODEL,
-    tags=WAREHOUSE_WRITER,
+    "folder_ingest", selection=refresh(*folder_assets), tags=WAREHOUSE_WRITER,
     description="Re-read the image folders (FER-2013, Kaggle: every folder source), then everything downstream "
-                "except the model group.",
+                "(predictions, report and snapshot included) except training.",
 )
 
 # Each tick pulls that day's partition of the web hits, then refreshes everything downstream.

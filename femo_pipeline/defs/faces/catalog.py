@@ -11,7 +11,7 @@ from femo_pipeline.resources import FemoStorage
 from femo_pipeline.sources import SOURCES, Source
 
 
-@dg.asset(group_name="faces", kinds={"python", "duckdb", "parquet"}, io_manager_key=STAGED,
+@dg.asset(group_name="ingest", kinds={"python", "duckdb", "parquet"}, io_manager_key=STAGED,
           ins={s.asset: dg.AssetIn(metadata={ALLOW_MISSING: True}) for s in SOURCES.values()})
 def image_catalog(context: dg.AssetExecutionContext, storage: FemoStorage, **staged_sources) -> dg.Output:
     """One row per image file: source, emotion, split, size, format, colour space, hash, duplicates, status

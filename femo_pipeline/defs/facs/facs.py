@@ -1,6 +1,8 @@
 """FACS assets: a dated snapshot of the iMotions page, then its two tables parsed into the warehouse."""
 
 import datetime as dt
+import json
+from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
@@ -14,7 +16,9 @@ from femo_pipeline.io_managers import STAGED
 from femo_pipeline.resources import FacsPageResource, FemoStorage
 from femo_pipeline.webclient import WebError
 
-GROUP = "ingest"
+GROUP = "ingest"  # the page itself; its two tables are warehouse tables, drawn in that group
+TABLES_GROUP = "warehouse"
+CURRENT = "facs_page_current"  # the check that says whether this run's page is fresh or a stale fallback
 
 
 def _uses_fixture(facs_source: FacsPageResource, storage: FemoStorage) -> bool:
@@ -26,43 +30,72 @@ def _base_url(facs_source: FacsPageResource, storage: FemoStorage) -> str:
     return facs.FACS_URL if _uses_fixture(facs_source, storage) else facs_source.page_url()
 
 
-@dg.asset(group_name=GROUP, kinds={"html"})
+def _keep(html: str, origin: str, storage: FemoStorage, dated: bool) -> Path:
+    """Make this page the latest snapshot (with a note of where it came from), and a dated copy when fetched."""
+    today = dt.date.today().isoformat()
+    if dated:
+        write_text_atomic(html, storage.path("raw", "facs", f"facs-{today}.html"))
+    note = {"origin": origin, "date": today, "sha256": imaging.content_hash(html.encode())}
+    write_text_atomic(json.dumps(note), storage.path("raw", "facs", "facs-latest.json"))
+    return write_text_atomic(html, storage.path("raw", "facs", "facs-latest.html"))
+
+
+def _stale(context: dg.AssetExecutionContext, storage: FemoStorage, reason: str) -> dg.MaterializeResult:
+    """The page of this run could not be used: the last good snapshot stands in, else femo's bundled copy of the
+    article (written as the latest snapshot). Marked stale, with the reason, in the metadata and a WARN check, so
+    the warehouse, the snapshot and the report still build."""
+    latest = storage.path("raw", "facs", "facs-latest.html")
+    if latest.exists():
+        note_path = latest.with_suffix(".json")
+        note = json.loads(note_path.read_text()) if note_path.exists() else {}
+        origin = f"last good snapshot ({note.get('origin', 'fetched earlier')}, {note.get('date', 'date unknown')})"
+    else:
+        _keep(facs.fixture_html(), "femo's bundled copy of the article", storage, dated=False)
+        origin = "femo's bundled copy of the article (no earlier snapshot)"
+    reason += f"; using the {origin}. Offline, FEMO_FACS_URL=fixture skips the fetch"
+    context.log.warning(f"FACS page stale: {reason}")
+    return dg.MaterializeResult(
+        metadata={"stale": True, "stale_reason": reason, "origin": origin,
+                  "latest": dg.MetadataValue.path(str(latest))},
+        check_results=[dg.AssetCheckResult(check_name=CURRENT, passed=False, severity=dg.AssetCheckSeverity.WARN,
+                                           description=reason)])
+
+
+@dg.asset(group_name=GROUP, kinds={"html"}, check_specs=[dg.AssetCheckSpec(
+    CURRENT, asset="facs_page", description="This run's page was fetched and parsed (WARN when an earlier snapshot "
+                                            "or femo's bundled copy stands in for it).")])
 def facs_page(context: dg.AssetExecutionContext, facs_source: FacsPageResource, storage: FemoStorage) -> dg.MaterializeResult:
-    """The iMotions FACS article as a dated HTML snapshot (fixture under demo); only a page that parses becomes latest."""
-    latest_path = storage.path("raw", "facs", "facs-latest.html")
-    if _uses_fixture(facs_source, storage):
+    """The iMotions FACS article as a dated HTML snapshot (fixture under demo); a page that cannot be fetched or
+    parsed falls back to the last good snapshot, else femo's bundled copy, marked stale."""
+    fixture = _uses_fixture(facs_source, storage)
+    if fixture:
         html, origin = facs.fixture_html(), "femo fixture"
     else:
+        origin = facs_source.page_url()
         try:
-            html, origin = facs_source.client().get(facs_source.page_url()).text, facs_source.page_url()
+            html = facs_source.client().get(origin).text
         except WebError as exc:
-            if not latest_path.exists():
-                raise dg.Failure(description=f"FACS page not fetched and no earlier snapshot to fall back on: {exc}. "
-                                             "Offline, set FEMO_FACS_URL=fixture to use the shipped copy.") from exc
-            context.log.warning(f"FACS page not fetched ({exc}); keeping the last snapshot {latest_path}")
-            return dg.MaterializeResult(metadata={"stale": True, "fetch_error": str(exc),
-                                                  "latest": dg.MetadataValue.path(str(latest_path))})
-    today = dt.date.today().isoformat()
+            return _stale(context, storage, f"not fetched from {origin}: {exc}")
     try:  # parse before keeping: a 200 that is not the article (a captcha, a redesign) must not replace the last good page
         tables = facs.parse_facs_page(html, base_url=_base_url(facs_source, storage))
     except facs.FacsParseError as exc:
-        rejected = write_text_atomic(html, storage.path("raw", "facs", "rejected", f"facs-{today}.html"))
-        raise dg.Failure(description=f"FACS page not parsed, last good snapshot and warehouse tables left as they "
-                                     f"were: {exc}", metadata={"rejected": dg.MetadataValue.path(str(rejected))}) from exc
-    dated = write_text_atomic(html, storage.path("raw", "facs", f"facs-{today}.html"))
-    latest = write_text_atomic(html, latest_path)
+        rejected = write_text_atomic(html, storage.path("raw", "facs", "rejected", f"facs-{dt.date.today()}.html"))
+        return _stale(context, storage, f"the page from {origin} did not parse ({exc}; kept as {rejected})")
+    latest = _keep(html, origin, storage, dated=True)
+    dated = latest.with_name(f"facs-{dt.date.today()}.html")
     context.log.info(f"FACS page from {origin}: {len(html)} characters -> {dated}")
     return dg.MaterializeResult(metadata={
         "origin": origin, "characters": len(html), "sha256": imaging.content_hash(html.encode()),
         "snapshot": dg.MetadataValue.path(str(dated)), "latest": dg.MetadataValue.path(str(latest)),
-        "fixture": _uses_fixture(facs_source, storage),
-        "parsed_units": len(tables.units), "parsed_links": len(tables.links),
+        "fixture": fixture, "parsed_units": len(tables.units), "parsed_links": len(tables.links),
         "stale": False,
-    })
+    }, check_results=[dg.AssetCheckResult(check_name=CURRENT, passed=True,
+                                          description="the bundled fixture (demo profile or FEMO_FACS_URL=fixture)"
+                                          if fixture else f"fetched from {origin} and parsed")])
 
 
 @dg.asset(kinds={"duckdb"}, deps=[facs_page, emotions], io_manager_key=STAGED,
-          metadata=warehouse_tables("facs_single_units"), **{**WRITER, "group_name": GROUP})
+          metadata=warehouse_tables("facs_single_units"), **{**WRITER, "group_name": TABLES_GROUP})
 def facs_action_units(context: dg.AssetExecutionContext, facs_source: FacsPageResource, duckdb: DuckDBResource,
                       storage: FemoStorage) -> dg.Output:
     """The page's action-unit table (number, description, muscle, example gif) in facs_single_units; the parse's
@@ -85,7 +118,7 @@ def facs_action_units(context: dg.AssetExecutionContext, facs_source: FacsPageRe
     })
 
 
-@dg.asset(kinds={"duckdb"}, metadata=warehouse_tables("facs_emotions_units"), **{**WRITER, "group_name": GROUP})
+@dg.asset(kinds={"duckdb"}, metadata=warehouse_tables("facs_emotions_units"), **{**WRITER, "group_name": TABLES_GROUP})
 def facs_emotion_action_units(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
                               facs_action_units: dict) -> dg.MaterializeResult:
     """The page's emotion -> action-unit links in facs_emotions_units; units gone from the page are removed."""
