@@ -81,7 +81,7 @@ def training_estimate(storage, options: dict) -> float:
                                 demo_data.DemoSpec().fer_train_per_class)
     if config.max_train_images:
         images = min(images, config.max_train_images)
-    print(f"femo: measuring this machine's training speed (a short trial of the same network) ...", flush=True)
+    print("femo: measuring this machine's training speed (a short trial of the same network) ...", flush=True)
     speed = te.measure_speed(recipe)
     seconds = te.estimate_seconds(images, recipe, speed)
     plan = f"a {recipe.minutes:g}-minute budget" if recipe.minutes else f"{recipe.epochs} epochs"
