@@ -53,10 +53,14 @@ def benchmark(request: Request,
     declared = reader.query("SELECT value FROM warehouse_info WHERE key = 'declared_model_run'")
     declared_id = declared[0]["value"] if declared and declared[0]["value"] else None
     verdicts = reader.query(
-        "SELECT v.reference, v.variant, v.reader, v.against, v.model_run_id, v.declared, v.images, "
+        "SELECT v.reference, v.variant, v.metric, v.reader, v.against, v.model_run_id, v.declared, v.images, "
         "v.accuracy_reader, v.accuracy_reader_low, v.accuracy_reader_high, v.accuracy_against, "
         "v.accuracy_against_low, v.accuracy_against_high, v.difference_pp, v.ci_low_pp, v.ci_high_pp, v.verdict "
-        f"FROM verdicts v WHERE {where} ORDER BY v.against, v.reference, v.variant, v.reader", params)
+        f"FROM verdicts v WHERE {where} ORDER BY v.against, v.reference, v.variant, v.metric, v.reader", params)
+    panels = reader.query(
+        "SELECT reference, variant, metric, reader, model_run_id, k, images, value, ci_low, ci_high, panel_value, "
+        "panel_ci_low, panel_ci_high, difference_pp, ci_low_pp, ci_high_pp, verdict FROM panel_scores "
+        f"WHERE {where} ORDER BY reference, metric, reader, k", params)
     scores = reader.query(
         "SELECT reference, variant, reader, model_run_id, metric, value, ci_low, ci_high, n FROM benchmark_scores "
         f"WHERE {where} ORDER BY reference, variant, reader, metric", params)
@@ -73,8 +77,10 @@ def benchmark(request: Request,
         "synthetic": bool(synthetic and synthetic[0]["value"] == "true") or bool(report and report["synthetic"]),
         "declared_model_run": declared_id,
         "headline": next((_finite(v) for v in verdicts if v["declared"] and v["against"] == "human"
-                          and v["reference"] == "ferplus" and v["variant"] == "seven_classes"), None),
+                          and v["reference"] == "ferplus" and v["variant"] == "seven_classes"
+                          and v["metric"] == "accuracy"), None),
         "verdicts": [_finite(v) for v in verdicts],
+        "panels": [_finite(p) for p in panels],  # panels of k people against each reader (the answer as a curve)
         "scores": [_finite(s) for s in scores],
         "model_runs": [_finite({**r, "created": str(r["created"])}) for r in runs],
         "units": "accuracies are fractions (0-1); differences and their intervals are percentage points",

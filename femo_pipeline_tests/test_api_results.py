@@ -20,8 +20,12 @@ def client(tmp_path):
     wh.upsert_data_sources(con, set())
     wh.upsert_emotions(con)
     for image_id, label in ((11, 2), (12, 3)):
-        con.execute("INSERT INTO images VALUES (?, 4, ?, 'test', 'PublicTest', ?, 'x', 48, 48, 1.0, 'JPEG', "
-                    "'Grayscale', 1, 100, 'h', 1, false, false, false)", [image_id, label, f"test/{image_id}.jpg"])
+        con.execute("INSERT INTO images BY NAME SELECT ? AS id, 4 AS source_id, ? AS emotion_id, 'test' AS split, "
+                    "'PublicTest' AS usage, ? AS rel_path, 'x' AS label_raw, 48 AS height, 48 AS width, "
+                    "1.0 AS aspect_ratio, 'JPEG' AS image_format, 'Grayscale' AS color_space, 1 AS channels, "
+                    "100 AS file_size_bytes, 'h' AS content_hash, 1 AS duplicate_count, false AS "
+                    "duplicate_cross_split, false AS duplicate_label_conflict, false AS synthetic",
+                    [image_id, label, f"test/{image_id}.jpg"])
     wh.record_model_run(con, {"id": "femo-shipped-fer2013-ab", "reader": "femo CNN", "origin": "shipped",
                               "created": "2026-01-01T00:00:00", "synthetic": False, "validation_accuracy": 0.6})
     wh.replace_predictions(con, "femo-shipped-fer2013-ab", [11, 12], [[0, 0, .9, .1, 0, 0, 0], [0, 0, .6, .4, 0, 0, 0]])
@@ -29,7 +33,14 @@ def client(tmp_path):
     con.execute("INSERT INTO benchmark_scores VALUES ('leak-free test', 'ferplus', 'seven_classes', "
                 "'femo CNN', 'femo-shipped-fer2013-ab', 'accuracy', 0.7, 0.6, 0.8, 2)")
     con.execute("INSERT INTO verdicts VALUES ('leak-free test', 'ferplus', 'seven_classes', 'femo CNN', 'human', "
-                "'femo-shipped-fer2013-ab', 2, 18, 0.7, 0.6, 0.8, 0.8, 0.7, 0.9, -10.0, -15.0, -5.0, 'worse', true)")
+                "'femo-shipped-fer2013-ab', 2, 18, 0.7, 0.6, 0.8, 0.8, 0.7, 0.9, -10.0, -15.0, -5.0, 'worse', true, "
+                "'accuracy')")
+    con.execute("INSERT INTO verdicts VALUES ('leak-free test', 'ferplus', 'seven_classes', 'femo CNN', 'human', "
+                "'femo-shipped-fer2013-ab', 2, 18, 0.6, 0.5, 0.7, 0.65, 0.6, 0.7, -5.0, -9.0, -1.0, 'worse', true, "
+                "'balanced_recall')")
+    con.execute("INSERT INTO panel_scores VALUES ('leak-free test', 'ferplus', 'seven_classes', 'femo CNN', "
+                "'femo-shipped-fer2013-ab', 3, 'accuracy', 2, 0.7, 0.6, 0.8, 0.8, 0.7, 0.9, -10.0, -15.0, -5.0, "
+                "'worse')")
     wh.set_info(con, {"declared_model_run": "femo-shipped-fer2013-ab", "synthetic": "false"})
     con.close()
     app = FastAPI()
@@ -42,7 +53,11 @@ def client(tmp_path):
 def test_benchmark_route(client):
     answer = client.get("/benchmark").json()
     assert answer["declared_model_run"] == "femo-shipped-fer2013-ab" and answer["synthetic"] is False
+    # the headline is the accuracy row (the balanced-recall row sits beside it among the verdicts)
     assert answer["headline"]["verdict"] == "worse" and answer["headline"]["ci_high_pp"] == -5.0
+    assert answer["headline"]["metric"] == "accuracy"
+    assert sorted(v["metric"] for v in answer["verdicts"]) == ["accuracy", "balanced_recall"]
+    assert [(p["k"], p["panel_value"], p["verdict"]) for p in answer["panels"]] == [(3, 0.8, "worse")]
     assert [s["value"] for s in answer["scores"]] == [0.7]
     assert [r["id"] for r in answer["model_runs"]] == ["femo-shipped-fer2013-ab"]
     assert client.get("/benchmark", params={"dataset": "full test"}).json()["verdicts"] == []
