@@ -58,7 +58,9 @@ def test_errors_carry_no_etag_and_422_has_one_shape(client):
     for url in ("/images/1", "/images/?page=0", "/images/emotions?emotion=x", "/?source=99999999999999999999"):
         answer = client.get(url)
         assert answer.status_code in (404, 422) and "etag" not in answer.headers, url
-        if answer.status_code == 422:
+        if url.startswith("/?"):  # a page's error is a page (documented as text/html)
+            assert answer.headers["content-type"].startswith("text/html"), url
+        elif answer.status_code == 422:
             body = answer.json()
             assert body["error"] == "invalid parameters" and isinstance(body["detail"], list), (url, body)
 
@@ -77,11 +79,18 @@ def test_openapi_documents_the_4xx_answers_with_their_bodies(client):
     assert set(components["Problem"]["properties"]) == {"detail"}
     for path, _method, operation in _operations(schema):
         responses = operation["responses"]
+        page = path in ("/", "/faces/{image_id}", "/disagreements", "/report")  # HTML pages: errors as pages
         if operation.get("parameters"):
-            ref = responses["422"]["content"]["application/json"]["schema"]["$ref"]
-            assert ref.endswith("/InvalidParameters"), (path, ref)
+            if page:
+                assert "text/html" in responses["422"]["content"], path
+            else:
+                ref = responses["422"]["content"]["application/json"]["schema"]["$ref"]
+                assert ref.endswith("/InvalidParameters"), (path, ref)
         if "{" in path or any(p["name"] in ("page", "source_id", "emotion", "face") for p in operation.get("parameters", [])):
-            assert responses["404"]["content"]["application/json"]["schema"]["$ref"].endswith("/Problem"), path
+            if page:
+                assert "text/html" in responses["404"]["content"], path
+            else:
+                assert responses["404"]["content"]["application/json"]["schema"]["$ref"].endswith("/Problem"), path
         assert "503" in responses, path  # no snapshot yet
 
 

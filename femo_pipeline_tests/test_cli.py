@@ -23,8 +23,11 @@ def data_dir(tmp_path, monkeypatch):
         warehouse.upsert_data_sources(con, {"fer2013"})
         warehouse.upsert_emotions(con)
         for k in range(120):
-            con.execute("INSERT INTO images VALUES (?, 4, ?, 'train', 'Training', ?, NULL, 48, 48, 1.0, 'PNG', "
-                        "'Grayscale', 1, 10, ?, 1, FALSE, FALSE, TRUE)", [k, k % 7, f"t/{k}.png", f"h{k}"])
+            con.execute("INSERT INTO images BY NAME SELECT ? AS id, 4 AS source_id, ? AS emotion_id, 'train' AS split, "
+                        "'Training' AS usage, ? AS rel_path, NULL AS label_raw, 48 AS height, 48 AS width, 1.0 AS "
+                        "aspect_ratio, 'PNG' AS image_format, 'Grayscale' AS color_space, 1 AS channels, 10 AS "
+                        "file_size_bytes, ? AS content_hash, 1 AS duplicate_count, FALSE AS duplicate_cross_split, "
+                        "FALSE AS duplicate_label_conflict, TRUE AS synthetic", [k, k % 7, f"t/{k}.png", f"h{k}"])
             con.execute("INSERT INTO image_pixels VALUES (?, ?)", [k, b"\x89PNG" + bytes(k)])
     return tmp_path
 

@@ -85,7 +85,7 @@ def test_keys_are_enforced(con):
     with pytest.raises(duckdb.ConstraintException):  # duplicate primary key
         con.execute(f"INSERT INTO images VALUES ({', '.join('?' * len(row))})", list(row))
     bad = list(row)
-    bad[0], bad[5] = 1, "elsewhere.png"
+    bad[0], bad[7] = 1, "elsewhere.png"  # a new id and path (rel_path is the eighth column)
     bad[2] = 99  # no such emotion
     with pytest.raises(duckdb.ConstraintException):
         con.execute(f"INSERT INTO images VALUES ({', '.join('?' * len(row))})", bad)

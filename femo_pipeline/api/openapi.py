@@ -31,6 +31,12 @@ def _json(description: str, name: str) -> dict:
             "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}}
 
 
+def _page(description: str) -> dict:
+    """An error of an HTML page: answered as a page saying what went wrong and what to do next."""
+    return {"description": f"{description} Answered as an HTML page that says what to do next.",
+            "content": {"text/html": {"schema": {"type": "string"}}}}
+
+
 def errors_documented(app: FastAPI) -> dict:
     """The app's OpenAPI document with its error answers described (built once, then kept)."""
     if app.openapi_schema:
@@ -40,19 +46,23 @@ def errors_documented(app: FastAPI) -> dict:
     for unused in ("HTTPValidationError", "ValidationError"):
         components.pop(unused, None)
     components["Problem"], components["InvalidParameters"] = PROBLEM, INVALID_PARAMETERS
+    from femo_pipeline.api.pages import PAGE_PATHS
+
     for path, methods in schema.get("paths", {}).items():
+        page = bool(PAGE_PATHS.match(path.replace("{image_id}", "1")))
         for operation in methods.values():
             responses = operation.setdefault("responses", {})
             parameters = operation.get("parameters", [])
             responses.pop("422", None)
             if parameters:
-                responses["422"] = _json("A parameter is missing, of the wrong type or out of range.",
-                                         "InvalidParameters")
+                what = "A parameter is missing, of the wrong type or out of range."
+                responses["422"] = _page(what) if page else _json(what, "InvalidParameters")
             if "{" in path or any(p["name"] == "page" for p in parameters) or path in MISSES:
                 what = ", ".join(w for w in ("no such id" if "{" in path else "",
                                              "a page past the last" if any(p["name"] == "page" for p in parameters)
                                              else "", MISSES.get(path, "")) if w)
-                responses["404"] = _json(f"Not found: {what}.", "Problem")
-            responses["503"] = _json("No serving snapshot yet: materialize serving_snapshot first.", "Problem")
+                responses["404"] = _page(f"Not found: {what}.") if page else _json(f"Not found: {what}.", "Problem")
+            what = "No serving snapshot yet: materialize serving_snapshot first."
+            responses["503"] = _page(what) if page else _json(what, "Problem")
     app.openapi_schema = schema
     return schema
