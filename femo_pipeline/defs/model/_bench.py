@@ -6,11 +6,12 @@ import dagster as dg
 import pandas as pd
 
 from femo_pipeline.defs.warehouse.warehouse import WRITER
+from femo_pipeline.sources import SOURCES
 
 GROUP = "model"
 # Assets that touch DuckDB: the duckdb pool across runs, the writer tag inside a run (never while training).
 MODEL_WRITER = {**WRITER, "group_name": GROUP}
-FER2013, KAGGLE = 4, 3
+FER2013, KAGGLE = SOURCES["fer2013"].id, SOURCES["kaggle"].id  # source ids, from the registry
 
 IMAGES_SQL = """
 SELECT i.id, i.rel_path, i.usage, i.emotion_id, i.content_hash, i.duplicate_count, i.duplicate_cross_split,
