@@ -1,5 +1,5 @@
 """`femo factors`: list the cells of the data-factor grid, or train a subset of them (one partition each of the
-data_factors job) in this Dagster instance."""
+data_factor_grid job) in this Dagster instance."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def run_factors(keys: list[str], prepare) -> int:
         except ValueError as exc:
             print(f"femo factors: {exc}")
             return 2
-        job = defs.resolve_job_def("data_factors")
+        job = defs.resolve_job_def("data_factor_grid")
         failed = []
         for i, cell in enumerate(cells, 1):
             print(f"femo factors: cell {i} of {len(cells)}: {cell.key}", flush=True)

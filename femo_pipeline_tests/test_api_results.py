@@ -29,7 +29,8 @@ def client(tmp_path):
     con.execute("INSERT INTO benchmark_scores VALUES ('leak-free test', 'ferplus', 'seven_classes', "
                 "'femo CNN', 'femo-shipped-fer2013-ab', 'accuracy', 0.7, 0.6, 0.8, 2)")
     con.execute("INSERT INTO verdicts VALUES ('leak-free test', 'ferplus', 'seven_classes', 'femo CNN', 'human', "
-                "'femo-shipped-fer2013-ab', 2, 18, 0.7, 0.6, 0.8, 0.8, 0.7, 0.9, -10.0, -15.0, -5.0, 'worse', true)")
+                "'femo-shipped-fer2013-ab', 2, 18, 0.7, 0.6, 0.8, 0.8, 0.7, 0.9, -10.0, -15.0, -5.0, 'worse', true, "
+                "'accuracy')")
     wh.set_info(con, {"declared_model_run": "femo-shipped-fer2013-ab", "synthetic": "false"})
     con.close()
     app = FastAPI()

@@ -71,7 +71,9 @@ def test_jobs_select_the_right_assets():
     folder = keys("folder_ingest")
     assert {"fer2013_images", "kaggle_face_images", "images", "balanced_sample", "serving_snapshot"} <= folder
     assert "pixabay_hits" not in folder and "demo_source_files" not in folder
-    assert keys("femo_all") == {k.to_user_string() for k in graph.get_all_asset_keys()}
+    grid = {"data_factors", "data_factors_table"}  # partitioned by cell: their own job, data_factor_grid
+    assert keys("femo_all") == {k.to_user_string() for k in graph.get_all_asset_keys()} - grid
+    assert keys("data_factor_grid") == grid
 
 
 def test_a_file_added_removed_and_added_again_gets_a_new_run_key_each_time(tmp_path):

@@ -241,7 +241,7 @@ def test_data_factors_cells_are_partitions_that_train_once_and_aggregate(tmp_pat
     with dg.DagsterInstance.ephemeral() as instance:
         inputs = dg.AssetSelection.assets("training_images", "evaluation_images").upstream()
         assert _run(data_dir, instance, inputs, SMALL).success
-        job = defs.resolve_job_def("data_factors")
+        job = defs.resolve_job_def("data_factor_grid")
         for key in keys:
             result = job.execute_in_process(instance=instance, partition_key=key,
                                             resources=resources_for(data_dir))

@@ -19,7 +19,7 @@ WAREHOUSE_WRITER = {"femo/warehouse": "write"}
 # femo_all or by materializing the model assets in the UI.
 MODEL = dg.AssetSelection.groups("model")
 
-# the data-factor grid is partitioned by cell and has a job of its own (data_factors)
+# the data-factor grid is partitioned by cell and has a job of its own (data_factor_grid)
 FACTORS = dg.AssetSelection.assets("data_factors", "data_factors_table")
 femo_all_job = dg.define_asset_job(
     "femo_all", selection=dg.AssetSelection.all() - FACTORS, tags=WAREHOUSE_WRITER,
