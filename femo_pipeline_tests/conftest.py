@@ -143,6 +143,14 @@ def demo_run(tmp_path_factory):
     return data_dir, materialize(data_dir, run_config=DEMO_RUN_CONFIG)
 
 
+def pytest_collection_modifyitems(config, items):
+    """The tests that read the shared demo run go to one pytest-xdist worker (--dist loadgroup), which makes it
+    once; every other test goes to whichever worker is free."""
+    for item in items:
+        if "demo_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("demo_run"))
+
+
 @contextlib.contextmanager
 def put_back(data_dir: Path, asset: str) -> Iterator[None]:
     """Materialize `asset` of a shared run's folder again with its default settings when the block ends (a failed

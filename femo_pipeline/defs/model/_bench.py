@@ -7,11 +7,12 @@ import numpy as np
 import pandas as pd
 
 from femo_pipeline.defs.warehouse.warehouse import WRITER
+from femo_pipeline.sources import SOURCES
 
 GROUP = "model"
 # Assets that touch DuckDB: the duckdb pool across runs, the writer tag inside a run (never while training).
 MODEL_WRITER = {**WRITER, "group_name": GROUP}
-FER2013, KAGGLE, EXTRA = 4, 3, 5
+FER2013, KAGGLE, EXTRA = SOURCES["fer2013"].id, SOURCES["kaggle"].id, SOURCES["extra"].id  # from the registry
 
 IMAGES_SQL = """
 SELECT i.id, i.rel_path, i.split, i.usage, i.subject, i.sequence, i.emotion_id, i.content_hash, i.duplicate_count,

@@ -104,6 +104,7 @@ def data_factors_table(context: dg.AssetExecutionContext, data_factors: dict, du
 
 
 factors_job = dg.define_asset_job(
+    # not named after the asset: a job and an op of one name conflict in the code location
     "data_factor_grid", selection=[data_factors, data_factors_table], partitions_def=FACTOR_CELLS,
     description="Train (or take the earlier record of) one cell of the data-factor grid and store its scores: "
                 "launch a partition per cell, from the UI's partition launcher or `femo factors --cells ...`.")
