@@ -145,7 +145,8 @@ def demo_run(tmp_path_factory):
 
 # The modules whose tests read the shared demo run. Under pytest-xdist (addopts -n 2) they all go to one worker,
 # which makes the run once; every other test goes to whichever worker is free.
-DEMO_RUN_MODULES = ("test_api.py", "test_assets.py", "test_faces_sampling.py", "test_quality.py")
+DEMO_RUN_MODULES = ("test_api.py", "test_assets.py", "test_faces_sampling.py", "test_other_faces.py",
+                    "test_quality.py")
 
 
 def pytest_xdist_make_scheduler(config, log):
