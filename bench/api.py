@@ -68,12 +68,12 @@ def build_tiny_snapshot(folder: Path, n: int = 120) -> Path:
         for k in range(n):
             png = cv2.imencode(".png", rng.integers(0, 255, (48, 48), dtype=np.uint8))[1].tobytes()
             split, usage = ("test", "PublicTest") if k % 4 == 0 else ("train", "Training")
-            con.execute("INSERT INTO images BY NAME SELECT ? AS id, 4 AS source_id, ? AS emotion_id, ? AS split, "
-                        "? AS usage, ? AS rel_path, NULL AS label_raw, 48 AS height, 48 AS width, 1.0 AS aspect_ratio, "
-                        "'PNG' AS image_format, 'Grayscale' AS color_space, 1 AS channels, ? AS file_size_bytes, "
-                        "? AS content_hash, 1 AS duplicate_count, FALSE AS duplicate_cross_split, "
-                        "FALSE AS duplicate_label_conflict, TRUE AS synthetic",
-                        [1000 + k, k % 7, split, usage, f"{split}/{k}.png", len(png), hashlib.sha256(png).hexdigest()])
+            con.execute("INSERT INTO images (id, source_id, emotion_id, split, usage, rel_path, label_raw, height, "
+                        "width, aspect_ratio, image_format, color_space, channels, file_size_bytes, content_hash, "
+                        "duplicate_count, duplicate_cross_split, duplicate_label_conflict, synthetic) "
+                        "VALUES (?, 4, ?, ?, ?, ?, NULL, 48, 48, 1.0, 'PNG', 'Grayscale', 1, ?, ?, 1, FALSE, FALSE, "
+                        "TRUE)", [1000 + k, k % 7, split, usage, f"{split}/{k}.png", len(png),
+                                  hashlib.sha256(png).hexdigest()])
             con.execute("INSERT INTO image_pixels VALUES (?, ?)", [1000 + k, png])
         serving.publish_snapshot(con, path, folder / "serving" / "femo.duckdb")
     return folder / "serving" / "femo.duckdb"

@@ -143,12 +143,31 @@ def demo_run(tmp_path_factory):
     return data_dir, materialize(data_dir, run_config=DEMO_RUN_CONFIG)
 
 
+# The modules whose tests read the shared demo run. Under pytest-xdist (addopts -n 2) they all go to one worker,
+# which makes the run once; every other test goes to whichever worker is free.
+DEMO_RUN_MODULES = ("test_api.py", "test_assets.py", "test_faces_sampling.py", "test_other_faces.py",
+                    "test_quality.py")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's load scheduling, with the modules of DEMO_RUN_MODULES as one unit of work (its loadgroup marks do
+    not reach the scheduler under pytest 9.2's node ids)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class DemoRunScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "demo_run" if nodeid.split("::", 1)[0].rsplit("/", 1)[-1] in DEMO_RUN_MODULES else nodeid
+
+    return DemoRunScheduling(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
-    """The tests that read the shared demo run go to one pytest-xdist worker (--dist loadgroup), which makes it
-    once; every other test goes to whichever worker is free."""
-    for item in items:
-        if "demo_run" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("demo_run"))
+    """A test that reads the shared demo run outside DEMO_RUN_MODULES would make the run again on the other
+    worker: refused, naming the fix."""
+    stray = [item.nodeid for item in items if "demo_run" in getattr(item, "fixturenames", ())
+             and item.path.name not in DEMO_RUN_MODULES]
+    if stray:
+        raise pytest.UsageError(f"tests reading demo_run outside conftest.DEMO_RUN_MODULES: {stray}")
 
 
 @contextlib.contextmanager
