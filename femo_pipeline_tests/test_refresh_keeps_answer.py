@@ -13,6 +13,7 @@ import pytest
 
 from femo_pipeline import runner
 from femo_pipeline.definitions import defs
+from femo_pipeline.other_faces import KAGGLE
 from femo_pipeline.defs.automation.automation import raw_folder_sensor
 from femo_pipeline.resources import FemoStorage
 from femo_pipeline_tests.conftest import DEMO_RUN_CONFIG, TODAY, instance_for
@@ -74,8 +75,13 @@ def test_a_sensor_run_and_a_schedule_tick_keep_the_answer(tmp_path, monkeypatch)
         runs = {r for (r,) in con.execute("SELECT DISTINCT model_run_id FROM predictions").fetchall()}
     assert [r for r in after["predictions"] if r[1] != dropped] == before["predictions"]  # the same answer ...
     assert {r[0] for r in after["predictions"] if r[1] == dropped} == runs  # ... and the new face predicted by all
-    for table in ("human_votes", "verdicts", "benchmark_scores"):
+    for table in ("human_votes", "verdicts"):
         assert after[table] == before[table], table
+    # scores on the folder that received the face are recomputed over one more image; every other score is kept
+    assert [r for r in after["benchmark_scores"] if r[0] != KAGGLE] == [
+        r for r in before["benchmark_scores"] if r[0] != KAGGLE]
+    grown = {r[:6]: r[-1] for r in after["benchmark_scores"] if r[0] == KAGGLE}
+    assert grown and grown == {r[:6]: r[-1] + 1 for r in before["benchmark_scores"] if r[0] == KAGGLE}
     assert _readers(warehouse) == readers  # the trained model is still used: its Training images did not change
     assert _answer(served) == after  # the gallery serves it
 
