@@ -149,6 +149,7 @@ def wait_for(condition, seconds: float, what: str):
     raise AssertionError(f"not seen within {seconds} s: {what}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 @pytest.mark.timeout(300)
 def test_the_command_line_obeys_a_signal_while_it_waits_for_a_pool_slot(tmp_path, signum):
@@ -184,6 +185,7 @@ def test_the_command_line_obeys_a_signal_while_it_waits_for_a_pool_slot(tmp_path
     assert holders(instance) == {holder.run_id}  # the live run keeps its slot
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_a_run_killed_mid_write_does_not_block_the_next_run_which_equals_a_clean_one(tmp_path):
     clean = tmp_path / "clean"

@@ -13,8 +13,8 @@ import pytest
 
 from femo_pipeline import runner
 from femo_pipeline.definitions import defs
-from femo_pipeline.other_faces import KAGGLE
 from femo_pipeline.defs.automation.automation import raw_folder_sensor
+from femo_pipeline.other_faces import KAGGLE
 from femo_pipeline.resources import FemoStorage
 from femo_pipeline_tests.conftest import DEMO_RUN_CONFIG, TODAY, instance_for
 
