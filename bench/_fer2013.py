@@ -3,7 +3,7 @@ evaluation_images ({"frame": ..., "x": N x 48 x 48 x 1 uint8}), read from the fo
 
 A pack (`python bench/_fer2013.py pack OUT.npz`) holds the JPEG files' own bytes (56.5 MB for the 35,887 faces:
 their decoded pixels compress to no less than 62 MB) with each file's split, label, FER+ votes and sha256, so a
-machine without the folder (a lent GPU machine takes 64 MiB of files in all) decodes the very same faces. The
+machine without the folder (e.g. a remote GPU machine with little room for files) decodes the very same faces. The
 duplicate flags are computed as the catalogue computes them: by content hash over the whole set.
 """
 

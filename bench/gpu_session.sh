@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# femo's training benchmarks on one lent GPU machine, in one call: the GPU recipe (bench/train.py --recipe gpu)
+# femo's training benchmarks on one GPU machine, in one call: the GPU recipe (bench/train.py --recipe gpu)
 # with three seeds and the data-factor grid (bench/grid.py) at once; everything it measured lands in $OUT.
 #
-# The machine has PyTorch but no Keras, and takes 64 MiB of files: prepare in the repository root first
+# The machine may have PyTorch but no Keras, and little room for files: prepare in the repository root first
 #   python bench/_fer2013.py pack .gpu/fer2013.npz          # FER-2013's JPEG bytes + FER+ votes (46 MB)
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64 \
 #       --platform manylinux_2_17_x86_64 -d .whl keras==3.15.1 namex optree
