@@ -11,6 +11,8 @@
 - sql:   run SQL on the warehouse, read-only: one or several statements, from the command line or a file (-f),
          as a table, CSV or JSON (e.g. the study's queries in femo_pipeline/sql/study).
 - report: print the benchmark report's path (--open: open its HTML in a browser).
+- factors: list the cells of the data-factor grid (measured or not), or train some: `femo factors CELL ...`
+         or `femo factors next N` (the job data_factor_grid, one partition per cell).
 """
 
 from __future__ import annotations

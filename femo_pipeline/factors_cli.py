@@ -7,21 +7,26 @@ from femo_pipeline import factor_grid
 
 
 def run_factors(keys: list[str], prepare) -> int:
-    """No keys: list the cells, most informative first, with the ones measured in this instance marked. Keys (or
+    """No keys: list the cells, most informative first, with the ones measured in this instance marked
+    "measured" and the ones with a committed record (docs/factors/) "recorded". Keys (or
     "next N"): materialize those partitions in turn and say how each went. `prepare` sets up the environment and
     returns the instance's home (femo_pipeline.cli.prepare_environment)."""
     prepare(None)
     import dagster as dg
 
     from femo_pipeline.definitions import defs
-    from femo_pipeline.defs.model.factors import FACTOR_CELLS
+    from femo_pipeline.defs.model.factors import FACTOR_CELLS, MEASURED
 
     with dg.DagsterInstance.get() as instance:
         done = set(instance.get_materialized_partitions(dg.AssetKey("data_factors_table")))
         if not keys:
+            recorded = {p.stem for p in MEASURED.glob("*.json")}
             for cell in factor_grid.ORDER:
-                print(f"{'measured ' if cell.key in done else '         '}{cell.key}")
+                mark = "measured" if cell.key in done else "recorded" if cell.key in recorded else ""
+                print(f"{mark:9}{cell.key}")
             print(f"{len(done)} of {len(FACTOR_CELLS.get_partition_keys())} cells measured in this instance; "
+                  f"{len(recorded)} recorded in {MEASURED.relative_to(MEASURED.parents[1])}/ on real FER-2013 "
+                  "(a partition takes its record instead of training when its images are the same); "
                   "`femo factors CELL ...` (or `femo factors next N`) trains more")
             return 0
         if keys[0] == "next":

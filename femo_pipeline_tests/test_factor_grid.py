@@ -128,3 +128,21 @@ def test_recorded_predictions_map_back_onto_any_copy_of_the_faces():
     assert rows.shape == (4, 7) and np.array_equal(grid.from_content(frame, rows), probs)
     with pytest.raises(ValueError, match="another set"):
         grid.from_content(frame.iloc[:2], recorded)
+
+
+def test_the_cell_list_marks_cells_measured_here_and_cells_with_a_committed_record(tmp_path, monkeypatch, capsys):
+    """`femo factors` with no cell: every cell once, most informative first, the committed records marked."""
+    from femo_pipeline import factors_cli
+    from femo_pipeline.defs.model.factors import MEASURED
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    assert factors_cli.run_factors([], prepare=lambda profile: home) == 0
+    lines = capsys.readouterr().out.splitlines()
+    listed = {line[9:]: line[:9].strip() for line in lines[:-1]}
+    assert list(listed) == [c.key for c in grid.ORDER]
+    recorded = {p.stem for p in MEASURED.glob("*.json")}
+    assert {k for k, mark in listed.items() if mark == "recorded"} == recorded
+    assert not {mark for mark in listed.values()} - {"", "recorded"}
+    assert lines[-1].startswith(f"0 of {len(grid.GRID)} cells measured in this instance; {len(recorded)} recorded")
