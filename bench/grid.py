@@ -3,7 +3,8 @@
 Trains the chosen cells (default: every cell, most informative first), each in turn in one of `--workers`
 processes, and writes each cell's record to DIR/<cell key>.json as soon as it is done: a cell whose record exists
 is not trained again (resumable), and records made on other machines can be copied in. `--report` turns the
-records in DIR into docs/benchmarks.md ('factors' markers) and records in docs/benchmarks.json. The pipeline's
+records in DIR into docs/benchmarks.md ('factors' markers) and one record per cell, reference and metric in
+docs/benchmarks.json (factor_cell_<key>_<reference>_<metric>). The pipeline's
 data_factors asset runs the same cells one partition each and takes a record from its cell folder when one for the
 same data exists.
 
@@ -29,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import _fer2013  # noqa: E402
-from bench._report import machine, tune_convolutions, write_section  # noqa: E402
+from bench._report import machine, tune_convolutions, write_records, write_section  # noqa: E402
 from femo_pipeline import factor_grid as grid  # noqa: E402
 
 _DATA: dict = {}
@@ -85,6 +86,16 @@ def run(keys: list[str], out: Path, workers: int, minutes: float, overrides: dic
 
 def records(folder: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+
+
+def cell_records(recs: list[dict]) -> list[dict]:
+    """One benchmark record per measured cell, reference and metric (value with its 95 % CI), named by the cell,
+    with the machine and the device it trained on."""
+    return [{"name": f"factor_cell_{r['cell']}_{s['reference']}_{s['metric']}", "value": round(s["value"], 4),
+             "ci_low": round(s["ci_low"], 4), "ci_high": round(s["ci_high"], 4), "unit": "fraction",
+             "test_images": s["test_images"], "train_images": r["train_images"], "train_seconds": r["train_seconds"],
+             "machine": r["machine"], "device": r["device_text"], "date": r["measured"]}
+            for r in recs for s in r["scores"]]
 
 
 def report(folder: Path) -> str:
@@ -151,8 +162,7 @@ def main() -> None:
     if args.report:
         section = report(folder)
         print(section)
-        curves, missing = grid.aggregate(records(folder))
-        print(f"written to {write_section('factors', section)}")
+        print(f"written to {write_section('factors', section)} and {write_records(cell_records(records(folder)))}")
         return
     keys = [c.key for c in grid.cells(args.cells or None)]
     overrides = {}

@@ -146,3 +146,19 @@ def test_the_cell_list_marks_cells_measured_here_and_cells_with_a_committed_reco
     assert {k for k, mark in listed.items() if mark == "recorded"} == recorded
     assert not {mark for mark in listed.values()} - {"", "recorded"}
     assert lines[-1].startswith(f"0 of {len(grid.GRID)} cells measured in this instance; {len(recorded)} recorded")
+
+
+def test_each_committed_cell_becomes_benchmark_records_naming_its_device():
+    from bench.grid import cell_records, records
+    from femo_pipeline.defs.model.factors import MEASURED
+
+    recs = records(MEASURED)
+    out = cell_records(recs)
+    assert len(out) == sum(len(r["scores"]) for r in recs) == len({r["name"] for r in out})
+    for r in out:
+        assert r["ci_low"] <= r["value"] <= r["ci_high"] and r["unit"] == "fraction"
+        if r["device"].endswith("(GPU)"):  # the accelerator named is one the machine had
+            assert r["device"].removesuffix(" (GPU)") in r["machine"]
+        else:
+            assert r["device"].endswith("(CPU)") and " x NVIDIA" not in r["machine"]
+        assert r["name"].startswith("factor_cell_") and r["date"] and r["machine"]
