@@ -113,6 +113,8 @@ def report(folder: Path) -> str:
             for _, r in sub.iterrows())
 
     head = "| curve | labels | x | mean % | sd (seeds) | range | seeds |\n| --- | --- | --- | --- | --- | --- | --- |"
+    unfinished = [f"{r['cell']} (validation {100 * r['best_validation_accuracy']:.1f} % at epoch {r['best_epoch']})"
+                  for r in recs if r["best_epoch"] >= r["epochs_run"]]
     costs = "\n".join(f"| {d} | {s} % | {lab} | {sec:.0f} s |" for (d, s, lab), sec in per_cell)
     section = f"""<!-- factors:start -->
 ## What affects the model: the data-factor grid (`bench/grid.py`)
@@ -123,6 +125,8 @@ def report(folder: Path) -> str:
 {grid.MAX_EPOCHS}), best validation checkpoint, early stopping on validation; duplicates removed train as many steps
 as kept. Scored on the leak-free test images with FER+ votes, one view. x: share of Training (size), share of
 labels replaced at random (noise), duplicates removed = 1 (duplicates). Mean over seeds, sample sd, range.
+Cells whose best validation epoch was their last (still improving when their epochs ran out; every record is
+kept as measured): {'; '.join(unfinished) or 'none'}.
 
 Against the FER+ crowd (leave one out), accuracy:
 
