@@ -39,6 +39,7 @@ from femo_pipeline.api.rendering import (
     offline_html,
 )
 from femo_pipeline.api.snapshot import NO_SNAPSHOT, SnapshotReader
+from femo_pipeline.sources import SOURCES
 from femo_pipeline.vocab import VOTES_BY_EMOTION_ID
 
 PAGE_PATHS = re.compile(r"^/(|faces/[^/]*|disagreements|report)$")  # HTML pages: their errors are pages too
@@ -166,7 +167,7 @@ def add_pages(app: FastAPI, reader: SnapshotReader, reports_dir: Path) -> None:
         rows = reader.query(f"{_FACE_SELECT} WHERE i.id = ?", [image_id])
         if not rows:
             raise PageError(404, f"no face with id {image_id} in the served snapshot", [
-                ("the gallery", "/"), ("faces of the FER-2013 test set", "/?source=4&split=test")])
+                ("the gallery", "/"), ("faces of the FER-2013 test set", f"/?source={SOURCES['fer2013'].id}&split=test")])
         face = rows[0]
         have = tables()
         crop = None
