@@ -30,8 +30,11 @@ def run_factors(keys: list[str], prepare) -> int:
                   "`femo factors CELL ...` (or `femo factors next N`) trains more")
             return 0
         if keys[0] == "next":
-            count = int(keys[1]) if len(keys) > 1 else 1
-            keys = [c.key for c in factor_grid.ORDER if c.key not in done][:count]
+            count = keys[1] if len(keys) > 1 else "1"
+            if len(keys) > 2 or not count.isdigit() or int(count) < 1:
+                print(f"femo factors: 'next N' takes one whole number of cells of at least 1, not {keys[1:]}")
+                return 2
+            keys = [c.key for c in factor_grid.ORDER if c.key not in done][:int(count)]
         try:
             cells = factor_grid.cells(keys)
         except ValueError as exc:

@@ -162,3 +162,15 @@ def test_each_committed_cell_becomes_benchmark_records_naming_its_device():
         else:
             assert r["device"].endswith("(CPU)") and " x NVIDIA" not in r["machine"]
         assert r["name"].startswith("factor_cell_") and r["date"] and r["machine"]
+
+
+@pytest.mark.parametrize("bad", [["next", "abc"], ["next", "-5"], ["next", "0"], ["next", "2", "3"]])
+def test_next_n_takes_one_positive_whole_number_and_trains_nothing_otherwise(tmp_path, monkeypatch, capsys, bad):
+    from femo_pipeline import factors_cli
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    assert factors_cli.run_factors(bad, prepare=lambda profile: home) == 2
+    out = capsys.readouterr().out
+    assert "'next N' takes one whole number" in out and "cell 1 of" not in out
