@@ -236,13 +236,15 @@ def run_cell(cell: Cell, train: Mapping, test: Mapping, log: Callable[[str], Non
         kept = len(training_rows(train["frame"], dataclasses.replace(cell, duplicates="kept"))[0])
     config = train_config(cell, len(rows), kept, **overrides)
     start = time.perf_counter()
-    net, history, facts = femo_model.train(train["x"][rows], targets, config, log=lambda m: None)
+    net, history, facts = femo_model.train(train["x"][rows], targets, config,
+                                           log=lambda m: log(f"cell {cell.key}: {m}"))
     pred = femo_model.predict(net, test["x"]).argmax(axis=1)
     record = {
         "cell": cell.key, **dataclasses.asdict(cell), "curves": cell.curves,
         "rows": int(len(rows)), "train_images": facts["train_images"],
         "validation_images": facts["validation_images"], "epochs": config.epochs, "epochs_run": facts["epochs_run"],
         "best_epoch": facts["best_epoch"], "best_validation_accuracy": facts["best_validation_accuracy"],
+        "validation_accuracy_by_epoch": [round(v, 4) for v in history.get("val_accuracy", [])],
         "batch_size": config.batch_size, "width": config.width, "block_convs": list(config.block_convs),
         "train_seconds": facts["seconds"], "seconds": round(time.perf_counter() - start, 1),
         "images_per_second": facts["train_images_per_second"], "precision": femo_model.resolve_precision(

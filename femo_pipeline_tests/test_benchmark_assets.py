@@ -253,6 +253,10 @@ def test_data_factors_cells_are_partitions_that_train_once_and_aggregate(tmp_pat
             assert result.success
             meta = result.asset_materializations_for_node("data_factors")[0].metadata
             assert meta["how"].value == "trained in this run" and "(CPU)" in meta["device"].value
+            said = [e.user_message for e in instance.all_logs(result.run_id)]
+            assert any(m.startswith(f"cell {key}: epoch 1/") for m in said)  # progress as it trains
+            record = json.loads((data_dir / "factors" / f"{key}.json").read_text())
+            assert len(record["validation_accuracy_by_epoch"]) == record["epochs_run"] >= 1
         again = job.execute_in_process(instance=instance, partition_key=keys[0], resources=resources_for(data_dir))
         assert "earlier measurement" in again.asset_materializations_for_node("data_factors")[0].metadata["how"].value
         rows = _q(data_dir, "SELECT cell, reference, metric, value, noise, synthetic FROM data_factors ORDER BY ALL")
