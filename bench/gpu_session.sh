@@ -7,7 +7,10 @@
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64 \
 #       --platform manylinux_2_17_x86_64 -d .whl keras==3.15.1 namex optree
 # then run `bash bench/gpu_session.sh smoke` (a minute: the GPU is seen, one tiny run trains) and
-# `bash bench/gpu_session.sh` (about 8 minutes: MIN minutes of training for the first seed).
+# `bash bench/gpu_session.sh` (about 8 minutes: MIN minutes of training for the first seed), or
+# `MIN=4 bash bench/gpu_session.sh grid` (only the grid cells docs/factors has no record of, WORKERS=8 at once,
+# none started after MIN minutes; each takes 5-8 minutes with eight sharing one H200; copy the new records from
+# results.tgz into docs/factors and run `bench/grid.py --report`).
 set -u
 mode=${1:-full}
 MIN=${MIN:-5.5}
@@ -17,13 +20,13 @@ if [ -z "${FEMO_ALLOW_CPU:-}" ]; then  # FEMO_ALLOW_CPU=1: a dry run of this scr
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
         .whl/*.whl || { echo "could not install the carried wheels"; exit 2; }
 fi
-export PYTHONPATH=/tmp/site:$PWD KERAS_BACKEND=torch PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
+export PYTHONPATH=/tmp/site:$PWD KERAS_BACKEND=${KERAS_BACKEND:-torch} PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv
 python3 -c "
-import keras, torch
+import keras
 from femo_pipeline import devices
 d = devices.training_device()
-print('keras', keras.__version__, 'torch', torch.__version__, '->', devices.describe(d))
+print('keras', keras.__version__, keras.backend.backend(), '->', devices.describe(d))
 assert d['kind'] == 'GPU' or '${FEMO_ALLOW_CPU:-}', 'Keras does not compute on a GPU here'
 " || exit 3
 if [ "$mode" = smoke ]; then
@@ -32,6 +35,16 @@ if [ "$mode" = smoke ]; then
     exit 0
 fi
 G=/tmp/femo-gpu
+if [ "$mode" = grid ]; then  # only the grid: the cells docs/factors lacks, most informative first, WORKERS at once
+    mkdir -p $G/cells $G/logs && cp docs/factors/*.json $G/cells/ 2>/dev/null
+    before=$(ls $G/cells | wc -l)
+    python3 bench/grid.py --pack .gpu/fer2013.npz --dir $G/cells --workers "${WORKERS:-8}" --minutes "$MIN" \
+        ${GRID_CELLS:+--cells $GRID_CELLS} > $G/logs/grid.log 2>&1
+    echo "grid finished: $?; $(( $(ls $G/cells/*.json | wc -l) - before )) new cell record(s)"
+    grep -E "^cell .*: [0-9]+ images" $G/logs/grid.log | tail -20
+    tar czf "$OUT/results.tgz" -C $G logs cells
+    exit 0
+fi
 nvidia-smi dmon -s u -d 10 > $G/logs/dmon.log 2>&1 &
 dmon=$!
 run_seed() {  # seed, minutes, delay
