@@ -37,7 +37,7 @@ fi
 G=/tmp/femo-gpu
 if [ "$mode" = grid ]; then  # only the grid: the cells docs/factors lacks, most informative first, WORKERS at once
     mkdir -p $G/cells $G/logs && cp docs/factors/*.json $G/cells/ 2>/dev/null
-    before=$(ls $G/cells | wc -l)
+    before=$(ls $G/cells/*.json 2>/dev/null | wc -l)
     python3 bench/grid.py --pack .gpu/fer2013.npz --dir $G/cells --workers "${WORKERS:-8}" --minutes "$MIN" \
         ${GRID_CELLS:+--cells $GRID_CELLS} > $G/logs/grid.log 2>&1
     echo "grid finished: $?; $(( $(ls $G/cells/*.json | wc -l) - before )) new cell record(s)"

@@ -4,6 +4,7 @@ data_factor_grid job) in this Dagster instance."""
 from __future__ import annotations
 
 from femo_pipeline import factor_grid
+from femo_pipeline.numerals import whole_number
 
 
 def run_factors(keys: list[str], prepare) -> int:
@@ -30,11 +31,11 @@ def run_factors(keys: list[str], prepare) -> int:
                   "`femo factors CELL ...` (or `femo factors next N`) trains more")
             return 0
         if keys[0] == "next":
-            count = keys[1] if len(keys) > 1 else "1"
-            if len(keys) > 2 or not count.isdigit() or int(count) < 1:
+            count = whole_number(keys[1]) if len(keys) > 1 else 1
+            if len(keys) > 2 or count is None or count < 1:
                 print(f"femo factors: 'next N' takes one whole number of cells of at least 1, not {keys[1:]}")
                 return 2
-            keys = [c.key for c in factor_grid.ORDER if c.key not in done][:int(count)]
+            keys = [c.key for c in factor_grid.ORDER if c.key not in done][:count]
         try:
             cells = factor_grid.cells(keys)
         except ValueError as exc:

@@ -35,6 +35,8 @@ from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 from dagster._core.events import DagsterEventType
 from dagster._core.launcher import CheckRunHealthResult, DefaultRunLauncher, WorkerStatus
 
+from femo_pipeline.numerals import whole_number
+
 HOST_TAG, PID_TAG, START_TAG = "femo/host", "femo/pid", "femo/process_start"
 STOP_GRACE_S = 10.0  # seconds Dagster gets to end the run after a signal, before each stronger step
 _RUNNING = (DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING)
@@ -84,17 +86,17 @@ def _local_storage(instance: DagsterInstance) -> bool:
 def _run_pid(instance: DagsterInstance, run: DagsterRun) -> tuple[int, str | None, float | None] | None:
     """(pid, start time tag, when Dagster recorded it) of the process that runs `run` on this host, or None."""
     tags = run.tags
-    if tags.get(PID_TAG, "").isdigit():  # the command line's run: judged on its own host only
+    if (tagged := whole_number(tags.get(PID_TAG))) is not None:  # the command line's run: judged on its own host
         if tags.get(HOST_TAG) != socket.gethostname():
             return None
-        return int(tags[PID_TAG]), tags.get(START_TAG) or None, None
+        return tagged, tags.get(START_TAG) or None, None
     if not _local_storage(instance):
         return None
     for record in reversed(instance.all_logs(run.run_id, of_type=DagsterEventType.ENGINE_EVENT)):
         data = record.dagster_event.engine_event_data if record.dagster_event else None
         pid = data.metadata.get("pid") if data and data.metadata else None
-        if pid is not None and str(pid.value).isdigit():
-            return int(pid.value), None, record.timestamp
+        if pid is not None and (number := whole_number(str(pid.value))) is not None:
+            return number, None, record.timestamp
     return None
 
 

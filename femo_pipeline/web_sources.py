@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from femo_pipeline import imaging
 from femo_pipeline.files import write_bytes_atomic
+from femo_pipeline.numerals import whole_number
 from femo_pipeline.webclient import PoliteClient, WebError, strip_secrets
 
 PIXABAY_URL = "https://pixabay.com/api/"
@@ -54,8 +55,8 @@ def _url(value, what: str) -> str:
 def _size(value, what: str) -> int | None:
     if value is None:
         return None
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 10:
-        value = int(value)
+    if isinstance(value, str) and len(value) < 10 and (number := whole_number(value)) is not None:
+        value = number
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
         raise SearchError(f"{what} is not a pixel count: {str(value)[:40]!r}")
     return value
@@ -229,7 +230,8 @@ def download_image(client: PoliteClient, url: str, folder: Path, stem: str, max_
     finally:
         if response is not None:
             response.close()
-    if declared and declared.isdigit() and int(declared) != wire_bytes and len(data) <= max_bytes:
+    declared = whole_number(declared)
+    if declared is not None and declared != wire_bytes and len(data) <= max_bytes:
         return DownloadResult(url, None, "failed", f"truncated: got {wire_bytes} of {declared} bytes", len(data), None)
     row = imaging.inspect_image(data, max_bytes=max_bytes)
     if row["status"] != imaging.OK:

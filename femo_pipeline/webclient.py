@@ -25,6 +25,8 @@ from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlu
 
 import requests
 
+from femo_pipeline.numerals import whole_number
+
 USER_AGENT = "femo-pipeline/0.1 (+https://github.com/; research pipeline; polite client)"
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 # headers that carry credentials; dropped on a redirect to another host (besides any header holding a secret value)
@@ -136,8 +138,8 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if (seconds := whole_number(value)) is not None:
+        return float(seconds)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

@@ -164,7 +164,7 @@ def test_each_committed_cell_becomes_benchmark_records_naming_its_device():
         assert r["name"].startswith("factor_cell_") and r["date"] and r["machine"]
 
 
-@pytest.mark.parametrize("bad", [["next", "abc"], ["next", "-5"], ["next", "0"], ["next", "2", "3"]])
+@pytest.mark.parametrize("bad", [["next", "abc"], ["next", "-5"], ["next", "0"], ["next", "2", "3"], ["next", "\u00b2"]])
 def test_next_n_takes_one_positive_whole_number_and_trains_nothing_otherwise(tmp_path, monkeypatch, capsys, bad):
     from femo_pipeline import factors_cli
 

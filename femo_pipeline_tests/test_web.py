@@ -93,6 +93,7 @@ def test_retry_after_formats_and_redaction():
     assert retry_after_seconds("12") == 12
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480 - 10) == pytest.approx(10)
     assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
+    assert retry_after_seconds("\u00b2") is None and retry_after_seconds("-5") is None  # isdigit() is true for '²'
     assert redact(f"url?key={KEY}&q=x", [KEY, ""]) == "url?key=***&q=x"
 
 
@@ -278,3 +279,12 @@ def test_hits_are_kept_per_day_and_downloads_take_every_day(web, tmp_path, monke
     meta = result.asset_materializations_for_node("pixabay_images")[0].metadata
     assert meta["hits_all_days"].value == 4 and meta["downloads"].value == {"ok": 4}
     assert sorted(p.name for p in (tmp_path / "raw" / "pixabay").rglob("*.png")) == ["0.png", "1.png", "300.png", "301.png"]
+
+
+@pytest.mark.parametrize("text, number", [("0", 0), ("007", 7), ("12345678901234567890", 12345678901234567890),
+                                          ("\u00b2", None), ("\u0661\u0662", None), ("-1", None), (" 1", None),
+                                          ("", None), (None, None), (12, None)])
+def test_whole_numbers_are_ascii_digits_only(text, number):
+    from femo_pipeline.numerals import whole_number
+
+    assert whole_number(text) == number

@@ -10,6 +10,7 @@ from femo_pipeline.defs.facs.facs import facs_page
 from femo_pipeline.defs.ingest.ingest import folder_assets
 from femo_pipeline.defs.web.web import duckduckgo_hits, pixabay_hits
 from femo_pipeline.io_managers import latest_staged
+from femo_pipeline.numerals import whole_number
 from femo_pipeline.resources import FemoStorage
 from femo_pipeline.sources import folder_sources
 
@@ -112,7 +113,7 @@ def sensor_run_key(changes: dict, cursor: str | None) -> tuple[str, int]:
     number, last = 0, ""
     if cursor and ":" in cursor:
         head, _, last = cursor.partition(":")
-        number = int(head) if head.isdigit() else 0
+        number = whole_number(head) or 0
     if digest != last:
         number += 1
     return f"{number}/{digest}", number
