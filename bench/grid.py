@@ -119,8 +119,8 @@ def report(folder: Path) -> str:
     section = f"""<!-- factors:start -->
 ## What affects the model: the data-factor grid (`bench/grid.py`)
 
-{len(recs)} of {len(grid.GRID)} cells measured (records in `docs/factors/`, written {today}); missing:
-{len(missing)}. Trained on: {'; '.join(devices)}. Each cell: femo's shipped network (width 32, 1-2-2-2),
+{len(recs)} of {len(grid.GRID)} cells measured, {len(missing)} missing (records in `docs/factors/`, written
+{today}). Trained on: {'; '.join(devices)}. Each cell: femo's shipped network (width 32, 1-2-2-2),
 {grid.EPOCHS_AT_FULL} epochs at 100 % of Training and {grid.EPOCHS_AT_FULL} / sqrt(share) below (at most
 {grid.MAX_EPOCHS}), best validation checkpoint, early stopping on validation; duplicates removed train as many steps
 as kept. Scored on the leak-free test images with FER+ votes, one view. x: share of Training (size), share of

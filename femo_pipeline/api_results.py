@@ -111,7 +111,7 @@ def image_predictions(request: Request,
         "emotion_id": r["emotion_id"], "emotion": r["emotion"],
         "correct": r["emotion_id"] == image["emotion_id"],
         "agrees_with_crowd": r["emotion"].lower() in crowd if crowd else None,
-        "probabilities": {c: r[f"p_{c}"] for c in EMOTION_COLUMNS},
+        "probabilities": _finite({c: r[f"p_{c}"] for c in EMOTION_COLUMNS}),
     } for r in rows]
     return {
         "image_id": image["id"], "label_id": image["emotion_id"], "label": image["emotion"],

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from femo_pipeline.files import InputFileError, read_input_file
 from femo_pipeline.vocab import VOTE_COLUMNS
 
 USAGES = ("Training", "PublicTest", "PrivateTest")
@@ -103,9 +104,9 @@ def read_fer2013new(source, check_sha256: bool = False) -> pd.DataFrame:
     must be byte-identical to the FERPlus copy the map was built with.
     """
     try:
-        data = source if isinstance(source, bytes) else Path(source).read_bytes()
-    except FileNotFoundError:
-        raise FerplusMapError(f"fer2013new.csv not found: {source}") from None
+        data = source if isinstance(source, bytes) else read_input_file(source)
+    except InputFileError as exc:
+        raise FerplusMapError(f"fer2013new.csv {exc}") from None
     if check_sha256 and hashlib.sha256(data).hexdigest() != FER2013NEW_SHA256:
         raise FerplusMapError("fer2013new.csv differs from FERPlus commit ae2128a (sha256 mismatch)")
     try:
@@ -117,6 +118,10 @@ def read_fer2013new(source, check_sha256: bool = False) -> pd.DataFrame:
         raise FerplusMapError(f"fer2013new.csv lacks columns {missing}")
     if len(table) != FER2013NEW_ROWS:
         raise FerplusMapError(f"fer2013new.csv has {len(table)} data rows, expected {FER2013NEW_ROWS}")
+    bad = [c for c in VOTE_COLUMNS
+           if not pd.api.types.is_integer_dtype(table[c]) or bool((table[c] < 0).any())]
+    if bad:
+        raise FerplusMapError(f"fer2013new.csv has vote cells that are not whole numbers 0 or more in columns {bad}")
     return table
 
 

@@ -1,9 +1,11 @@
-"""Small file helpers: atomic writes so a crash never leaves half a file behind. Pure module."""
+"""Small file helpers: atomic writes so a crash never leaves half a file behind, and reading one configured input
+file without blocking on a FIFO or reading without end. Pure module."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,3 +47,40 @@ def write_bytes_atomic(data: bytes, path: str | os.PathLike) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
+
+
+class InputFileError(ValueError):
+    """A configured input file cannot be read: absent, not a regular file, too large or unreadable."""
+
+
+MAX_INPUT_BYTES = 512 * 1024 * 1024
+
+
+def read_input_file(path: str | os.PathLike, max_bytes: int = MAX_INPUT_BYTES) -> bytes:
+    """The bytes of the regular file a user configured (a link to one is followed: the user chose the path).
+
+    Opened non-blocking and checked with fstat before reading, so a FIFO, a device such as /dev/zero or a folder
+    raises InputFileError with the reason instead of blocking, reading without end or raising IsADirectoryError;
+    so does a file over max_bytes (checked on what is read too, in case it grows)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise InputFileError(f"not found: {path}") from None
+    except OSError as exc:
+        raise InputFileError(f"cannot be read: {path}: {exc.strerror or type(exc).__name__}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+            raise InputFileError(f"{path} is {kind}; give the path of a file")
+        if st.st_size > max_bytes:
+            raise InputFileError(f"{path} has {st.st_size} bytes, more than the limit of {max_bytes}")
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            data = fh.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise InputFileError(f"{path} has more than the limit of {max_bytes} bytes")
+        return data
+    except OSError as exc:
+        raise InputFileError(f"cannot be read: {path}: {exc.strerror or type(exc).__name__}") from None
+    finally:
+        os.close(fd)

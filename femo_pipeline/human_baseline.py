@@ -13,12 +13,14 @@ Bootstrap intervals resample images.
 
 from __future__ import annotations
 
+import io
 import os
 
 import numpy as np
 import pandas as pd
 
 from femo_pipeline import evaluation
+from femo_pipeline.files import InputFileError, read_input_file
 from femo_pipeline.vocab import FER2013_CLASSES, VOTE_COLUMNS, emotion_id
 
 EMOTION_VOTES = VOTE_COLUMNS[:8]
@@ -29,20 +31,43 @@ class VotesFormatError(ValueError):
     """The votes file is not the FER+ per-file table."""
 
 
+MAX_VOTES_PER_CELL = 999  # FER+ has ten annotators per image; a count beyond this is not a vote count
+
+
 def read_votes(path: str | os.PathLike) -> pd.DataFrame:
+    """The per-file votes table, every cell checked: each column named once, every vote cell a whole number
+    0-999 (a blank, negative, fractional or non-numeric vote is refused, never cast to a wrong number), every image
+    with at least one vote, every FER-2013 label one we know. VotesFormatError names the first bad rows."""
     try:
-        votes = pd.read_csv(path)
-    except FileNotFoundError:
-        raise VotesFormatError(f"votes file not found: {path}") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        data = read_input_file(path)
+    except InputFileError as exc:
+        raise VotesFormatError(f"votes file {exc}") from None
+    try:
+        header = pd.read_csv(io.BytesIO(data), header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0]
+        votes = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, IndexError) as exc:
         raise VotesFormatError(f"votes file is malformed: {exc}") from exc
+    dupes = sorted({str(c) for c in header[header.duplicated()]})
+    if dupes:
+        raise VotesFormatError(f"votes file names columns {dupes} more than once")
     missing = [c for c in ("usage", "path", "fer2013_label", *VOTE_COLUMNS) if c not in votes.columns]
     if missing:
         raise VotesFormatError(f"votes file lacks columns {missing}")
+    cells = votes[list(VOTE_COLUMNS)]
+    bad = ~cells.apply(lambda col: col.str.fullmatch(r"[0-9]{1,3}")).all(axis=1)
+    if bad.any():
+        rows = [int(i) + 2 for i in votes.index[bad][:3]]  # file lines: the header is line 1
+        raise VotesFormatError(f"{int(bad.sum())} rows have a vote count that is not a whole number 0-"
+                               f"{MAX_VOTES_PER_CELL}, e.g. on lines {rows}")
+    votes[list(VOTE_COLUMNS)] = cells.astype(np.int64)
+    empty = votes[list(VOTE_COLUMNS)].sum(axis=1) == 0
+    if empty.any():
+        rows = [int(i) + 2 for i in votes.index[empty][:3]]
+        raise VotesFormatError(f"{int(empty.sum())} rows have no votes at all, e.g. on lines {rows}")
     votes["label_id"] = votes["fer2013_label"].map(emotion_id)
     if votes["label_id"].isna().any():
-        bad = sorted(set(votes.loc[votes["label_id"].isna(), "fer2013_label"]))
-        raise VotesFormatError(f"unknown FER-2013 labels {bad}")
+        bad_labels = sorted(set(votes.loc[votes["label_id"].isna(), "fer2013_label"]))[:5]
+        raise VotesFormatError(f"unknown FER-2013 labels {bad_labels}")
     return votes
 
 

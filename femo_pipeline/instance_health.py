@@ -71,7 +71,7 @@ def process_tags() -> dict[str, str]:
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # OverflowError: an id beyond what any process can have
         return False
     except PermissionError:  # someone else's process: it exists
         return True

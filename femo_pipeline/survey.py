@@ -15,9 +15,10 @@ import os
 import re
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pandas as pd
+
+from femo_pipeline.files import InputFileError, read_input_file
 
 GOOD_EMOTIONS = ("Pride", "Love", "Hope", "Gratitude", "Joy", "Satisfaction", "Awe", "Amusement", "Alertness")
 BAD_EMOTIONS = ("Anxiety", "Disdain", "Ofense", "Guilt", "Disgust", "Fear", "Embarassment", "Sadness", "Anger")
@@ -55,11 +56,9 @@ def _read_text(source: str | os.PathLike | io.IOBase) -> str:
         data = source.read()
     else:
         try:
-            data = Path(source).read_bytes()
-        except FileNotFoundError:
-            raise SurveyFormatError(f"survey CSV not found: {source}") from None
-        except OSError as exc:
-            raise SurveyFormatError(f"survey CSV cannot be read: {exc.strerror or exc}") from exc
+            data = read_input_file(source)
+        except InputFileError as exc:
+            raise SurveyFormatError(f"survey CSV {exc}") from None
     text = data.decode("utf-8", "surrogateescape") if isinstance(data, bytes) else data
     return text.removeprefix("\ufeff")
 

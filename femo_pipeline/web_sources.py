@@ -9,15 +9,19 @@ is rejected alone, with its reason, into the caller's `rejected` list.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import requests
+
 from femo_pipeline import imaging
 from femo_pipeline.files import write_bytes_atomic
+from femo_pipeline.folders import read_regular_file
 from femo_pipeline.numerals import whole_number
-from femo_pipeline.webclient import PoliteClient, WebError, strip_secrets
+from femo_pipeline.webclient import DownloadDeadline, PoliteClient, WebError, read_body, redact, strip_secrets
 
 PIXABAY_URL = "https://pixabay.com/api/"
 DDG_URL = "https://duckduckgo10.p.rapidapi.com/search/images"
@@ -75,24 +79,28 @@ def _hit(source: str, emotion_id: int, query: str, remote_id, image_url, page_ur
         page = strip_secrets(_url(page_url, "page URL"), secrets)
     except SearchError:
         page = None  # a broken page link costs the link only: the image is what is downloaded
-    return {"source": source, "emotion_id": emotion_id, "query": query, "remote_id": str(remote_id),
+    tags = None if tags is None else _text(redact(str(tags), secrets))  # masked first, then cut
+    return {"source": source, "emotion_id": emotion_id, "query": query, "remote_id": redact(str(remote_id), secrets),
             "image_url": strip_secrets(_url(image_url, "image URL"), secrets), "page_url": page,
-            "width": _size(width, "width"), "height": _size(height, "height"), "tags": _text(tags)}
+            "width": _size(width, "width"), "height": _size(height, "height"),
+            "tags": tags}
 
 
-def _keep(hits: list[dict], rejected: list | None, remote_id, build) -> None:
-    """Append build()'s hit, or record why it was rejected."""
+def _keep(hits: list[dict], rejected: list | None, remote_id, build, secrets: tuple[str, ...]) -> None:
+    """Append build()'s hit, or record why it was rejected (the API's words in it with every secret masked)."""
     try:
         hits.append(build())
     except SearchError as exc:
         if rejected is not None:
-            rejected.append({"remote_id": str(remote_id)[:MAX_REMOTE_ID], "reason": str(exc)})
+            rejected.append({"remote_id": redact(str(remote_id), secrets)[:MAX_REMOTE_ID],
+                             "reason": redact(str(exc), secrets)})
 
 
-def _json(response) -> dict:
+def _json(answer: tuple[bytes, requests.Response]) -> dict:
+    body, response = answer
     try:
-        data = response.json()
-    except ValueError:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
         raise SearchError(f"response is not JSON (content-type {response.headers.get('Content-Type')!r})") from None
     if not isinstance(data, dict):
         raise SearchError(f"response JSON is a {type(data).__name__}, not an object")
@@ -115,7 +123,7 @@ def pixabay_search(client: PoliteClient, key: str, query: str, emotion_id: int, 
         params = {"key": key, "q": query, "image_type": "photo", "category": "people", "safesearch": "true",
                   "per_page": per_page, "page": page}
         try:
-            data = _json(client.get(base_url, params=params))
+            data = _json(client.fetch(base_url, params=params))
         except WebError as exc:
             if exc.status == 400 and "out of valid range" in str(exc):  # Pixabay's answer past the last page
                 break
@@ -130,7 +138,8 @@ def pixabay_search(client: PoliteClient, key: str, query: str, emotion_id: int, 
                 continue
             _keep(hits, rejected, hit["id"], lambda hit=hit: _hit(
                 "pixabay", emotion_id, query, hit["id"], hit.get("largeImageURL") or hit.get("webformatURL"),
-                hit.get("pageURL"), hit.get("imageWidth"), hit.get("imageHeight"), hit.get("tags"), client.secrets))
+                hit.get("pageURL"), hit.get("imageWidth"), hit.get("imageHeight"), hit.get("tags"), client.secrets),
+                client.secrets)
         total = data.get("totalHits") or 0
         if not isinstance(total, int) or isinstance(total, bool):
             raise SearchError(f"Pixabay's totalHits is not a number: {str(total)[:40]!r}")
@@ -147,7 +156,8 @@ def ddg_search(client: PoliteClient, key: str, query: str, emotion_id: int, coun
     if count < 1:
         raise SearchError(f"count must be positive, not {count}")
     headers = {"X-RapidAPI-Key": key, "X-RapidAPI-Host": host}
-    data = _json(client.get(base_url, params={"term": query, "region": "us-en", "safeSearch": "strict"}, headers=headers))
+    data = _json(client.fetch(base_url, params={"term": query, "region": "us-en", "safeSearch": "strict"},
+                              headers=headers))
     if data.get("status") is False or "data" not in data:
         message = " ".join(client.redact(str(data.get("message"))).split())[:200]  # masked, then cut
         raise SearchError(f"DuckDuckGo API answered without data: {message}")
@@ -163,7 +173,7 @@ def ddg_search(client: PoliteClient, key: str, query: str, emotion_id: int, coun
         remote_id = hashlib.sha256(str(image).encode()).hexdigest()[:20]
         _keep(hits, rejected, remote_id, lambda item=item, image=image, remote_id=remote_id: _hit(
             "ddg", emotion_id, query, remote_id, image, item.get("url"), item.get("width"), item.get("height"),
-            item.get("title"), client.secrets))
+            item.get("title"), client.secrets), client.secrets)
     return hits[:count]
 
 
@@ -175,28 +185,6 @@ class DownloadResult:
     reason: str | None
     file_size_bytes: int | None
     content_hash: str | None
-
-
-def _read_body(response, max_bytes: int, deadline_at: float, deadline: float) -> tuple[bytes, int]:
-    """The decoded body (at most max_bytes + 1 bytes) and the number of bytes that came over the wire.
-
-    Reads one socket read at a time, so a server that drips bytes is stopped at the total deadline (give or
-    take one read timeout) instead of stalling the download for as long as it keeps sending."""
-    raw = response.raw
-    chunks, size = [], 0
-    while size <= max_bytes:
-        if time.monotonic() > deadline_at:
-            raise DownloadDeadline(f"deadline passed: not complete after {deadline:g} s ({raw.tell()} bytes received)")
-        chunk = raw.read1(65536, decode_content=True)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks), raw.tell()
-
-
-class DownloadDeadline(RuntimeError):
-    """A download ran past its total deadline."""
 
 
 def download_image(client: PoliteClient, url: str, folder: Path, stem: str, max_bytes: int = imaging.DEFAULT_MAX_BYTES,
@@ -211,14 +199,18 @@ def download_image(client: PoliteClient, url: str, folder: Path, stem: str, max_
     existing = sorted(folder.glob(f"{stem}.*"))
     existing = [p for p in existing if not p.name.endswith(".tmp")]
     if existing:
-        data = existing[0].read_bytes()
+        # what is in the way is read as a regular file only: a folder, FIFO or link there is reported, not followed
+        data, _, problem = read_regular_file(str(existing[0]), max_bytes)
+        if problem:
+            return DownloadResult(url, None, "failed", f"{existing[0].name} is in the download folder and cannot be "
+                                  f"kept ({problem}); remove it to download again", None, None)
         return DownloadResult(url, str(existing[0]), "skipped", "already downloaded", len(data), imaging.content_hash(data))
     deadline = client.download_deadline if deadline is None else deadline
     deadline_at = time.monotonic() + deadline
     response = None
     try:
         response = client.get(url, stream=True, deadline_at=deadline_at)
-        data, wire_bytes = _read_body(response, max_bytes, deadline_at, deadline)
+        data, wire_bytes = read_body(response, max_bytes, deadline_at, deadline)
         declared = response.headers.get("Content-Length")
         kind = response.headers.get("Content-Type", "?")
     except WebError as exc:
@@ -230,7 +222,10 @@ def download_image(client: PoliteClient, url: str, folder: Path, stem: str, max_
     finally:
         if response is not None:
             response.close()
-    declared = whole_number(declared)
+    if declared is not None and whole_number(declared.strip()) is None:
+        return DownloadResult(url, None, "failed", f"Content-Length {declared[:40]!r} is not a byte count",
+                              len(data), None)
+    declared = whole_number(declared.strip()) if declared is not None else None
     if declared is not None and declared != wire_bytes and len(data) <= max_bytes:
         return DownloadResult(url, None, "failed", f"truncated: got {wire_bytes} of {declared} bytes", len(data), None)
     row = imaging.inspect_image(data, max_bytes=max_bytes)

@@ -141,10 +141,35 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     if (seconds := whole_number(value)) is not None:
         return float(seconds)
     try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        when = email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, OverflowError, OSError, IndexError):  # malformed, or a date no clock can hold
         return None
-    return max(0.0, when.timestamp() - (now if now is not None else time.time()))
+    return max(0.0, when - (now if now is not None else time.time()))
+
+
+MAX_ANSWER_BYTES = 16 * 1024 * 1024  # a search answer or an article page; images have their own limit
+
+
+class DownloadDeadline(RuntimeError):
+    """A download ran past its total deadline."""
+
+
+def read_body(response: requests.Response, max_bytes: int, deadline_at: float, deadline: float) -> tuple[bytes, int]:
+    """The decoded body of a streamed response (at most max_bytes + 1 bytes) and the bytes that came over the wire.
+
+    Reads one socket read at a time, so a server that drips bytes is stopped at the total deadline (give or
+    take one read timeout) instead of holding the caller for as long as it keeps sending."""
+    raw = response.raw
+    chunks, size = [], 0
+    while size <= max_bytes:
+        if time.monotonic() > deadline_at:
+            raise DownloadDeadline(f"deadline passed: not complete after {deadline:g} s ({raw.tell()} bytes received)")
+        chunk = raw.read1(65536, decode_content=True)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks), raw.tell()
 
 
 @dataclass
@@ -160,6 +185,7 @@ class PoliteClient:
     user_agent: str = USER_AGENT
     secrets: tuple[str, ...] = ()
     download_deadline: float = 60.0  # total seconds one download may take, however slowly the bytes drip in
+    answer_deadline: float = 300.0  # total seconds one fetch() of a search answer or page may take, waits included
     sleep: Callable[[float], None] = time.sleep
     session: requests.Session | None = None  # default: a SecretKeepingSession for `secrets`
     waits: list[float] = field(default_factory=list)  # every wait taken, for logs and tests
@@ -257,6 +283,36 @@ class PoliteClient:
                     raise WebError(f"GET {safe_url} failed: deadline passed after {attempt + 1} attempts (last: {last})")
                 self._wait(wait)
         raise WebError(f"GET {safe_url} failed after {self.max_retries + 1} attempts: {last}")
+
+    def fetch(self, url: str, params: dict | None = None, headers: dict | None = None,
+              max_bytes: int = MAX_ANSWER_BYTES, deadline: float | None = None) -> tuple[bytes, requests.Response]:
+        """GET a whole answer, bounded: (body, the closed response), or WebError (message redacted) when it fails,
+        runs past `deadline` seconds in all (default: answer_deadline; retries and waits included) or is larger
+        than max_bytes. A server that drips its answer or sends without end cannot hold the caller."""
+        deadline = self.answer_deadline if deadline is None else deadline
+        deadline_at = time.monotonic() + deadline
+        response = self.get(url, params=params, headers=headers, stream=True, deadline_at=deadline_at)
+        shown = redact(str(response.url or url), self.secrets)
+        try:
+            data, _ = read_body(response, max_bytes, deadline_at, deadline)
+        except DownloadDeadline as exc:
+            raise WebError(f"GET {shown} failed: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - a transfer breaks off as many exception types
+            raise WebError(f"GET {shown} failed: transfer broke off ({type(exc).__name__})") from None
+        finally:
+            response.close()
+        if len(data) > max_bytes:
+            raise WebError(f"GET {shown} failed: the answer is larger than {max_bytes} bytes")
+        return data, response
+
+    def fetch_text(self, url: str, **kwargs) -> str:
+        """fetch() decoded with the answer's declared charset (UTF-8 when it declares none it can name); bytes
+        that do not decode become U+FFFD."""
+        data, response = self.fetch(url, **kwargs)
+        try:
+            return data.decode(response.encoding or "utf-8", errors="replace")
+        except LookupError:
+            return data.decode("utf-8", errors="replace")
 
     def _why(self, exc: BaseException) -> str:
         """An exception as a short message, masked before it is cut."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import duckdb
 import pytest
 from fastapi import FastAPI
@@ -14,6 +16,12 @@ from femo_pipeline.api_results import router
 
 @pytest.fixture()
 def client(tmp_path):
+    with _client(tmp_path) as c:
+        yield c
+
+
+@contextlib.contextmanager
+def _client(tmp_path, *extra_sql: str):
     path = tmp_path / "snapshot.duckdb"
     con = duckdb.connect(str(path))
     wh.ensure_schema(con)
@@ -42,6 +50,8 @@ def client(tmp_path):
                 "'femo-shipped-fer2013-ab', 3, 'accuracy', 2, 0.7, 0.6, 0.8, 0.8, 0.7, 0.9, -10.0, -15.0, -5.0, "
                 "'worse')")
     wh.set_info(con, {"declared_model_run": "femo-shipped-fer2013-ab", "synthetic": "false"})
+    for sql in extra_sql:
+        con.execute(sql)
     con.close()
     app = FastAPI()
     app.state.reader = SnapshotReader(path)
@@ -77,3 +87,16 @@ def test_image_predictions_route(client):
     assert client.get(f"/images/{2**63}/predictions").status_code == 422
     assert client.get("/images/abc/predictions").status_code == 422
     assert "snapshot" not in client.get("/images/11/predictions").text
+
+
+def test_probabilities_that_are_not_numbers_are_refused_at_the_door_and_never_break_the_api(tmp_path):
+    con = duckdb.connect()
+    wh.ensure_schema(con)
+    with pytest.raises(ValueError, match="1 images probabilities that are not numbers"):
+        wh.replace_predictions(con, "r", [1, 2], [[0, 0, 1, 0, 0, 0, 0], [float("nan"), 0, 1, 0, 0, 0, 0]])
+    assert con.execute("SELECT count(*) FROM predictions").fetchone() == (0,)
+    # a snapshot written before that check: the NaN answers as null, not as a server error
+    with _client(tmp_path, "UPDATE predictions SET p_anger = 'NaN'::DOUBLE WHERE image_id = 12") as c:
+        answer = c.get("/images/12/predictions")
+        assert answer.status_code == 200
+        assert answer.json()["predictions"][0]["probabilities"]["anger"] is None

@@ -8,6 +8,7 @@ import re
 
 import dagster as dg
 import duckdb
+import pandas as pd
 import pytest
 from bs4 import BeautifulSoup
 
@@ -86,6 +87,61 @@ def test_changed_page_structure_is_a_clear_error(edit, message):
 def test_garbage_is_a_clear_error():
     with pytest.raises(facs.FacsParseError, match="no action-unit table"):
         facs.parse_facs_page("<html><body><p>Just a moment...</p></body></html>")
+
+
+def test_tables_nested_in_a_layout_table_parse_as_on_their_own():
+    soup = BeautifulSoup(facs.fixture_html(), "html.parser")
+    outer = soup.new_tag("table")
+    row, cell = soup.new_tag("tr"), soup.new_tag("td")
+    outer.append(row)
+    row.append(cell)
+    tables = soup.find_all("table")
+    tables[1].insert_before(outer)
+    for table in tables[1:3]:
+        cell.append(table.extract())
+    nested = facs.parse_facs_page(str(soup))
+    plain = facs.parse_facs_page(facs.fixture_html())
+    assert nested.units.equals(plain.units) and nested.links.equals(plain.links)
+
+
+def _unit_row(soup, unit: int):
+    return next(tr for tr in soup.find_all("table")[1].find_all("tr")
+                if tr.td and re.match(rf"\s*(AU\s*)?{unit}\b", tr.td.get_text()))
+
+
+@pytest.mark.parametrize("number", ["9" * 5000, "3000000000", "1000", "\u0661\u0662"])
+def test_action_unit_numbers_out_of_range_are_skipped_with_the_reason(number):
+    plain = facs.parse_facs_page(facs.fixture_html())
+    free = min(set(plain.units["action_unit"]) - set(plain.links["action_units"]))  # a unit no emotion needs
+    soup = BeautifulSoup(facs.fixture_html(), "html.parser")
+    _unit_row(soup, free).td.string = f"AU{number}"
+    tables = facs.parse_facs_page(str(soup))
+    assert set(tables.units["action_unit"]) == set(plain.units["action_unit"]) - {free}
+    assert any(reason.startswith("action-unit row") for reason in tables.skipped), tables.skipped
+
+
+def test_an_emotion_row_naming_a_huge_unit_keeps_its_other_units():
+    soup = BeautifulSoup(facs.fixture_html(), "html.parser")
+    happiness = next(tr for tr in soup.find_all("table")[2].find_all("tr") if tr.td and "Happ" in tr.td.get_text())
+    units = happiness.find_all("td")[1]
+    units.string = units.get_text() + " + " + "9" * 5000
+    tables = facs.parse_facs_page(str(soup))
+    assert sorted(tables.links.loc[tables.links["emotion"] == 3, "action_units"]) == [6, 12]
+    assert any("is not an action unit" in reason for reason in tables.skipped)
+
+
+@pytest.mark.parametrize("href", ["javascript:alert(1)", "data:image/gif;base64,AAAA", "file:///etc/passwd",
+                                  "http://host:99999/x.gif"])
+def test_example_links_are_kept_only_as_web_addresses(href):
+    soup = BeautifulSoup(facs.fixture_html(), "html.parser")
+    example = _unit_row(soup, 26).find_all("td")[-1]
+    example.clear()
+    link = soup.new_tag("a", href=href)
+    link.string = "example"
+    example.append(link)
+    units = facs.parse_facs_page(str(soup)).units.set_index("action_unit")
+    assert pd.isna(units.loc[26, "example"])
+    assert units.drop(index=26)["example"].str.startswith("https://").all()
 
 
 def _tables(data_dir):

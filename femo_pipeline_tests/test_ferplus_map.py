@@ -100,6 +100,12 @@ def test_bad_inputs(tmp_path):
         fm.read_fer2013new((head + "Training,a.png" + ",1" * 10 + "\n").encode())
     with pytest.raises(fm.FerplusMapError, match="sha256"):
         fm.read_fer2013new(head.encode(), check_sha256=True)
+    rows = ["Training,a.png" + ",1" * 10] * (fm.FER2013NEW_ROWS - 1)
+    for bad in (",1" * 9 + ",", ",1" * 9 + ",-1", ",1" * 9 + ",x"):  # blank, negative, not a number
+        with pytest.raises(fm.FerplusMapError, match=r"not whole numbers 0 or more in columns \['NF'\]"):
+            fm.read_fer2013new((head + "\n".join([*rows, "Training,b.png" + bad]) + "\n").encode())
+    with pytest.raises(fm.FerplusMapError, match="is a folder"):
+        fm.read_fer2013new(tmp_path)
     (tmp_path / "m.csv").write_text("sha,usage\n")
     with pytest.raises(fm.FerplusMapError, match="columns"):
         fm.load_map(tmp_path / "m.csv")

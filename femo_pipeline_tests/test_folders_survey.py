@@ -132,6 +132,31 @@ def test_survey_with_missing_columns_or_garbage_is_a_clear_error(tmp_path):
         survey.read_survey_csv(bad)
 
 
+def test_a_survey_path_that_is_a_fifo_a_device_or_a_folder_is_a_clear_error_not_a_hang(tmp_path):
+    import os
+    import time
+
+    os.mkfifo(tmp_path / "fifo.csv")
+    start = time.monotonic()
+    for path, message in ((tmp_path / "fifo.csv", "not a regular file"), ("/dev/zero", "not a regular file"),
+                          (tmp_path, "is a folder")):
+        with pytest.raises(survey.SurveyFormatError, match=message):
+            survey.read_survey_csv(path)
+    assert time.monotonic() - start < 2
+
+
+def test_an_input_file_over_its_limit_is_refused_unread(tmp_path):
+    from femo_pipeline.files import InputFileError, read_input_file
+
+    path = tmp_path / "big.csv"
+    path.write_bytes(b"x" * 101)
+    with pytest.raises(InputFileError, match="more than the limit of 100"):
+        read_input_file(path, max_bytes=100)
+    assert read_input_file(path, max_bytes=101) == b"x" * 101
+    (tmp_path / "link.csv").symlink_to(path)  # a path the user configured may be a link to the file
+    assert read_input_file(tmp_path / "link.csv", max_bytes=101) == b"x" * 101
+
+
 def test_demo_survey_has_schema_and_unusable_cells(demo_inputs):
     raw = pd.read_csv(demo_inputs / "survey.csv", dtype=str, keep_default_na=False)
     assert tuple(raw.columns) == survey.COLUMNS

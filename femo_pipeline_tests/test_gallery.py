@@ -193,6 +193,9 @@ def test_page_errors_say_what_to_do_next_and_the_json_api_keeps_json(client, res
     assert last and client.get(html.unescape(last.group(1))).status_code == 200  # the link leads somewhere real
     missing = client.get("/faces/123")
     assert missing.status_code == 404 and "no face with id 123" in missing.text and 'href="/"' in missing.text
+    for digits in ("\u0663", "\uff11\uff12"):  # digits of other scripts are not ids, as on the JSON routes
+        other = client.get("/", params={"source": digits})
+        assert other.status_code == 422 and "source" in other.text
     bad = client.get("/faces/abc")
     assert bad.status_code == 422 and "text/html" in bad.headers["content-type"] and "image_id" in bad.text
     assert client.get("/images/123").json()["detail"] == "no image with id 123"  # the API: JSON as before
@@ -301,7 +304,8 @@ def test_report_page_renders_the_report_offline(results, tmp_path):
         assert "Goodfellow et al. 2013" in page.text and "arxiv.org/abs/1307.0414" in page.text
         assert "https://" not in page.text and "example.org" not in page.text
         assert c.get("/report/files/benchmark_per_class.png").content == b"\x89PNG fake"
-        for bad in ("../secret.png", "..%2Fsecret.png", "benchmark.md", "nothere.png"):
+        (reports / "linked.png").symlink_to(tmp_path / "secret.png")  # a link there may point anywhere
+        for bad in ("../secret.png", "..%2Fsecret.png", "benchmark.md", "nothere.png", "linked.png"):
             assert c.get(f"/report/files/{bad}").status_code == 404
     with TestClient(create_app(results[0], reports_dir=tmp_path / "none")) as c:
         assert "No benchmark report yet" in c.get("/report").text

@@ -67,6 +67,56 @@ def test_bad_votes_files(tmp_path):
         hb.read_votes(tmp_path / "v.csv")
 
 
+_HEADER = "usage,path,fer2013_label," + ",".join(hb.VOTE_COLUMNS)
+_GOOD = "PublicTest,test/angry/a.jpg,angry,1,0,0,0,8,0,0,0,1,0"
+
+
+def _votes_file(tmp_path, *rows: str, header: str = _HEADER):
+    path = tmp_path / "votes.csv"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("row, message", [
+    ("PublicTest,test/angry/b.jpg,angry,1,,0,0,8,0,0,0,1,0", "not a whole number 0-999"),  # blank: never a NaN cast
+    ("PublicTest,test/angry/b.jpg,angry,1,-50,0,0,8,0,0,0,1,0", "not a whole number"),
+    ("PublicTest,test/angry/b.jpg,angry,1,1.5,0,0,8,0,0,0,1,0", "not a whole number"),
+    ("PublicTest,test/angry/b.jpg,angry,x,0,0,0,8,0,0,0,1,0", "on lines \\[3\\]"),
+    ("PublicTest,test/angry/b.jpg,angry,\u0661,0,0,0,8,0,0,0,1,0", "not a whole number"),
+    ("PublicTest,test/angry/b.jpg,angry,0,0,0,0,0,0,0,0,0,0", "no votes at all"),
+    ("PublicTest,test/angry/b.jpg,3,1,0,0,0,8,0,0,0,1,0", "unknown FER-2013 labels"),
+    ("PublicTest,test/angry/b.jpg,,1,0,0,0,8,0,0,0,1,0", "unknown FER-2013 labels"),
+])
+def test_a_bad_vote_or_label_cell_is_refused_with_its_line(tmp_path, row, message):
+    with pytest.raises(hb.VotesFormatError, match=message):
+        hb.read_votes(_votes_file(tmp_path, _GOOD, row))
+
+
+def test_votes_are_read_as_counts_and_a_column_named_twice_is_refused(tmp_path):
+    votes = hb.read_votes(_votes_file(tmp_path, _GOOD))
+    assert votes["anger"].tolist() == [8] and votes["anger"].dtype == np.int64 and votes["label_id"].tolist() == [0]
+    with pytest.raises(hb.VotesFormatError, match=r"more than once"):
+        hb.read_votes(_votes_file(tmp_path, _GOOD + ",0", header=_HEADER + ",happiness"))
+
+
+def test_a_votes_path_that_is_a_folder_or_a_fifo_is_a_clear_error_not_a_hang(tmp_path):
+    import os
+    import time
+
+    os.mkfifo(tmp_path / "fifo.csv")
+    start = time.monotonic()
+    with pytest.raises(hb.VotesFormatError, match="not a regular file"):
+        hb.read_votes(tmp_path / "fifo.csv")
+    assert time.monotonic() - start < 2
+    with pytest.raises(hb.VotesFormatError, match="is a folder"):
+        hb.read_votes(tmp_path)
+    result = materialize(tmp_path / "d", selection=["human_baseline"], raise_on_error=False,
+                         run_config={"ops": {"human_baseline": {"config": {"votes_csv": str(tmp_path)}}}})
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "is a folder" in str(failure.event_specific_data.error)
+
+
 @pytest.mark.skipif(not VOTES.exists(), reason="FER+ votes not present")
 def test_human_baseline_asset_on_real_votes(tmp_path):
     result = materialize(tmp_path, selection=["human_baseline"],

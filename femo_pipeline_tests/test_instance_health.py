@@ -97,6 +97,12 @@ def test_a_process_id_used_again_is_not_mistaken_for_the_run(tmp_path):
     assert "another process" in instance_health.why_gone(instance, reused)
 
 
+def test_a_process_id_no_process_can_have_is_a_gone_run_not_a_crash(tmp_path):
+    instance = instance_in(tmp_path / "home")
+    huge = add_run(instance, DagsterRunStatus.STARTED, tags_of(10**15))  # os.kill raises OverflowError on it
+    assert "is gone" in instance_health.why_gone(instance, huge)
+
+
 def test_runs_without_femo_tags_are_judged_by_the_pid_dagster_recorded(tmp_path):
     """Runs launched by dagster dev record their process in an engine event, as every Dagster run does."""
     instance = instance_in(tmp_path / "home")

@@ -273,3 +273,73 @@ def test_a_malformed_hit_or_redirect_fails_that_item_not_the_asset(web, tmp_path
             assert ODD_PART.encode() not in path.read_bytes(), path
     for event in result.all_events:
         assert ODD_PART not in str(event), event.event_type_value
+
+
+def _one_hit(**fields) -> bytes:
+    hit = {"id": 1, "largeImageURL": "https://cdn.example/1.jpg", "pageURL": "https://pixabay.example/p/1",
+           "imageWidth": 640, "imageHeight": 480, "tags": "face", **fields}
+    return json.dumps({"totalHits": 1, "hits": [hit]}).encode()
+
+
+def test_numbers_too_long_for_int_in_headers_cost_the_hint_or_the_item_never_the_run(web, tmp_path):
+    web.routes["/api/"] = [Answer(429, b"slow down", {"Retry-After": "9" * 5000}), Answer(200, _one_hit())]
+    c, slept = client()
+    hits = web_sources.pixabay_search(c, KEY, "q", 0, 5, base_url=web.url + "/api/")
+    assert [h["remote_id"] for h in hits] == ["1"]
+    assert len(slept) == 1 and slept[0] < 1  # the unreadable hint is ignored: the client's own backoff is used
+    web.routes["/x.png"] = [Answer(200, png(4), {"Content-Type": "image/png", "Content-Length": "9" * 5000})]
+    result = web_sources.download_image(c, web.url + "/x.png", tmp_path, "x")
+    assert result.status == "failed" and result.reason, result
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_search_answers_are_bounded_in_time_and_in_size(web):
+    web.routes["/api/"] = [Answer(200, _one_hit(), {"Content-Type": "application/json"}, drip=0.05)]
+    c, _ = client(max_retries=0, answer_deadline=0.6)  # each byte comes well within the per-read timeout
+    start = time.monotonic()
+    with pytest.raises(WebError, match="deadline"):
+        web_sources.pixabay_search(c, KEY, "q", 0, 5, base_url=web.url + "/api/")
+    assert time.monotonic() - start < 3
+    web.routes["/big"] = [Answer(200, b"x" * 5000)]
+    with pytest.raises(WebError, match="larger than 1000 bytes"):
+        c.fetch(web.url + "/big", max_bytes=1000)
+    assert c.fetch(web.url + "/big", max_bytes=5000)[0] == b"x" * 5000
+    assert PoliteClient().answer_deadline == 300.0
+
+
+def test_a_secret_the_api_echoes_in_a_hit_is_masked_in_what_is_kept_and_in_rejections(web):
+    web.routes["/api/"] = [Answer(200, json.dumps({"totalHits": 2, "hits": [
+        {"id": 1, "largeImageURL": "https://cdn.example/1.jpg", "imageWidth": 640, "imageHeight": 480,
+         "tags": f"face, {KEY}"},
+        {"id": f"2{KEY}", "largeImageURL": "https://cdn.example/2.jpg", "imageWidth": KEY, "imageHeight": 480},
+    ]}).encode())]
+    c, _ = client()
+    rejected: list = []
+    hits = web_sources.pixabay_search(c, KEY, "q", 0, 5, base_url=web.url + "/api/", rejected=rejected)
+    assert len(hits) == 1 and len(rejected) == 1
+    assert hits[0]["tags"] == "face, ***"
+    assert KEY not in json.dumps(hits) and KEY not in json.dumps(rejected)
+    assert "not a pixel count" in rejected[0]["reason"]
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "link"])
+def test_something_in_the_way_of_a_download_is_reported_never_read_or_followed(web, tmp_path, kind):
+    import os
+
+    folder = tmp_path / "dl"
+    folder.mkdir()
+    outside = tmp_path / "outside.png"
+    outside.write_bytes(png(2))
+    if kind == "folder":
+        (folder / "a.png").mkdir()
+    elif kind == "fifo":
+        os.mkfifo(folder / "a.png")
+    else:
+        (folder / "a.png").symlink_to(outside)
+    web.routes["/a.png"] = [Answer(200, png(3), {"Content-Type": "image/png"})]
+    c, _ = client(max_retries=0)
+    start = time.monotonic()
+    result = web_sources.download_image(c, web.url + "/a.png", folder, "a")
+    assert time.monotonic() - start < 3  # a FIFO is not waited on
+    assert result.status == "failed" and "a.png" in result.reason and "remove it" in result.reason, result
+    assert result.file_size_bytes is None and web.hits("/a.png") == []

@@ -301,7 +301,8 @@ def add_pages(app: FastAPI, reader: SnapshotReader, reports_dir: Path) -> None:
     @app.get("/report/files/{name}", include_in_schema=False)
     def report_file(name: str) -> FileResponse:
         path = reports_dir / name
-        if not REPORT_FILE.match(name) or not path.is_file():
+        # a link in the reports folder is not served: it could point anywhere on the machine
+        if not REPORT_FILE.match(name) or path.is_symlink() or not path.is_file():
             raise HTTPException(404, "no such report file")
         return FileResponse(path)
 

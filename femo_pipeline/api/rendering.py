@@ -17,7 +17,7 @@ CROP_STATUSES = ("ok", "multiple_faces", "no_face", "unreadable", "not_cropped")
 NO_PREDICTIONS = ("No predictions yet: the snapshot has no model predictions (materialize contender_predictions "
                   "and serving_snapshot).")
 NO_VOTES = "No FER+ votes for this face (votes exist only for FER-2013 test images, on real data)."
-_ID_TEXT = r"^(-?\d{1,18})?$"  # an optional id from a form: empty means "any"; 18 digits always fit in 64 bits
+_ID_TEXT = r"^(-?[0-9]{1,18})?$"  # an optional id from a form: empty means "any"; 18 digits always fit in 64 bits
 _EXTERNAL = re.compile(r"""<a\s[^>]*href=["'](https?:)?//([^"']*)["'][^>]*>(.*?)</a>""", re.S | re.I)
 _EXTERNAL_IMG = re.compile(r"""<img\s[^>]*src=["'](https?:)?//[^"']*["'][^>]*>""", re.I)
 _LOCAL_IMG = re.compile(r"""(<img\s[^>]*src=["'])([A-Za-z0-9_.-]+\.(?:png|svg|jpg))(["'])""", re.I)

@@ -267,6 +267,10 @@ def replace_predictions(con: duckdb.DuckDBPyConnection, model_run_id: str, image
     import numpy as np
 
     probs = np.asarray(probabilities, dtype=float).reshape(len(image_ids), 7)
+    if not np.isfinite(probs).all():
+        bad = int((~np.isfinite(probs)).any(axis=1).sum())
+        raise ValueError(f"reader {model_run_id} gave {bad} images probabilities that are not numbers (NaN or "
+                         "infinite); its predictions were not stored")
     frame = pd.DataFrame(probs, columns=list(PROBABILITY_COLUMNS))
     frame.insert(0, "emotion_id", probs.argmax(axis=1).astype("int32") if len(probs) else [])
     frame.insert(0, "image_id", pd.Series(image_ids, dtype="int64"))

@@ -73,12 +73,14 @@ def facs_page(context: dg.AssetExecutionContext, facs_source: FacsPageResource, 
     else:
         origin = facs_source.page_url()
         try:
-            html = facs_source.client().get(origin).text
+            html = facs_source.client().fetch_text(origin)
         except WebError as exc:
             return _stale(context, storage, f"not fetched from {origin}: {exc}")
     try:  # parse before keeping: a 200 that is not the article (a captcha, a redesign) must not replace the last good page
         tables = facs.parse_facs_page(html, base_url=_base_url(facs_source, storage))
-    except facs.FacsParseError as exc:
+    except (facs.FacsParseError, ValueError, IndexError, KeyError, RecursionError) as exc:
+        # FacsParseError names what the page lacks; anything else a hostile page makes the parser raise is a
+        # page that did not parse too, never a crashed run
         rejected = write_text_atomic(html, storage.path("raw", "facs", "rejected", f"facs-{dt.date.today()}.html"))
         return _stale(context, storage, f"the page from {origin} did not parse ({exc}; kept as {rejected})")
     latest = _keep(html, origin, storage, dated=True)

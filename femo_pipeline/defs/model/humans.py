@@ -14,7 +14,7 @@ from femo_pipeline import human_baseline as hb
 from femo_pipeline import warehouse as wh
 from femo_pipeline.defs._meta import md_table, warehouse_tables
 from femo_pipeline.defs.model._bench import FER2013, GROUP, MODEL_WRITER, read_images, skipped
-from femo_pipeline.files import write_text_atomic
+from femo_pipeline.files import InputFileError, read_input_file, write_bytes_atomic, write_text_atomic
 from femo_pipeline.resources import PROJECT_ROOT, FemoStorage
 from femo_pipeline.vocab import EMOTIONS
 
@@ -41,7 +41,10 @@ def fer2013new_csv(context: dg.AssetExecutionContext, config: Fer2013NewConfig, 
         return _skip(context, "demo profile: the synthetic faces have no FER+ votes "
                        "(human_votes draws synthetic ones)")
     if os.path.exists(config.path):
-        data, origin = open(config.path, "rb").read(), config.path
+        try:
+            data, origin = read_input_file(config.path), config.path
+        except InputFileError as exc:
+            raise dg.Failure(description=f"fer2013new.csv {exc}") from None
     elif not config.download:
         return _skip(context, f"not found at {config.path} and download is off")
     else:
@@ -61,9 +64,7 @@ def fer2013new_csv(context: dg.AssetExecutionContext, config: Fer2013NewConfig, 
         raise dg.Failure(description=f"fer2013new.csv from {origin} has sha256 {digest[:16]}..., expected FERPlus "
                                      f"commit ae2128a's {ferplus_map.FER2013NEW_SHA256[:16]}...")
     target = storage.path("raw", "ferplus", "fer2013new.csv")
-    tmp = target.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(target)
+    write_bytes_atomic(data, target)
     return dg.Output({"path": str(target), "sha256": digest},
                      metadata={"path": dg.MetadataValue.path(str(target)), "sha256": digest, "origin": origin,
                                "bytes": len(data)})
