@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 from femo_pipeline import sql_cli
+from femo_pipeline.numerals import whole_number
 from femo_pipeline.resources import DEFAULT_DATA_DIR, PROJECT_ROOT
 
 DAGSTER_YAML = PROJECT_ROOT / "dagster.yaml"  # the committed instance settings (pools, run limits)
@@ -108,6 +109,21 @@ def _short(path: Path) -> str:
         return str(absolute.relative_to(Path.cwd()))
     except ValueError:
         return str(absolute)
+
+
+def _port(text: str) -> int:
+    """A TCP port from the command line (argparse turns the ValueError into a usage message)."""
+    number = whole_number(text.strip())
+    if number is None or not 1 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"{text[:20]!r} is not a port: a whole number from 1 to 65535")
+    return number
+
+
+def _row_limit(text: str) -> int:
+    number = whole_number(text.strip())
+    if number is None:
+        raise argparse.ArgumentTypeError(f"{text[:20]!r} is not a row count: a whole number, 0 for all")
+    return number
 
 
 def port_in_use(host: str, port: int) -> str | None:
@@ -214,10 +230,10 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--train", action="store_true", help="also check training's inputs and print its estimate")
     add_training_options(check)
     ui = sub.add_parser("ui", help="start the Dagster web UI")
-    ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--port", type=_port, default=3000)
     ui.add_argument("--host", default="127.0.0.1")
     serve = sub.add_parser("serve", help="start the read-only HTTP API and the gallery (http://HOST:PORT/)")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--port", type=_port, default=8000)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--workers", type=int, default=1)
     sql = sub.add_parser("sql", help="run SQL on the warehouse (read-only)",
@@ -226,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     sql.add_argument("statement", nargs="?", help="SQL text (or use -f)")
     sql.add_argument("-f", "--file", help="read the SQL from this file ('-': standard input)")
     sql.add_argument("--format", choices=("table", "csv", "json"), default="table")
-    sql.add_argument("--limit", type=int, default=None,
+    sql.add_argument("--limit", type=_row_limit, default=None,
                      help=f"rows shown per result; 0 for all (default: {sql_cli.TABLE_LIMIT} for a table, all for csv/json)")
     factors = sub.add_parser("factors", help="list or train cells of the data-factor grid",
                              description="No cell: list the grid's cells (most informative first). Cells (e.g. "
@@ -248,8 +264,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "sql":
         if (args.statement is None) == (args.file is None):
             parser.error("sql: give either a statement or -f FILE")
-        if args.limit is not None and args.limit < 0:
-            parser.error("sql: --limit must be 0 (all) or more")
         prepare_environment(None)
         return sql_cli.run_sql(args.statement, args.file, args.format, args.limit)
     if args.command == "report":

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from femo_pipeline.resources import SURVEY, FemoStorage, setting_env
+from femo_pipeline.resources import LOADING_SETTINGS, SURVEY, FemoStorage, loading_setting, setting_env
 from femo_pipeline.sources import SOURCES, folder_sources
 
 _PROFILES = ("auto", "demo", "real")
@@ -57,17 +57,11 @@ def check(storage: FemoStorage, train: bool = False) -> Inputs:
 def _loading_settings() -> list[str]:
     """Settings read when the definitions load: a bad value would stop every command with a traceback."""
     problems = []
-    for name, low, high in (("FEMO_REFRESH_HOUR", 0, 23), ("FEMO_SENSOR_INTERVAL", 1, None)):
-        value = os.environ.get(name)
-        if value is None:
-            continue
+    for name in LOADING_SETTINGS:
         try:
-            ok = low <= int(value) and (high is None or int(value) <= high)
-        except ValueError:
-            ok = False
-        if not ok:
-            problems.append(f"{name} is {value!r}: it must be a whole number "
-                            + (f"from {low} to {high}" if high is not None else f"of at least {low}"))
+            loading_setting(name)
+        except ValueError as exc:
+            problems.append(str(exc))
     return problems
 
 

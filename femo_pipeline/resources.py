@@ -28,6 +28,27 @@ def setting_env(key: str) -> str:
     return SURVEY_ENV if key == SURVEY else SOURCES[key].env
 
 
+# The only settings read when the definitions load (the schedule's hour, the sensor's interval):
+# name -> (default, lowest, highest or None)
+LOADING_SETTINGS = {"FEMO_REFRESH_HOUR": (3, 0, 23), "FEMO_SENSOR_INTERVAL": (30, 1, None)}
+
+
+def loading_setting(name: str) -> int:
+    """The whole number a load-time setting holds (its default when unset); ValueError naming the variable and
+    what it must be otherwise, so a typo stops the code location with a sentence, not int()'s traceback."""
+    from femo_pipeline.numerals import whole_number
+
+    default, low, high = LOADING_SETTINGS[name]
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    number = whole_number(value.strip())
+    if number is None or number < low or (high is not None and number > high):
+        raise ValueError(f"{name} is {value[:40]!r}: it must be a whole number "
+                         + (f"from {low} to {high}" if high is not None else f"of at least {low}"))
+    return number
+
+
 @dataclass(frozen=True)
 class SourcePlan:
     """What an ingest asset reads: a path, whether it is synthetic, or why it is skipped."""

@@ -28,6 +28,7 @@ OTHER_REFUSED = ("femo sql: only queries run (SELECT, SHOW, DESCRIBE, SUMMARIZE,
                  "...) are refused, and nothing of the script ran. Read a staged table with SELECT * FROM "
                  "'data/staging/<table>.parquet'.")
 TABLE_LIMIT = 50
+MAX_SCRIPT_BYTES = 16 * 1024 * 1024  # a SQL script read with -f
 # the statement types that only read (SHOW, DESCRIBE and SUMMARIZE are SELECTs to DuckDB)
 _QUERY_TYPES = ("SELECT", "EXPLAIN", "CALL")
 _WRITE_TYPES = ("INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "CREATE_FUNC", "ANALYZE", "VACUUM",
@@ -79,6 +80,26 @@ def _show(columns: list[str], rows: list[tuple], more: bool, fmt: str, out) -> N
         out.write(f"({len(rows)} row{'s' if len(rows) != 1 else ''}{', more not shown (--limit 0 for all)' if more else ''})\n")
 
 
+def _stream(columns: list[str], result, fmt: str, out, batch: int = 10_000) -> None:
+    """Every row of a result as CSV or a JSON array, one batch of rows in memory at a time."""
+    writer = csv.writer(out, lineterminator="\n") if fmt == "csv" else None
+    if writer:
+        writer.writerow(columns)
+    else:
+        out.write("[")
+    first = True
+    while rows := result.fetchmany(batch):
+        if writer:
+            writer.writerows([[_cell(v) for v in row] for row in rows])
+            continue
+        for row in rows:
+            out.write(("\n " if first else ",\n ") + json.dumps(dict(zip(columns, (_cell(v, True) for v in row))),
+                                                                 ensure_ascii=False, default=str))
+            first = False
+    if not writer:
+        out.write("\n]\n" if not first else "]\n")
+
+
 def _connect_read_only(path: Path, serving_path: Path, readable: list[Path]):
     """The warehouse read-only (while the pipeline holds its lock, the serving snapshot, said on stderr), locked
     down: no file but those under the `readable` folders, no extension loaded, settings that cannot change."""
@@ -100,12 +121,28 @@ def _connect_read_only(path: Path, serving_path: Path, readable: list[Path]):
     return con
 
 
-def _refusal(statements) -> tuple[str, str] | None:
-    """(message, the statement) for the first statement that is not a query, or None."""
+# EXPLAIN's head: EXPLAIN ANALYZE runs the statement it explains, so that statement is judged like any other
+_EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(?:ANALY[SZ]E\s+)?(?:\([^()]*\)\s*)?", re.I)
+
+
+def _refusal(statements, extract) -> tuple[str, str] | None:
+    """(message, the statement) for the first statement that is not a query, or None. The statement an EXPLAIN
+    names must be a query too (`extract` parses it); an EXPLAIN whose statement cannot be told is refused."""
     for one in statements:
         kind = one.type.name
+        shown = " ".join(one.query.split())[:100]
         if kind not in _QUERY_TYPES:
-            return (WRITE_REFUSED if kind in _WRITE_TYPES else OTHER_REFUSED), " ".join(one.query.split())[:100]
+            return (WRITE_REFUSED if kind in _WRITE_TYPES else OTHER_REFUSED), shown
+        if kind == "EXPLAIN":
+            head = _EXPLAIN.match(one.query)
+            try:
+                inner = extract(one.query[head.end():]) if head else []
+            except Exception:  # noqa: BLE001 - any statement that cannot be parsed on its own is refused
+                inner = []
+            if len(inner) != 1:
+                return OTHER_REFUSED, shown
+            if (refused := _refusal(inner, extract)) is not None:
+                return refused[0], shown
     return None
 
 
@@ -121,10 +158,21 @@ def run_sql(statement: str | None, file: str | None = None, fmt: str = "table", 
     from femo_pipeline.resources import storage_from_env
 
     if file:
+        from femo_pipeline.files import InputFileError, read_input_file
+
         try:
-            statement = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+            data = sys.stdin.buffer.read(MAX_SCRIPT_BYTES + 1) if file == "-" else read_input_file(file, MAX_SCRIPT_BYTES)
+            if len(data) > MAX_SCRIPT_BYTES:
+                raise InputFileError(f"standard input has more than the limit of {MAX_SCRIPT_BYTES} bytes")
+            statement = data.decode("utf-8")
+        except InputFileError as exc:
+            print(f"femo sql: the SQL file {exc}", file=sys.stderr)
+            return 2
         except OSError as exc:
-            print(f"femo sql: cannot read {file}: {exc.strerror}", file=sys.stderr)
+            print(f"femo sql: cannot read {file}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+        except UnicodeDecodeError as exc:
+            print(f"femo sql: {file} is not UTF-8 text (byte {exc.start})", file=sys.stderr)
             return 2
     if not statement or not statement.strip():
         print("femo sql: no SQL given (a statement, or -f FILE)", file=sys.stderr)
@@ -136,14 +184,22 @@ def run_sql(statement: str | None, file: str | None = None, fmt: str = "table", 
     if not path.exists():
         print(f"femo sql: no warehouse at {path}: run `python -m femo_pipeline demo` first", file=sys.stderr)
         return 2
+    if not path.is_file():  # a folder or a FIFO there: DuckDB would fail with a traceback or wait for a writer
+        print(f"femo sql: {path} is not a database file: point FEMO_DATA_DIR at femo's data folder", file=sys.stderr)
+        return 2
     readable = [path.parent, storage.serving_path.parent, storage.root / "staging"]
-    with _connect_read_only(path, storage.serving_path, readable) as con:
+    try:
+        con = _connect_read_only(path, storage.serving_path, readable)
+    except duckdb.Error as exc:
+        print(f"femo sql: the warehouse {path} cannot be opened: {str(exc).splitlines()[0][:200]}", file=sys.stderr)
+        return 2
+    with con:
         try:
             statements = con.extract_statements(statement)
         except duckdb.Error as exc:
             print(f"femo sql: {exc}", file=sys.stderr)
             return 1
-        refused = _refusal(statements)
+        refused = _refusal(statements, con.extract_statements)
         if refused:
             print(f"{refused[0]}\n(refused: {refused[1]})", file=sys.stderr)
             return 3
@@ -159,6 +215,9 @@ def run_sql(statement: str | None, file: str | None = None, fmt: str = "table", 
                     out.write("OK\n")
                     continue
                 columns = [d[0] for d in result.description]
+                if not limit and fmt != "table":  # every row, written as it comes: memory stays one batch
+                    _stream(columns, result, fmt, out)
+                    continue
                 rows = result.fetchmany(limit + 1) if limit else result.fetchall()
             except duckdb.InvalidInputException as exc:
                 if "read-only" in str(exc):

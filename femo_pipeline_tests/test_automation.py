@@ -6,6 +6,7 @@ import datetime as dt
 import shutil
 
 import dagster as dg
+import pytest
 
 from femo_pipeline.definitions import all_assets, all_checks, defs
 from femo_pipeline.defs.automation.automation import raw_folder_sensor, sensor_run_key, web_refresh_schedule
@@ -220,3 +221,16 @@ def test_the_code_location_loads_as_the_ui_loads_it():
     beside the asset data_factors) fails there while each job alone resolves."""
     jobs = {job.name for job in defs.get_repository_def().get_all_jobs()}
     assert {"femo_answer", "femo_all", "web_refresh", "folder_ingest", "data_factor_grid"} <= jobs
+
+
+@pytest.mark.parametrize("value", ["abc", "25", "-1", "\u0663", "9" * 5000])
+def test_a_bad_load_time_setting_is_a_sentence_naming_it(monkeypatch, value):
+    from femo_pipeline.resources import loading_setting
+
+    monkeypatch.delenv("FEMO_REFRESH_HOUR", raising=False)
+    assert loading_setting("FEMO_REFRESH_HOUR") == 3
+    monkeypatch.setenv("FEMO_REFRESH_HOUR", " 7 ")
+    assert loading_setting("FEMO_REFRESH_HOUR") == 7
+    monkeypatch.setenv("FEMO_REFRESH_HOUR", value)
+    with pytest.raises(ValueError, match="FEMO_REFRESH_HOUR is .*: it must be a whole number from 0 to 23"):
+        loading_setting("FEMO_REFRESH_HOUR")

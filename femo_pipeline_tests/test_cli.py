@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 
 import duckdb
 import pytest
@@ -87,12 +88,63 @@ def test_errors_and_usage(data_dir, capsys, tmp_path):
     code, _, err = sql(capsys, "SELECT nope FROM images")
     assert code == 1 and "statement 1" in err and "nope" in err
     code, _, err = sql(capsys, "-f", str(tmp_path / "missing.sql"))
-    assert code == 2 and "cannot read" in err
+    assert code == 2 and "not found" in err
+    os.mkfifo(tmp_path / "fifo.sql")  # never waited on
+    (tmp_path / "latin1.sql").write_bytes(b"SELECT 'caf\xe9'")
+    for name, message in (("fifo.sql", "not a regular file"), ("latin1.sql", "not UTF-8")):
+        code, _, err = sql(capsys, "-f", str(tmp_path / name))
+        assert code == 2 and message in err and "Traceback" not in err
+    for bad in (["--limit", "-1"], ["--limit", "9" * 30], ["--limit", "\u0661"]):
+        with pytest.raises(SystemExit):
+            cli.main(["sql", "SELECT 1", *bad])
+        assert "not a row count" in capsys.readouterr().err
+    for command in (["serve", "--port", "99999"], ["ui", "--port", "-1"], ["serve", "--port", "x"]):
+        with pytest.raises(SystemExit):
+            cli.main(command)
+        assert "is not a port" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["sql"])
     capsys.readouterr()
     with pytest.raises(SystemExit):
         cli.main(["sql", "SELECT 1", "--format", "xml"])
+
+
+@pytest.mark.parametrize("statement", [
+    "EXPLAIN ANALYZE COPY (SELECT 'junk' AS a) TO '{target}' (FORMAT csv)",
+    "explain analyze copy (select 42 as a) to '{target}'",
+    "EXPLAIN ANALYZE CREATE TEMP TABLE t AS SELECT 1",
+    "EXPLAIN /* hidden */ ANALYZE COPY (SELECT 1) TO '{target}'",
+])
+def test_a_statement_inside_explain_is_judged_like_any_other(data_dir, capsys, statement):
+    target = data_dir / "staging" / "images.parquet"  # a folder the connection may read, so DuckDB alone allows it
+    before = target.read_bytes() if target.exists() else None
+    code, _, err = sql(capsys, statement.format(target=target))
+    assert code == 3 and "refused" in err and "Traceback" not in err
+    assert (target.read_bytes() if target.exists() else None) == before
+    code, out, _ = sql(capsys, "EXPLAIN ANALYZE SELECT count(*) FROM images")  # a query's plan still runs
+    assert code == 0 and "analyzed_plan" in out
+
+
+def test_csv_and_json_of_every_row_are_written_as_they_come(data_dir, capsys):
+    code, out, _ = sql(capsys, "SELECT range AS n FROM range(25000)", "--format", "json")
+    assert code == 0 and [r["n"] for r in json.loads(out)] == list(range(25000))
+    code, out, _ = sql(capsys, "SELECT 1 AS n WHERE false", "--format", "json")
+    assert code == 0 and json.loads(out) == []
+    code, out, _ = sql(capsys, "SELECT range AS n FROM range(25000)", "--format", "csv")
+    assert code == 0 and out.splitlines() == ["n", *map(str, range(25000))]
+
+
+def test_a_warehouse_path_that_is_no_database_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    warehouse = tmp_path / "data" / "warehouse"
+    warehouse.mkdir(parents=True)
+    monkeypatch.setenv("FEMO_DATA_DIR", str(tmp_path / "data"))
+    (warehouse / "femo.duckdb").mkdir()
+    code, _, err = sql(capsys, "SELECT 1")
+    assert code == 2 and "not a database file" in err
+    (warehouse / "femo.duckdb").rmdir()
+    (warehouse / "femo.duckdb").write_bytes(b"not a database at all" * 500)
+    code, _, err = sql(capsys, "SELECT 1")
+    assert code == 2 and "cannot be opened" in err and "Traceback" not in err
 
 
 def test_report_prints_its_path(data_dir, capsys):

@@ -1,7 +1,6 @@
 """Jobs, the daily web refresh schedule, and the sensor for files dropped into the raw image folders."""
 
 import hashlib
-import os
 
 import dagster as dg
 
@@ -11,7 +10,7 @@ from femo_pipeline.defs.ingest.ingest import folder_assets
 from femo_pipeline.defs.web.web import duckduckgo_hits, pixabay_hits
 from femo_pipeline.io_managers import latest_staged
 from femo_pipeline.numerals import whole_number
-from femo_pipeline.resources import FemoStorage
+from femo_pipeline.resources import FemoStorage, loading_setting
 from femo_pipeline.sources import folder_sources
 
 # Every job rewrites the warehouse: the tag lets dagster.yaml's run queue keep them from overlapping.
@@ -60,7 +59,7 @@ folder_ingest_job = dg.define_asset_job(
 web_refresh_schedule = dg.build_schedule_from_partitioned_job(
     web_refresh_job,
     name="web_refresh_daily",
-    hour_of_day=int(os.environ.get("FEMO_REFRESH_HOUR", "3")),
+    hour_of_day=loading_setting("FEMO_REFRESH_HOUR"),
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Daily refresh of the web sources (at FEMO_REFRESH_HOUR, UTC; default 3).",
 )
@@ -91,7 +90,7 @@ def folder_changes(storage: FemoStorage, instance: dg.DagsterInstance) -> dict[s
     return changes
 
 
-@dg.sensor(job=folder_ingest_job, minimum_interval_seconds=int(os.environ.get("FEMO_SENSOR_INTERVAL", "30")),
+@dg.sensor(job=folder_ingest_job, minimum_interval_seconds=loading_setting("FEMO_SENSOR_INTERVAL"),
            default_status=dg.DefaultSensorStatus.RUNNING)
 def raw_folder_sensor(context: dg.SensorEvaluationContext, storage: FemoStorage) -> dg.SensorResult:
     """Starts folder_ingest when image files appear in (or vanish from) a folder source's folder (FER-2013, Kaggle)."""
