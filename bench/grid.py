@@ -85,7 +85,14 @@ def run(keys: list[str], out: Path, workers: int, minutes: float, overrides: dic
 
 
 def records(folder: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    """The cell records of a folder; one that is not a record of the cell its file names stops the report."""
+    found = []
+    for path in sorted(folder.glob("*.json")):
+        record = json.loads(path.read_text())
+        if (problem := grid.record_problem(record, path.stem)) is not None:
+            raise SystemExit(f"{path}: {problem}")
+        found.append(record)
+    return found
 
 
 def cell_records(recs: list[dict]) -> list[dict]:

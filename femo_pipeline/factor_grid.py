@@ -265,6 +265,26 @@ SCORE_COLUMNS = ["cell", "labels", "share", "noise", "duplicates", "seed", "refe
                  "train_seconds", "device_text"]
 
 
+_SCORE_FIELDS = ("reference", "metric", "value", "ci_low", "ci_high", "test_images")
+
+
+def record_problem(record: object, key: str) -> str | None:
+    """Why a cell record read from a file cannot stand for cell `key` (another cell, a shape that is not a
+    record), or None. A record names the rows it replaces, so one that names another cell is refused."""
+    if not isinstance(record, dict):
+        return f"not a cell record (a JSON {type(record).__name__})"
+    if record.get("cell") != key:
+        return f"it names cell {str(record.get('cell'))[:80]!r}, not {key}"
+    scores = record.get("scores")
+    if not isinstance(scores, list) or not scores or not all(
+            isinstance(s, dict) and all(f in s for f in _SCORE_FIELDS) for s in scores):
+        return f"its scores are not a list of {', '.join(_SCORE_FIELDS)}"
+    numbers = [record.get(f) for f in ("train_images", "epochs", "epochs_run", "train_seconds")]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
+        return "train_images, epochs, epochs_run and train_seconds are not all numbers"
+    return None
+
+
 def score_rows(records: Iterable[Mapping]) -> pd.DataFrame:
     """One row per (cell, reference, metric) from cell records."""
     rows = [{**{k: r[k] for k in SCORE_COLUMNS if k in r}, **s} for r in records for s in r["scores"]]

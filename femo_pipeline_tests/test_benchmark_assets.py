@@ -263,6 +263,15 @@ def test_data_factors_cells_are_partitions_that_train_once_and_aggregate(tmp_pat
         assert {r[0] for r in rows} == set(keys) and len(rows) == 2 * 2 * 2
         assert all(0 <= r[3] <= 1 and r[5] for r in rows) and {r[4] for r in rows} == {0, 40}
         assert sorted(p.name for p in (data_dir / "factors").glob("*.json")) == sorted(f"{k}.json" for k in keys)
+        # a record naming another cell is passed over with the reason: it never replaces that cell's rows
+        before = _q(data_dir, f"SELECT * EXCLUDE (created) FROM data_factors WHERE cell = '{keys[0]}' ORDER BY ALL")
+        forged = {**json.loads((data_dir / "factors" / f"{keys[0]}.json").read_text()), "cell": keys[0]}
+        (data_dir / "factors" / f"{keys[1]}.json").write_text(json.dumps(forged))
+        retrained = job.execute_in_process(instance=instance, partition_key=keys[1], resources=resources_for(data_dir))
+        assert retrained.asset_materializations_for_node("data_factors")[0].metadata["how"].value == "trained in this run"
+        said = [e.user_message for e in instance.all_logs(retrained.run_id)]
+        assert any(f"names cell '{keys[0]}', not {keys[1]}" in m for m in said)
+        assert _q(data_dir, f"SELECT * EXCLUDE (created) FROM data_factors WHERE cell = '{keys[0]}' ORDER BY ALL") == before
         report = _run(data_dir, instance, ["predictions", "benchmark_report", "model_evaluation",
                                            "contender_predictions"], SMALL)
         assert report.success

@@ -174,3 +174,33 @@ def test_next_n_takes_one_positive_whole_number_and_trains_nothing_otherwise(tmp
     assert factors_cli.run_factors(bad, prepare=lambda profile: home) == 2
     out = capsys.readouterr().out
     assert "'next N' takes one whole number" in out and "cell 1 of" not in out
+
+
+def test_a_record_file_is_taken_only_when_it_is_a_record_of_its_own_cell(tmp_path):
+    import json
+
+    from femo_pipeline.defs.model.factors import find_record
+
+    key, other = grid.GRID[0].key, grid.GRID[1].key
+    good = {"cell": key, "training_fingerprint": "t", "test_fingerprint": "v", "train_images": 10, "epochs": 2,
+            "epochs_run": 2, "train_seconds": 1.5,
+            "scores": [{"reference": "ferplus", "metric": "accuracy", "value": 0.5, "ci_low": 0.4, "ci_high": 0.6,
+                        "test_images": 9}]}
+    path = tmp_path / f"{key}.json"
+    said: list[str] = []
+    for bad, reason in (([1, 2], "a JSON list"), (None, "a JSON NoneType"),
+                        ({**good, "cell": other}, f"names cell '{other}'"),
+                        ({k: v for k, v in good.items() if k != "scores"}, "scores are not a list"),
+                        ({**good, "scores": "abc"}, "scores are not a list"), ({**good, "epochs": "3"}, "not all numbers")):
+        path.write_text(json.dumps(bad))
+        assert find_record([tmp_path], key, "t", "v", said.append) is None
+        assert reason in said[-1], (reason, said[-1])
+    path.write_text("{not json")
+    assert find_record([tmp_path], key, "t", "v", said.append) is None and "not readable JSON" in said[-1]
+    path.unlink()
+    path.mkdir()
+    assert find_record([tmp_path], key, "t", "v", said.append) is None and "is a folder" in said[-1]
+    path.rmdir()
+    path.write_text(json.dumps(good))
+    assert find_record([tmp_path], key, "t", "v", said.append) == good
+    assert find_record([tmp_path], key, "t", "other test images") is None  # measured on other images

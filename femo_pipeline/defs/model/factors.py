@@ -4,6 +4,7 @@ cell (or takes the record of that cell measured earlier on the same data, on any
 writes its rows; the report aggregates the cells that exist."""
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -15,12 +16,13 @@ from femo_pipeline import factor_grid
 from femo_pipeline import warehouse as wh
 from femo_pipeline.defs._meta import md_table, warehouse_tables
 from femo_pipeline.defs.model._bench import GROUP, MODEL_WRITER
-from femo_pipeline.files import write_text_atomic
+from femo_pipeline.files import InputFileError, read_input_file, write_text_atomic
 from femo_pipeline.resources import PROJECT_ROOT, FemoStorage
 
 FACTOR_CELLS = dg.StaticPartitionsDefinition(factor_grid.KEYS)
 MEASURED = PROJECT_ROOT / "docs" / "factors"  # cells measured on real FER-2013 and committed (bench/grid.py)
 TINY = {"epochs": 1, "width": 8, "patience": 0}
+MAX_RECORD_BYTES = 64 * 1024 * 1024  # a cell record holds its predictions on the test images: tens of KB
 
 
 class DataFactorsConfig(dg.Config):
@@ -31,17 +33,24 @@ class DataFactorsConfig(dg.Config):
     tiny_in_demo: bool = Field(default=True, description="Demo profile: 1 epoch at width 8 (synthetic faces).")
 
 
-def find_record(folders: list[Path], key: str, train_fp: str, test_fp: str) -> dict | None:
-    """A record of this cell measured on the same images, from the first folder that has one."""
+def find_record(folders: list[Path], key: str, train_fp: str, test_fp: str,
+                warn: Callable[[str], None] = lambda _: None) -> dict | None:
+    """A record of this cell measured on the same images, from the first folder that has one; a file there
+    that cannot be read, is not a record of this cell or is malformed is passed over with `warn` saying why."""
     for folder in folders:
         path = folder / f"{key}.json"
-        if path.is_file():
-            try:
-                record = json.loads(path.read_text())
-            except (OSError, ValueError):
-                continue
-            if record.get("training_fingerprint") == train_fp and record.get("test_fingerprint") == test_fp:
-                return record
+        if not path.exists():
+            continue
+        try:
+            record = json.loads(read_input_file(path, MAX_RECORD_BYTES))
+        except (InputFileError, ValueError, RecursionError) as exc:
+            warn(f"cell record {path.name} in {folder.name}/ passed over: not readable JSON ({str(exc)[:120]})")
+            continue
+        if (problem := factor_grid.record_problem(record, key)) is not None:
+            warn(f"cell record {path.name} in {folder.name}/ passed over: {problem}")
+            continue
+        if record.get("training_fingerprint") == train_fp and record.get("test_fingerprint") == test_fp:
+            return record
     return None
 
 
@@ -60,7 +69,7 @@ def data_factors(context: dg.AssetExecutionContext, config: DataFactorsConfig, t
                          factor_grid.content_fingerprint(test["frame"]))
     own = storage.path("factors")  # this warehouse's cell folder
     folders = [own.parent / own.name] + ([MEASURED] if not storage.is_demo else [])
-    record = find_record(folders, cell.key, train_fp, test_fp) if config.reuse else None
+    record = find_record(folders, cell.key, train_fp, test_fp, context.log.warning) if config.reuse else None
     how = "taken from an earlier measurement of the same cell on the same images"
     if record is None:
         overrides = TINY if storage.is_demo and config.tiny_in_demo else {}
@@ -94,7 +103,10 @@ def data_factors_table(context: dg.AssetExecutionContext, data_factors: dict, du
         columns = [c for (c,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = "
                                              "'data_factors' AND schema_name = 'main' ORDER BY column_index").fetchall()]
         with wh.transaction(con):
-            con.execute("DELETE FROM data_factors WHERE cell = ?", [data_factors["cell"]])
+            if data_factors.get("cell") != context.partition_key:  # a record replaces its own partition's rows only
+                raise dg.Failure(description=f"the record of partition {context.partition_key} names cell "
+                                             f"{str(data_factors.get('cell'))[:80]!r}; nothing written")
+            con.execute("DELETE FROM data_factors WHERE cell = ?", [context.partition_key])
             con.register("_cell_rows", rows.reindex(columns=columns))
             con.execute("INSERT INTO data_factors SELECT * FROM _cell_rows")
             con.unregister("_cell_rows")
