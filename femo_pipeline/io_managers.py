@@ -203,10 +203,20 @@ def load_recorded(meta: dict | None, key: dg.AssetKey):
     out = {}
     for name, path in meta[FILES].value.items():
         path = Path(path)
-        if not path.exists():
+        again = f"materialize {key.to_user_string()} again"
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
             raise dg.Failure(description=f"the staged file of {key.to_user_string()} that its materialization "
-                                         f"recorded is gone ({path}): materialize {key.to_user_string()} again")
-        out[name] = StagedTable(path, pq.read_metadata(path).num_rows)
+                                         f"recorded is gone ({path}): {again}") from None
+        if not stat.S_ISREG(mode):  # a FIFO would block the reader; a link could lead out of the data folder
+            raise dg.Failure(description=f"the staged file of {key.to_user_string()} ({path}) has been replaced "
+                                         f"by something that is not a regular file: {again}")
+        try:
+            out[name] = StagedTable(path, pq.read_metadata(path).num_rows)
+        except (OSError, pa.ArrowException) as exc:
+            raise dg.Failure(description=f"the staged file of {key.to_user_string()} ({path}) is not a readable "
+                                         f"Parquet table ({str(exc)[:120]}): {again}") from None
     return out["table"] if list(out) == ["table"] else out
 
 

@@ -182,7 +182,7 @@ class WarehouseResource(DuckDBResource):
     database: str = Field(default="", description="DuckDB file; empty: warehouse/femo.duckdb under the storage "
                                                   "resource's data folder, resolved at run time.")
     storage: FemoStorage = Field(description="The data folder it lives in (the run's storage resource).")
-    lock_timeout: float = Field(default=3600.0, description="Seconds to wait for another process to close the "
+    lock_timeout: float = Field(default=3600.0, gt=0, description="Seconds to wait for another process to close the "
                                                             "warehouse before failing.")
     memory_limit: str = Field(default="512MB", description="DuckDB's memory limit for the pipeline's connections "
                               "(it spills to disk past it; DuckDB's own default, 80 % of RAM, let loading a million "
@@ -212,11 +212,11 @@ class WebSearchResource(dg.ConfigurableResource):
 
     base_url: str = Field(description="Search endpoint (the real API by default; tests point it at a local server).")
     api_key_env: str = Field(description="Name of the environment variable that holds the API key.")
-    timeout: float = Field(default=20.0, description="Seconds before a request times out.")
-    max_retries: int = Field(default=4, description="Retries on time-outs, connection errors, 429 and 5xx.")
-    backoff: float = Field(default=1.0, description="First retry wait in seconds; doubles each retry.")
-    max_wait: float = Field(default=60.0, description="Longest single wait, Retry-After included.")
-    min_interval: float = Field(default=1.0, description="Minimum seconds between two requests (rate limit).")
+    timeout: float = Field(default=20.0, gt=0, description="Seconds before a request times out.")
+    max_retries: int = Field(default=4, ge=0, description="Retries on time-outs, connection errors, 429 and 5xx.")
+    backoff: float = Field(default=1.0, ge=0, description="First retry wait in seconds; doubles each retry.")
+    max_wait: float = Field(default=60.0, ge=0, description="Longest single wait, Retry-After included.")
+    min_interval: float = Field(default=1.0, ge=0, description="Minimum seconds between two requests (rate limit).")
 
     def api_key(self) -> str:
         return os.environ.get(self.api_key_env, "")
@@ -232,9 +232,9 @@ class FacsPageResource(dg.ConfigurableResource):
     url: str = Field(default="", description="Page URL; empty: $FEMO_FACS_URL at run time, else the live article. "
                      "'fixture' uses the copy shipped with femo (offline).")
     force_fetch: bool = Field(default=False, description="Fetch the page even under the demo profile.")
-    timeout: float = Field(default=30.0, description="Seconds before the request times out.")
-    max_retries: int = Field(default=3, description="Retries on time-outs, 429 and 5xx.")
-    backoff: float = Field(default=2.0, description="First retry wait in seconds.")
+    timeout: float = Field(default=30.0, gt=0, description="Seconds before the request times out.")
+    max_retries: int = Field(default=3, ge=0, description="Retries on time-outs, 429 and 5xx.")
+    backoff: float = Field(default=2.0, ge=0, description="First retry wait in seconds.")
 
     def page_url(self) -> str:
         """The configured URL, else FEMO_FACS_URL (read now, at run time), else the live article."""
@@ -247,5 +247,5 @@ class FacsPageResource(dg.ConfigurableResource):
 class QualityThresholds(dg.ConfigurableResource):
     """Limits of the soft (WARN) asset checks."""
 
-    max_imbalance_ratio: float = Field(default=10.0, description="Largest over smallest class, per source.")
-    max_quarantine_share: float = Field(default=0.05, description="Share of files that may be quarantined.")
+    max_imbalance_ratio: float = Field(default=10.0, ge=1, description="Largest over smallest class, per source.")
+    max_quarantine_share: float = Field(default=0.05, ge=0, le=1, description="Share of files that may be quarantined.")

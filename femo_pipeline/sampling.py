@@ -8,12 +8,15 @@ They key on the file's sha256, so a decision follows the image wherever it is st
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from femo_pipeline.files import InputFileError, read_input_file
 from femo_pipeline.vocab import EMOTIONS, emotion_id
 
 RELABEL_COLUMNS = ("content_hash", "new_label", "note")
@@ -30,23 +33,55 @@ class Curation:
     exclude: dict[str, str] = field(default_factory=dict)  # content_hash -> reason
 
 
+MAX_LIST_BYTES = 64 * 1024 * 1024
+
+
 def _read(path: str | os.PathLike, columns: tuple[str, ...]) -> pd.DataFrame:
-    if not os.path.exists(path):
-        return pd.DataFrame(columns=list(columns))
+    """A curation list as text cells, each row checked: read as a regular UTF-8 file (a FIFO or a folder at the
+    path is an error, never a hang); lines whose first non-blank character is '#' are comments (a '#' inside a
+    cell is text); a row with more cells than the header, a column named twice, a hash that is not a sha256 or
+    listed twice is a CurationError naming the line. An empty file is an empty list; an absent one is an error
+    (a typo in the path must not switch curation off)."""
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, comment="#")
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise CurationError(f"{path} is not a readable CSV: {exc}") from exc
-    except pd.errors.EmptyDataError:
+        data = read_input_file(path, MAX_LIST_BYTES)
+    except InputFileError as exc:
+        raise CurationError(f"curation list {exc}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CurationError(f"{path} is not UTF-8 text (byte {exc.start})") from None
+    kept = [(n, line) for n, line in enumerate(text.splitlines(), 1) if not line.lstrip().startswith("#")]
+    try:
+        rows = list(csv.reader(io.StringIO("\n".join(line for _, line in kept)), strict=True))
+    except csv.Error as exc:
+        raise CurationError(f"{path} is not a readable CSV: {exc}") from None
+    numbers = [n for n, _ in kept]
+    rows = [(numbers[i] if i < len(numbers) else numbers[-1], r) for i, r in enumerate(rows)]
+    rows = [(n, r) for n, r in rows if any(cell.strip() for cell in r)]
+    if not rows:
         return pd.DataFrame(columns=list(columns))
-    missing = [c for c in columns[:2] if c not in frame.columns]
+    (_, header), body = rows[0], rows[1:]
+    header = [c.strip() for c in header]
+    twice = sorted({c for c in header if header.count(c) > 1})
+    if twice:
+        raise CurationError(f"{path} names columns {twice} more than once")
+    missing = [c for c in columns[:2] if c not in header]
     if missing:
         raise CurationError(f"{path} lacks columns {missing}; expected {list(columns)}")
+    long = [n for n, r in body if len(r) > len(header)]
+    if long:
+        raise CurationError(f"{path}: lines {long[:5]} have more cells than the header's {len(header)} "
+                            "(a comma inside a reason or note needs quotes)")
+    frame = pd.DataFrame([r + [""] * (len(header) - len(r)) for _, r in body], columns=header, dtype=str)
+    frame.index = [n for n, _ in body]
     frame["content_hash"] = frame["content_hash"].str.strip().str.lower()
-    bad = frame[~frame["content_hash"].str.fullmatch(r"[0-9a-f]{64}")]
-    if len(bad):
-        raise CurationError(f"{path}: rows {list(bad.index + 2)} have no sha256 content_hash")
-    return frame
+    bad = frame.index[~frame["content_hash"].str.fullmatch(r"[0-9a-f]{64}")].tolist()
+    if bad:
+        raise CurationError(f"{path}: lines {bad[:5]} have no sha256 content_hash")
+    dupes = frame["content_hash"][frame["content_hash"].duplicated()]
+    if len(dupes):
+        raise CurationError(f"{path}: hashes listed twice {sorted(set(dupes))[:3]}")
+    return frame.reset_index(drop=True)
 
 
 def load_curation(relabel_csv: str | os.PathLike, exclude_csv: str | os.PathLike) -> Curation:
@@ -54,9 +89,6 @@ def load_curation(relabel_csv: str | os.PathLike, exclude_csv: str | os.PathLike
     unknown = sorted({label for label in relabel["new_label"] if emotion_id(label) is None})
     if unknown:
         raise CurationError(f"{relabel_csv}: unknown labels {unknown}; use one of {list(EMOTIONS.values())}")
-    dupes = relabel["content_hash"][relabel["content_hash"].duplicated()]
-    if len(dupes):
-        raise CurationError(f"{relabel_csv}: hashes listed twice {sorted(set(dupes))[:3]}")
     exclude = _read(exclude_csv, EXCLUDE_COLUMNS)
     if (exclude["reason"].str.strip() == "").any():
         raise CurationError(f"{exclude_csv}: every excluded image needs a reason")

@@ -45,6 +45,24 @@ def test_sensor_requests_a_run_for_new_or_removed_files_only(tmp_path):
     assert materialize(data_dir, selection=dg.AssetSelection.assets(*FOLDER_ASSETS)).success
     assert not _evaluate(data_dir).run_requests
 
+    # a staged table spoiled by hand (garbage, then a FIFO) counts as empty: a re-ingest is asked, never a crash
+    # or a tick that hangs
+    import os
+    import time
+
+    from femo_pipeline.io_managers import latest_staged
+    from femo_pipeline.sources import SOURCES
+
+    staged = latest_staged(instance_for(data_dir), SOURCES["kaggle"].asset).path
+    staged.write_bytes(b"not parquet at all")
+    [request] = _evaluate(data_dir).run_requests
+    assert request.tags["femo/changes"].startswith("kaggle: +")
+    staged.unlink()
+    os.mkfifo(staged)
+    start = time.monotonic()
+    [request] = _evaluate(data_dir).run_requests
+    assert request.tags["femo/changes"].startswith("kaggle: +") and time.monotonic() - start < 10
+
 
 def test_sensor_skips_unconfigured_real_profile(tmp_path):
     assert not _evaluate(tmp_path, profile="real").run_requests

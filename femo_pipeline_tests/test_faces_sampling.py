@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import cv2
 import duckdb
 import numpy as np
@@ -69,9 +71,9 @@ def test_crop_stays_inside_the_image_and_iou():
 H = [f"{i:064x}" for i in range(1, 7)]
 
 
-def _lists(tmp_path, relabel: str, exclude: str):
+def _lists(tmp_path, relabel: str, exclude: str | bytes):
     (tmp_path / "r.csv").write_text(relabel)
-    (tmp_path / "e.csv").write_text(exclude)
+    (tmp_path / "e.csv").write_bytes(exclude if isinstance(exclude, bytes) else exclude.encode())
     return tmp_path / "r.csv", tmp_path / "e.csv"
 
 
@@ -96,12 +98,61 @@ def test_curation_lists_load_and_apply(tmp_path):
         ("hash,label\n", "content_hash,reason\n", "lacks columns"),
         ("content_hash,new_label\n", f"content_hash,reason\n{H[0]},\n", "needs a reason"),
         (f"content_hash,new_label\n{H[0]},happy\n{H[0]},sad\n", "content_hash,reason\n", "listed twice"),
+        ("content_hash,new_label\n", f"content_hash,reason\n{H[0]},blurry\n{H[0]},cartoon\n", "listed twice"),
+        (f"content_hash,new_label,note\n{H[0]},happy,x,y,z\n", "content_hash,reason\n",
+         r"lines \[2\] have more cells than the header"),
+        ("content_hash,new_label,new_label\n", "content_hash,reason\n", "more than once"),
+        ("content_hash,new_label\n", b"content_hash,reason\n" + H[0].encode() + b",caf\xe9\n", "not UTF-8"),
     ],
 )
 def test_bad_curation_lists_are_clear_errors(tmp_path, relabel, exclude, message):
     r, e = _lists(tmp_path, relabel, exclude)
     with pytest.raises(sampling.CurationError, match=message):
         sampling.load_curation(r, e)
+
+
+def test_a_hash_sign_inside_a_cell_is_text_and_comments_are_whole_lines(tmp_path):
+    r, e = _lists(tmp_path, "content_hash,new_label,note\n  # an indented comment\n",
+                  f"content_hash,reason,note\n{H[1]},see report #12 (blurry),\n")
+    assert sampling.load_curation(r, e).exclude == {H[1]: "see report #12 (blurry)"}
+
+
+def test_a_curation_path_that_is_absent_a_folder_or_a_fifo_is_a_clear_error_not_a_hang(tmp_path):
+    import os
+    import time
+
+    r, _ = _lists(tmp_path, "content_hash,new_label\n", "content_hash,reason\n")
+    os.mkfifo(tmp_path / "fifo.csv")
+    start = time.monotonic()
+    for path, message in ((tmp_path / "typo.csv", "not found"), (tmp_path, "is a folder"),
+                          (tmp_path / "fifo.csv", "not a regular file")):
+        with pytest.raises(sampling.CurationError, match=message):
+            sampling.load_curation(r, path)  # a typo must not switch curation off
+    assert time.monotonic() - start < 2
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"sources": []}, "no sources to sample"), ({"sources": ["kagle"]}, "unknown sources \\['kagle'\\]"),
+    ({"per_class": 0}, "greater than or equal to 1"), ({"seed": -1}, "greater than or equal to 0"),
+])
+def test_a_sample_asked_of_nothing_fails_with_the_reason_and_keeps_the_last_sample(tmp_path, config, message):
+    result = materialize(tmp_path, selection=["balanced_sample"], raise_on_error=False,
+                         run_config={"ops": {"balanced_sample": {"config": config}}})
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    data = failure.event_specific_data
+    text = data.error.to_string() + (data.user_failure_data.description if data.user_failure_data else "")
+    assert re.search(message, text), text
+
+
+def test_training_settings_out_of_range_are_named_before_anything_is_built():
+    from femo_pipeline.model import TrainConfig
+
+    with pytest.raises(ValueError, match=r"seed=-1, val_fraction=1.5"):
+        TrainConfig(seed=-1, val_fraction=1.5)
+    with pytest.raises(ValueError, match=r"block_convs=\(2, 0\)"):
+        TrainConfig(block_convs=(2, 0))
+    assert TrainConfig(epochs=1, width=8, patience=0).epochs == 1
 
 
 def test_balanced_sample_is_seeded_and_order_free():

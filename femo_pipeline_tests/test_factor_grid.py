@@ -204,3 +204,18 @@ def test_a_record_file_is_taken_only_when_it_is_a_record_of_its_own_cell(tmp_pat
     path.write_text(json.dumps(good))
     assert find_record([tmp_path], key, "t", "v", said.append) == good
     assert find_record([tmp_path], key, "t", "other test images") is None  # measured on other images
+
+
+@pytest.mark.parametrize("text, why", [("{not json", "not readable JSON"), ("[1, 2]", "a JSON list"),
+                                       ("{}", "lacks ['w', 'tau', 'prior', 'rule']")])
+def test_a_damaged_package_file_says_which_and_how_to_restore_it(tmp_path, monkeypatch, text, why):
+    from femo_pipeline.model import shipped
+
+    fake = tmp_path / "femo_pipeline" / "shipped"
+    fake.mkdir(parents=True)
+    (fake / "declared.json").write_text(text)
+    monkeypatch.setattr(shipped, "SHIPPED_DIR", fake)
+    monkeypatch.setattr(shipped, "DECLARED", fake / "declared.json")
+    with pytest.raises(shipped.ShippedFileError, match="shipped/declared.json is damaged") as raised:
+        shipped.declared_mix()
+    assert why in str(raised.value) and "git checkout -- femo_pipeline/shipped/declared.json" in str(raised.value)

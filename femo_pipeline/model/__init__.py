@@ -32,17 +32,20 @@ from femo_pipeline.model.shipped import (
     SEEDS_DIR,
     SHIPPED,
     SHIPPED_DIR,
+    ShippedFileError,
     declared_mix,
+    package_json,
     seed_records,
     shipped_path,
 )
 from femo_pipeline.model.training import compile_model, peak_learning_rate, time_budget_rate, train
 
 __all__ = [
-    "DECLARED", "HEADS", "N_CLASSES", "PRECISIONS", "SEEDS_DIR", "SHIPPED", "SHIPPED_DIR", "TTA_MODES", "TrainConfig",
+    "DECLARED", "HEADS", "N_CLASSES", "PRECISIONS", "SEEDS_DIR", "SHIPPED", "SHIPPED_DIR", "TTA_MODES",
+    "ShippedFileError", "TrainConfig",
     "augment_batch", "augment_layer", "auto_batch_size", "build_model", "class_weights", "compile_model",
     "cpu_has_bf16", "declared_mix", "hard_labels", "keras_module",
-    "load", "peak_learning_rate", "policy", "predict", "resolve_precision", "save", "seed_records", "shipped_path",
+    "load", "package_json", "peak_learning_rate", "policy", "predict", "resolve_precision", "save", "seed_records", "shipped_path",
     "split_heads", "stratified_split", "targets_for", "time_budget_rate", "train", "training_model", "tta_views",
     "with_precision",
 ]

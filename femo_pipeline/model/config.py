@@ -43,6 +43,25 @@ class TrainConfig:
     # there (mid-epoch; that epoch is still validated). `epochs` is then only an upper bound. The same recipe thus
     # finishes its schedule on a fast or a slow machine instead of being cut off half-way.
 
+    def __post_init__(self) -> None:
+        """Every knob in its range, checked before anything is built: ValueError naming each bad one."""
+        checks = {
+            "image_size": self.image_size >= 16, "crop": 0 <= self.crop <= self.image_size,
+            "epochs": self.epochs >= 1, "batch_size": self.batch_size >= 0, "seed": self.seed >= 0,
+            "val_fraction": 0 < self.val_fraction < 1, "width": self.width >= 1,
+            "block_convs": len(self.block_convs) >= 1 and all(n >= 1 for n in self.block_convs),
+            "optimizer": self.optimizer in ("sgd", "adam"), "learning_rate": self.learning_rate > 0,
+            "warmup_epochs": self.warmup_epochs >= 0, "weight_decay": self.weight_decay >= 0,
+            "label_smoothing": 0 <= self.label_smoothing < 1, "augment_on": self.augment_on in ("device", "cpu"),
+            "precision": self.precision in ("float32", "mixed_bfloat16", "auto"),
+            "targets": self.targets in ("labels", "votes", "both"), "max_minutes": self.max_minutes >= 0,
+            "patience": self.patience >= 0, "minutes": self.minutes >= 0,
+        }
+        bad = [f"{name}={getattr(self, name)!r}" for name, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"training settings out of range: {', '.join(bad)} (see TrainConfig for each "
+                             "field's meaning: sizes, epochs and rates positive, shares between 0 and 1)")
+
 
 def keras_module():
     import keras  # imported late: loading a backend takes seconds

@@ -24,22 +24,40 @@ DECLARED = SHIPPED_DIR / "declared.json"  # how the two shipped heads are mixed 
 SEEDS_DIR = SHIPPED_DIR / "seeds"  # the shipped recipe trained with other seeds: test predictions and facts
 
 
-def declared_mix() -> dict | None:
-    """The mix of the shipped heads chosen on validation (w, tau, prior, the validation table), or None."""
+class ShippedFileError(ValueError):
+    """A file committed with the package is damaged (not JSON, or not the record it should be)."""
+
+
+def package_json(path: Path, required: tuple[str, ...] = ()) -> dict:
+    """A JSON record committed with the package, checked to be an object holding `required`; ShippedFileError
+    saying which file and how to restore it otherwise."""
     import json
 
-    return json.loads(DECLARED.read_text()) if DECLARED.is_file() else None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        why = f"not readable JSON ({str(exc)[:100]})"
+    else:
+        missing = [k for k in required if k not in record] if isinstance(record, dict) else None
+        if missing == []:
+            return record
+        why = f"lacks {missing}" if missing else f"is a JSON {type(record).__name__}, not an object"
+    raise ShippedFileError(f"femo's package file {path.relative_to(SHIPPED_DIR.parent)} is damaged: {why}; restore it "
+                           f"from the repository (git checkout -- femo_pipeline/{path.relative_to(SHIPPED_DIR.parent)})")
+
+
+def declared_mix() -> dict | None:
+    """The mix of the shipped heads chosen on validation (w, tau, prior, the validation table), or None."""
+    return package_json(DECLARED, ("w", "tau", "prior", "rule")) if DECLARED.is_file() else None
 
 
 def seed_records() -> list[dict]:
     """The other training seeds of the shipped recipe: each record (seed, facts, its own mix, the fingerprint of
     the test images it predicted) with `probabilities`, the npz of both heads' test probabilities in
     content-hash order (femo_pipeline.factor_grid.by_content_rows)."""
-    import json
-
     out = []
     for path in sorted(SEEDS_DIR.glob("seed*.json")) if SEEDS_DIR.is_dir() else []:
         npz = path.with_suffix(".npz")
         if npz.is_file():
-            out.append({**json.loads(path.read_text()), "probabilities": npz})
+            out.append({**package_json(path, ("seed",)), "probabilities": npz})
     return out

@@ -3,6 +3,7 @@
 import hashlib
 
 import dagster as dg
+import pyarrow as pa
 
 from femo_pipeline import folders
 from femo_pipeline.defs.facs.facs import facs_page
@@ -78,11 +79,12 @@ def folder_changes(storage: FemoStorage, instance: dg.DagsterInstance) -> dict[s
             on_disk = {e.rel_path for e in folders.scan_folder(plan.path, source.splits, source.sets)}
         except folders.FolderLayoutError:
             continue  # the ingest asset reports a wrong layout; the sensor only looks for changes
-        try:
+        try:  # a staged table that is gone, replaced or unreadable counts as empty: every file is new, and the
+            # re-ingest this asks for writes a good one
             table = latest_staged(instance, source.asset)
-        except dg.Failure:
-            table = None
-        staged = set(table.read(["rel_path"]).column(0).to_pylist()) if table is not None else set()
+            staged = set(table.read(["rel_path"]).column(0).to_pylist()) if table is not None else set()
+        except (dg.Failure, OSError, pa.ArrowException):
+            staged = set()
         added, removed = on_disk - staged, staged - on_disk
         if added or removed:
             digest = hashlib.sha256("\n".join(sorted(added) + ["--"] + sorted(removed)).encode()).hexdigest()[:16]

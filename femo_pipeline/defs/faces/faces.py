@@ -26,12 +26,12 @@ FACE_WRITER = {**WRITER, "group_name": GROUP}
 class FaceCropConfig(dg.Config):
     sources: list[str] = Field(default=[s.key for s in SOURCES.values() if s.crop_faces],
                                description="Sources whose images need a face found and cropped (FER-2013 is cropped already).")
-    scale_factor: float = Field(default=1.1, description="Haar cascade scale step.")
-    min_neighbors: int = Field(default=5, description="Haar cascade neighbours needed to keep a detection.")
-    min_face: int = Field(default=30, description="Smallest face side in pixels of the original image.")
-    detect_max_side: int = Field(default=640, description="Detect on a copy shrunk to this longer side (0: full size).")
-    margin: float = Field(default=0.2, description="Margin around the face box, as a share of its size.")
-    workers: int = Field(default=0, description="Processes (0: one per CPU core).")
+    scale_factor: float = Field(default=1.1, gt=1, description="Haar cascade scale step.")
+    min_neighbors: int = Field(default=5, ge=0, description="Haar cascade neighbours needed to keep a detection.")
+    min_face: int = Field(default=30, ge=1, description="Smallest face side in pixels of the original image.")
+    detect_max_side: int = Field(default=640, ge=0, description="Detect on a copy shrunk to this longer side (0: full size).")
+    margin: float = Field(default=0.2, ge=0, description="Margin around the face box, as a share of its size.")
+    workers: int = Field(default=0, ge=0, description="Processes (0: one per CPU core).")
 
 
 def _crop_one(args):
@@ -111,8 +111,8 @@ def face_crops(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
 
 
 class SampleConfig(dg.Config):
-    per_class: int = Field(default=40, description="Images per emotion per source (fewer where a class has fewer).")
-    seed: int = Field(default=2013, description="Seed of the draw.")
+    per_class: int = Field(default=40, ge=1, description="Images per emotion per source (fewer where a class has fewer).")
+    seed: int = Field(default=2013, ge=0, description="Seed of the draw.")
     sources: list[str] = Field(default=[s.key for s in SOURCES.values() if not s.held_out],
                                description="Sources to sample (held-out sets, which are only scored, are left out).")
     require_face: bool = Field(default=False, description="Only images whose face_crops outcome found a face "
@@ -130,7 +130,11 @@ def balanced_sample(context: dg.AssetExecutionContext, config: SampleConfig, duc
         curation = sampling.load_curation(config.relabel_csv, config.exclude_csv)
     except sampling.CurationError as exc:
         raise dg.Failure(description=str(exc)) from exc
-    source_ids = [SOURCES[s].id for s in config.sources if s in SOURCES]
+    unknown = [s for s in config.sources if s not in SOURCES]
+    if unknown or not config.sources:  # never an empty sample in place of the last one
+        raise dg.Failure(description=f"unknown sources {unknown}; use {list(SOURCES)}" if unknown
+                         else "no sources to sample: name at least one of " + str(list(SOURCES)))
+    source_ids = [SOURCES[s].id for s in config.sources]
     face_filter = ("AND (f.image_id IS NULL OR f.status IN ('ok', 'multiple_faces'))" if config.require_face else "")
     with duckdb.get_connection() as con:
         candidates = con.execute(

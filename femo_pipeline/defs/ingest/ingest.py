@@ -23,12 +23,12 @@ PROGRESS_EVERY_S = 5.0  # seconds between two progress lines of a folder ingest
 
 
 class DemoConfig(dg.Config):
-    seed: int = Field(default=2013, description="Seed of every generated face and survey answer.")
-    fer_train_per_class: int = Field(default=60, description="Synthetic FER-style training images per emotion.")
-    fer_test_per_class: int = Field(default=20, description="Synthetic FER-style test images per emotion.")
-    kaggle_per_class: int = Field(default=30, description="Synthetic Kaggle-style images per emotion (8 classes).")
-    survey_rows: int = Field(default=3000, description="Rows of the synthetic survey CSV.")
-    extra_per_class: int = Field(default=6, description="Synthetic images per emotion of each of the two extra "
+    seed: int = Field(default=2013, ge=0, description="Seed of every generated face and survey answer.")
+    fer_train_per_class: int = Field(default=60, ge=1, description="Synthetic FER-style training images per emotion.")
+    fer_test_per_class: int = Field(default=20, ge=1, description="Synthetic FER-style test images per emotion.")
+    kaggle_per_class: int = Field(default=30, ge=1, description="Synthetic Kaggle-style images per emotion (8 classes).")
+    survey_rows: int = Field(default=3000, ge=1, description="Rows of the synthetic survey CSV.")
+    extra_per_class: int = Field(default=6, ge=1, description="Synthetic images per emotion of each of the two extra "
                                  "labelled sets (posed-lab: 2 frames per subject; web-crops).")
 
 
@@ -51,12 +51,12 @@ def demo_source_files(context: dg.AssetExecutionContext, config: DemoConfig, sto
 
 
 class FolderIngestConfig(dg.Config):
-    workers: int = Field(default=0, description="Processes that read and inspect files (0: one per CPU core).")
-    max_pixels: int = Field(default=imaging.DEFAULT_MAX_PIXELS, description="Larger images are quarantined as decompression bombs.")
-    max_bytes: int = Field(default=imaging.DEFAULT_MAX_BYTES, description="Larger files are quarantined.")
-    min_side: int = Field(default=imaging.DEFAULT_MIN_SIDE,
+    workers: int = Field(default=0, ge=0, description="Processes that read and inspect files (0: one per CPU core).")
+    max_pixels: int = Field(default=imaging.DEFAULT_MAX_PIXELS, ge=1, description="Larger images are quarantined as decompression bombs.")
+    max_bytes: int = Field(default=imaging.DEFAULT_MAX_BYTES, ge=1, description="Larger files are quarantined.")
+    min_side: int = Field(default=imaging.DEFAULT_MIN_SIDE, ge=1,
                           description="Images whose shorter side is under this many pixels are quarantined.")
-    max_decoded_bytes: int = Field(default=imaging.DEFAULT_MAX_DECODED_BYTES,
+    max_decoded_bytes: int = Field(default=imaging.DEFAULT_MAX_DECODED_BYTES, ge=1,
                                    description="Images that would take more memory decoded (width x height x "
                                    "channels x bytes per sample, read from the header) are quarantined undecoded.")
     name_pattern: str = Field(default="", description="Regex searched in each file name; its group `subject` (and "

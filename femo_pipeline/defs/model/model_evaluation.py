@@ -23,8 +23,8 @@ MIXED = "femo CNN (shipped, both heads, prior-corrected)"
 
 
 class EvaluationConfig(dg.Config):
-    n_boot: int = Field(default=1000, description="Bootstrap resamples for the quick accuracy intervals.")
-    seed: int = Field(default=0, description="Bootstrap seed.")
+    n_boot: int = Field(default=1000, ge=1, description="Bootstrap resamples for the quick accuracy intervals.")
+    seed: int = Field(default=0, ge=0, description="Bootstrap seed.")
     tta: str = Field(default="flip", description="Test-time views of the extra row every model gets beside its "
                      f"one-view row (the headline compares one view): one of {', '.join(femo_model.TTA_MODES)}; "
                      "none: no extra row. Every reader gets the same views.")
@@ -44,7 +44,7 @@ def shipped_runs() -> tuple[list[dict], dict[str, str]]:
             continue
         sha = benchmark.sha256_file(path)
         sidecar = path.with_suffix(".json")
-        card = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+        card = femo_model.package_json(sidecar) if sidecar.is_file() else {}
         runs.append({
             "id": benchmark.run_id(f"femo-shipped-{kind}", sha), "reader": f"femo CNN (shipped, {kind} labels)",
             "origin": "shipped", "label_source": kind, "config": json.dumps(card) if card else None,
@@ -172,7 +172,8 @@ def usable_trained_run(evaluation_images: dict, storage: FemoStorage) -> tuple[d
     if run is None:
         return None, "emotion_model has not been trained in this warehouse"
     path = run.get("model_file")
-    sha = benchmark.sha256_file(path) if path and os.path.exists(path) else None
+    # a file replaced by a folder or a FIFO is no model file: as if it were gone (never read, never waited on)
+    sha = benchmark.sha256_file(path) if path and os.path.isfile(path) and not os.path.islink(path) else None
     why = benchmark.trained_run_usable(run, synthetic_profile=storage.is_demo,
                                        current_fingerprint=evaluation_images["training_fingerprint"],
                                        file_sha256=sha)

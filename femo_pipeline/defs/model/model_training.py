@@ -141,7 +141,7 @@ ModelConfig = create_model(
     precision=(str, Field(default="auto", description="Arithmetic while training: auto (bf16 where the CPU does it "
                           "natively, e.g. AVX512-BF16, float32 elsewhere), mixed_bfloat16 or float32. The saved "
                           "model is float32 either way.")),
-    max_train_images=(int, Field(default=0, description="Use at most this many training images (0: all).")),
+    max_train_images=(int, Field(default=0, ge=0, description="Use at most this many training images (0: all).")),
     label_source=(str, Field(default="fer2013", description="fer2013 (its labels) or ferplus (FER+ vote "
                                                             "distributions as soft targets).")),
 )
@@ -155,7 +155,10 @@ def train_config(config: dg.Config, **overrides) -> femo_model.TrainConfig:
     merged = {**values, **overrides}
     if "block_convs" in merged:
         merged["block_convs"] = tuple(merged["block_convs"])
-    return femo_model.TrainConfig(**merged)
+    try:
+        return femo_model.TrainConfig(**merged)
+    except ValueError as exc:
+        raise dg.Failure(description=str(exc)) from None
 
 
 def targets(frame: pd.DataFrame, label_source: str) -> tuple[np.ndarray, np.ndarray]:
@@ -184,6 +187,8 @@ def emotion_model(context: dg.AssetExecutionContext, config: ModelConfig, traini
     from femo_pipeline import reports
 
     precision = checked_precision(config.precision)  # resolved, so the run records what it ran in
+    tc = train_config(config, targets="votes" if config.label_source == "ferplus" else "labels",
+                      precision=precision)  # every setting checked before any image is read
     frame, x = training_images["frame"], training_images["x"]
     if frame.empty:
         context.log.warning("emotion_model skipped: no FER-2013 training images in the warehouse")
@@ -195,8 +200,6 @@ def emotion_model(context: dg.AssetExecutionContext, config: ModelConfig, traini
     if len(rows) == 0 or len(np.unique(femo_model.hard_labels(y))) < 2:
         raise dg.Failure(description=f"need training images of several emotions ({config.label_source} labels), "
                                      f"found {len(rows)} images")
-    tc = train_config(config, targets="votes" if config.label_source == "ferplus" else "labels",
-                      precision=precision)
     net, history, facts = femo_model.train(resize(x[rows], config.image_size), y, tc, log=context.log.info)
     folder = storage.root / "models" / "runs" / context.run_id
     path = femo_model.save(net, folder, history, tc, facts)

@@ -24,8 +24,8 @@ OTHER_TABLES = tuple(t for t in TABLES if t != "verdicts")  # shown after the an
 
 
 class ReportConfig(dg.Config):
-    n_boot: int = Field(default=2000, description="Paired bootstrap resamples (shared by every comparison).")
-    seed: int = Field(default=0, description="Bootstrap seed.")
+    n_boot: int = Field(default=2000, ge=1, description="Paired bootstrap resamples (shared by every comparison).")
+    seed: int = Field(default=0, ge=0, description="Bootstrap seed.")
 
 
 def lineage_runs(con, synthetic_profile: bool) -> tuple[pd.DataFrame, dict[str, str]]:

@@ -63,7 +63,7 @@ def catalog_quarantine_share(image_catalog: StagedTable, quality_thresholds: Qua
 
 
 class AccuracyFloorConfig(dg.Config):
-    floor: float = Field(default=0.55, description="Lowest validation accuracy (0-1) of the declared femo model "
+    floor: float = Field(default=0.55, ge=0, le=1, description="Lowest validation accuracy (0-1) of the declared femo model "
                                                    "for the report to publish (real profile).")
 
 

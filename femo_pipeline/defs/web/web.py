@@ -48,12 +48,12 @@ def newest_hits(days: dict) -> list[dict]:
 
 class WebSearchConfig(dg.Config):
     queries: dict[str, str] = Field(default=DEFAULT_QUERIES, description="Emotion name -> search term.")
-    per_emotion: int = Field(default=50, description="Hits to collect per emotion (pagination stops there).")
-    per_page: int = Field(default=50, description="Results per API page (Pixabay: 3-200).")
+    per_emotion: int = Field(default=50, ge=1, description="Hits to collect per emotion (pagination stops there).")
+    per_page: int = Field(default=50, ge=3, le=200, description="Results per API page (Pixabay: 3-200).")
 
 
 class WebDownloadConfig(dg.Config):
-    deadline_s: float = Field(default=60.0, description="Total seconds one image download may take (a server that "
+    deadline_s: float = Field(default=60.0, gt=0, description="Total seconds one image download may take (a server that "
                               "drips bytes is cut off there; the per-read timeout alone would not stop it).")
 
 
