@@ -234,6 +234,39 @@ def load_partitions(instance: dg.DagsterInstance, key: dg.AssetKey, partitions, 
     return {day: load_recorded(meta, key) for day, meta in sorted(chosen.items()) if FILES in meta}
 
 
+def carried_forward(context: dg.AssetExecutionContext, storage: FemoStorage, synthetic: bool):
+    """The staged output of this asset's (or this partition's) latest materialization, copied to fresh incoming
+    files (StagedTable, or {name: StagedTable}), for an asset whose source is not configured in this run: the
+    rows it staged before stay, so a run without a setting (a daemon's environment without an API key or a
+    folder path) never empties the warehouse tables built on it. None when there is nothing to keep: never
+    materialized, no rows, its files gone, or made under the other profile (`synthetic` differs)."""
+    key = context.asset_key
+    if context.has_partition_key:
+        records = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[context.partition_key]), limit=1).records
+        meta = records[0].asset_materialization.metadata if records else {}
+    else:
+        event = context.instance.get_latest_materialization_event(key)
+        meta = event.asset_materialization.metadata if event and event.asset_materialization else {}
+    was_synthetic = meta.get("synthetic")
+    if FILES not in meta or bool(was_synthetic.value if was_synthetic is not None else False) != synthetic:
+        return None
+    try:
+        value = load_recorded(meta, key)
+    except dg.Failure:
+        return None
+    named = value if isinstance(value, dict) else {"": value}
+    if not any(t.rows for t in named.values()):
+        return None
+    copies = {}
+    for name, table in named.items():
+        target = incoming_path(storage)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(table.path, target)
+        copies[name] = StagedTable(target, table.rows)
+    return copies if isinstance(value, dict) else copies[""]
+
+
 def latest_staged(instance: dg.DagsterInstance, asset_name: str):
     """The staged output of an unpartitioned asset's latest materialization, for code outside an asset (the
     sensor): None when never materialized; a Failure when its file is gone."""

@@ -1,7 +1,8 @@
 """Pixabay and DuckDuckGo (RapidAPI) image search, and resumable image downloads. Pure module (no Dagster).
 
 Search results keep what the pipeline needs (ids, image and page URLs, size, tags) and drop uploader names,
-user ids and avatar URLs: no personal data is stored. Stored URLs never carry an API key (webclient.strip_secrets).
+user ids and avatar URLs: no personal data is stored. DuckDuckGo's results keep only the site of the page an
+image sits on and no title, since both can name a person. Stored URLs never carry an API key (webclient.strip_secrets).
 A hit that is not what the API documents (no http(s) image URL, a port past 65535, a size that is not a number)
 is rejected alone, with its reason, into the caller's `rejected` list.
 """
@@ -64,6 +65,16 @@ def _size(value, what: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
         raise SearchError(f"{what} is not a pixel count: {str(value)[:40]!r}")
     return value
+
+
+def _site(url) -> str | None:
+    """scheme://host/ of a page URL (no path, query, user or port), or None when it is not an http(s) URL."""
+    try:
+        parts = urlsplit(url) if isinstance(url, str) and len(url) <= MAX_URL else None
+        host = parts.hostname if parts else None
+    except ValueError:
+        return None
+    return f"{parts.scheme}://{host}/" if host and parts.scheme in ("http", "https") else None
 
 
 def _text(value) -> str | None:
@@ -171,9 +182,11 @@ def ddg_search(client: PoliteClient, key: str, query: str, emotion_id: int, coun
         image = item["image"]
         # results carry no id: name the file by its URL, so a resumed download finds the same file again
         remote_id = hashlib.sha256(str(image).encode()).hexdigest()[:20]
+        # the page a result sits on, and its title, can name a person (a social profile, "Jane Doe on ..."):
+        # only the page's site is kept, and no title
         _keep(hits, rejected, remote_id, lambda item=item, image=image, remote_id=remote_id: _hit(
-            "ddg", emotion_id, query, remote_id, image, item.get("url"), item.get("width"), item.get("height"),
-            item.get("title"), client.secrets), client.secrets)
+            "ddg", emotion_id, query, remote_id, image, _site(item.get("url")), item.get("width"), item.get("height"),
+            None, client.secrets), client.secrets)
     return hits[:count]
 
 

@@ -157,6 +157,13 @@ def test_duckduckgo_headers_and_data(web):
     hits = web_sources.ddg_search(c, KEY, "sad face", 4, count=3, base_url=web.url + "/search/images", host="h.example")
     assert [h["image_url"] for h in hits] == [f"https://img.example/{i}.jpg" for i in range(3)]
     request = web.requests[0]
+    # the page and title can name a person: only the page's site is kept, and no title
+    body["data"][0].update(url="https://www.instagram.com/jane.doe.1987/p/Cx1/?igsh=1",
+                           title="Jane Doe (@jane.doe.1987) on Instagram")
+    web.routes["/search/images"] = [Answer(200, json.dumps(body).encode())]
+    first = web_sources.ddg_search(c, KEY, "sad face", 4, count=1, base_url=web.url + "/search/images")[0]
+    assert first["page_url"] == "https://www.instagram.com/" and first["tags"] is None
+    assert "jane" not in json.dumps(first).lower()
     assert request.headers["X-RapidAPI-Key"] == KEY and request.headers["X-RapidAPI-Host"] == "h.example"
     assert request.query == {"term": "sad face", "region": "us-en", "safeSearch": "strict"}
     web.routes["/search/images"] = [Answer(200, json.dumps({"status": False, "message": "quota"}).encode())]

@@ -14,7 +14,7 @@ from pydantic import Field
 from femo_pipeline import demo_data, folders, imaging, survey
 from femo_pipeline.defs._meta import column_schema, md_table
 from femo_pipeline.files import atomic_path
-from femo_pipeline.io_managers import STAGED, StagedTable, incoming_path
+from femo_pipeline.io_managers import STAGED, StagedTable, carried_forward, incoming_path
 from femo_pipeline.resources import SURVEY, FemoStorage
 from femo_pipeline.sources import Source, folder_sources
 
@@ -85,8 +85,12 @@ def ingest_folder(context: dg.AssetExecutionContext, storage: FemoStorage, confi
     asset_name = context.asset_key.path[-1]
     plan = storage.source_plan(source.key)
     if plan.path is None:
-        context.log.warning(f"{asset_name} skipped: {plan.skip_reason}")
-        return dg.Output(folders.SCHEMA.empty_table(), metadata={"skipped": plan.skip_reason, "synthetic": False})
+        kept = carried_forward(context, storage, synthetic=False)
+        reason = plan.skip_reason + (f"; the {kept.rows:,} files it staged before are kept (point the setting at an "
+                                     "empty folder to drop the source)" if kept else "")
+        context.log.warning(f"{asset_name} skipped: {reason}")
+        return dg.Output(kept or folders.SCHEMA.empty_table(),
+                         metadata={"skipped": reason, "synthetic": False, "carried_forward": kept is not None})
     pattern = name_pattern(config, source)
     try:
         entries = folders.scan_folder(plan.path, with_splits=source.splits, sets=source.sets)
@@ -172,6 +176,12 @@ def everyday_emotions_survey(context: dg.AssetExecutionContext, storage: FemoSto
     """'Emotions in everyday life' survey answers (Trampe et al. 2015), coerced to numbers with bad rows set aside
     (two staged tables: responses, rejected)."""
     plan = storage.source_plan(SURVEY)
+    kept = carried_forward(context, storage, synthetic=False) if plan.path is None else None
+    if kept is not None:  # the answers staged before stay: a run without the setting never empties the table
+        reason = f"{plan.skip_reason}; the {kept['responses'].rows:,} answers staged before are kept"
+        context.log.warning(f"everyday_emotions_survey skipped: {reason}")
+        return dg.Output(kept, metadata={"skipped": reason, "synthetic": False, "carried_forward": True,
+                                         "responses": kept["responses"].rows})
     if plan.path is None:
         cleaned = survey.CleanSurvey(
             pd.DataFrame({c: pd.Series(dtype="int64") for c in survey.COLUMNS}),

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from femo_pipeline import folders, web_sources
 from femo_pipeline.defs._meta import column_schema, md_table
-from femo_pipeline.io_managers import STAGED
+from femo_pipeline.io_managers import STAGED, carried_forward
 from femo_pipeline.resources import FemoStorage, WebSearchResource
 from femo_pipeline.vocab import EMOTIONS, emotion_id
 from femo_pipeline.webclient import WebError
@@ -63,13 +63,15 @@ def _skip(context, reason: str, value) -> dg.Output:
 
 
 def collect_hits(context: dg.AssetExecutionContext, config: WebSearchConfig, api: WebSearchResource,
-                 search: Callable) -> dg.Output:
+                 storage: FemoStorage, search: Callable) -> dg.Output:
     """Run the search per emotion; failures are recorded per query, and hits that are not what the API documents
     per hit, with the reason. Shared by both sources."""
     name = context.asset_key.path[-1]
     key = api.api_key()
-    if not key:
-        return _skip(context, f"{api.api_key_env} is not set", HITS_SCHEMA.empty_table())
+    if not key:  # the day's hits found before stay: a run without the key never empties the day
+        kept = carried_forward(context, storage, synthetic=False)
+        reason = f"{api.api_key_env} is not set" + (f"; the day's {kept.rows} hits found before are kept" if kept else "")
+        return _skip(context, reason, kept or HITS_SCHEMA.empty_table())
     unknown = [e for e in config.queries if emotion_id(e) is None]
     if unknown:
         raise dg.Failure(description=f"queries name unknown emotions {unknown}; use {list(EMOTIONS.values())}")
@@ -106,9 +108,8 @@ def download_hits(context: dg.AssetExecutionContext, config: WebDownloadConfig, 
     name = context.asset_key.path[-1]
     hits = newest_hits(days)
     folder = storage.root / "raw" / source_key
-    if not hits:
-        return _skip(context, f"no hits from {hits_asset}",
-                     {"files": folders.SCHEMA.empty_table(), "downloads": DOWNLOAD_SCHEMA.empty_table()})
+    if not hits:  # nothing to download; the files downloaded before are still staged (they stay in the warehouse)
+        context.log.warning(f"{name}: no hits from {hits_asset}; the download folder is inspected as it is")
     client = api.client()
     rows = []
     start = time.perf_counter()
@@ -126,6 +127,7 @@ def download_hits(context: dg.AssetExecutionContext, config: WebDownloadConfig, 
     table = folders.inspect_folder(folder, entries, workers=1) if entries else folders.SCHEMA.empty_table()
     frame = manifest.to_pandas()
     return dg.Output({"files": table, "downloads": manifest}, metadata={
+        **({"skipped": f"no hits from {hits_asset}"} if not hits else {}),
         "files": table.num_rows,
         "hits_all_days": len(hits),
         "downloads": dg.MetadataValue.json(frame["status"].value_counts().to_dict()),
@@ -145,9 +147,10 @@ def _ddg(client, key, query, emotion, count, per_page, base_url, rejected):
 
 
 @dg.asset(group_name=GROUP, kinds={"python", "parquet"}, partitions_def=WEB_PARTITIONS, io_manager_key=STAGED)
-def pixabay_hits(context: dg.AssetExecutionContext, config: WebSearchConfig, pixabay: WebSearchResource) -> dg.Output:
+def pixabay_hits(context: dg.AssetExecutionContext, config: WebSearchConfig, pixabay: WebSearchResource,
+                 storage: FemoStorage) -> dg.Output:
     """Pixabay API search results per emotion and day (photo, people, safesearch): image URLs and sizes, no uploader data."""
-    return collect_hits(context, config, pixabay, _pixabay)
+    return collect_hits(context, config, pixabay, storage, _pixabay)
 
 
 @dg.asset(group_name=GROUP, kinds={"python", "parquet"}, io_manager_key=STAGED)
@@ -159,9 +162,9 @@ def pixabay_images(context: dg.AssetExecutionContext, config: WebDownloadConfig,
 
 @dg.asset(group_name=GROUP, kinds={"python", "parquet"}, partitions_def=WEB_PARTITIONS, io_manager_key=STAGED)
 def duckduckgo_hits(context: dg.AssetExecutionContext, config: WebSearchConfig,
-                    duckduckgo: WebSearchResource) -> dg.Output:
+                    duckduckgo: WebSearchResource, storage: FemoStorage) -> dg.Output:
     """DuckDuckGo image search results per emotion and day (RapidAPI, strict safe search): image URLs only."""
-    return collect_hits(context, config, duckduckgo, _ddg)
+    return collect_hits(context, config, duckduckgo, storage, _ddg)
 
 
 @dg.asset(group_name=GROUP, kinds={"python", "parquet"}, io_manager_key=STAGED)
