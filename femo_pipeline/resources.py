@@ -13,7 +13,7 @@ from pydantic import Field
 
 from femo_pipeline.facs import FACS_URL
 from femo_pipeline.sources import SOURCES, folder_sources
-from femo_pipeline.webclient import PoliteClient
+from femo_pipeline.webclient import PoliteClient, url_secrets
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
@@ -241,7 +241,8 @@ class FacsPageResource(dg.ConfigurableResource):
         return self.url or os.environ.get("FEMO_FACS_URL") or FACS_URL
 
     def client(self) -> PoliteClient:
-        return PoliteClient(timeout=self.timeout, max_retries=self.max_retries, backoff=self.backoff, min_interval=0)
+        return PoliteClient(timeout=self.timeout, max_retries=self.max_retries, backoff=self.backoff, min_interval=0,
+                            secrets=url_secrets(self.page_url()))
 
 
 class QualityThresholds(dg.ConfigurableResource):

@@ -87,6 +87,18 @@ def strip_secrets(url: str, secrets: Iterable[str]) -> str:
         return url
 
 
+def url_secrets(url: str) -> tuple[str, ...]:
+    """The secrets a configured URL carries (its user's password, the values of key-like query parameters), for a
+    client's `secrets`, so that messages about that URL mask them."""
+    try:
+        parts = urlsplit(url)
+        found = [parts.password or ""] + [v for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                                          if k.lower() in SECRET_PARAMS]
+    except ValueError:
+        return ()
+    return tuple(v for v in found if len(v) >= 4)  # a value too short to be a secret would mask ordinary text
+
+
 class _RedactingFilter(logging.Filter):
     """Masks registered secrets in log records of the HTTP libraries (urllib3 logs full URLs at DEBUG level,
     and Pixabay wants its key in the query string)."""
@@ -105,6 +117,27 @@ class _RedactingFilter(logging.Filter):
 _FILTER = _RedactingFilter()
 for _name in ("urllib3.connectionpool", "urllib3.util.retry", "requests"):
     logging.getLogger(_name).addFilter(_FILTER)
+
+# A logger's filter sees only the records made at that logger, and urllib3 logs from many modules (e.g.
+# urllib3.connection's "Failed to parse headers (url=...)"): every record of the HTTP libraries is therefore
+# masked as it is made, its traceback text included, whichever logger made it.
+_LIBRARIES = ("urllib3", "requests")
+_make_record = logging.getLogRecordFactory()
+
+
+def _masked_record(*args, **kwargs) -> logging.LogRecord:
+    record = _make_record(*args, **kwargs)
+    if _FILTER.secrets and str(record.name or "").split(".", 1)[0] in _LIBRARIES:
+        _FILTER.filter(record)
+        if record.exc_info:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info), _FILTER.secrets)
+            record.exc_info = None
+    return record
+
+
+if not getattr(_make_record, "femo_masks", False):  # once, however often this module is reloaded
+    _masked_record.femo_masks = True
+    logging.setLogRecordFactory(_masked_record)
 
 
 class SecretKeepingSession(requests.Session):

@@ -204,6 +204,22 @@ def test_assets_fetch_parse_and_keep_last_good_tables(tmp_path):
     assert fixture.asset_materializations_for_node("facs_page")[0].metadata["stale"].value is False
 
 
+def test_credentials_in_the_page_url_are_used_but_never_stored_or_shown(tmp_path):
+    with FakeWeb() as web:
+        web.routes["/blog/facs/"] = [Answer(200, facs.fixture_html().encode(), {"Content-Type": "text/html"}),
+                                     Answer(503, b"down")]
+        url = web.url.replace("http://", "http://reader:PASSWORD99@") + "/blog/facs/?token=TOKEN12345&v=2"
+        results = [materialize(tmp_path, selection=SELECTION, facs_url=url, profile="real") for _ in range(2)]
+        assert web.hits("/blog/facs/")[0].query["token"] == "TOKEN12345"  # sent where it is meant for
+    stale = results[1].asset_materializations_for_node("facs_page")[0].metadata["stale_reason"].value
+    assert "HTTP 503" in stale
+    shown = [str(e) for r in results for e in r.all_events] + [stale]
+    stored = [p.read_bytes().decode(errors="replace") for p in (tmp_path / "raw" / "facs").rglob("*.json")]
+    units, _ = _tables(tmp_path)
+    for text in [*shown, *stored, str(units)]:
+        assert "PASSWORD99" not in text and "TOKEN12345" not in text
+
+
 def test_demo_profile_uses_the_fixture_without_network(tmp_path):
     result = materialize(tmp_path, selection=SELECTION)  # facs_url points at a closed port
     assert result.success

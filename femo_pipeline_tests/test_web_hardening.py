@@ -343,3 +343,18 @@ def test_something_in_the_way_of_a_download_is_reported_never_read_or_followed(w
     assert time.monotonic() - start < 3  # a FIFO is not waited on
     assert result.status == "failed" and "a.png" in result.reason and "remove it" in result.reason, result
     assert result.file_size_bytes is None and web.hits("/a.png") == []
+
+
+def test_every_http_library_logger_is_masked_tracebacks_included(caplog):
+    import logging
+
+    client()  # registers the key with the log masking
+    with caplog.at_level(logging.DEBUG):
+        logging.getLogger("urllib3.connection").warning("Failed to parse headers (url=%s)", f"http://h/?key={KEY}")
+        try:
+            raise ValueError(f"GET http://h/?key={KEY} broke")
+        except ValueError:
+            logging.getLogger("urllib3.response").exception("transfer")
+        logging.getLogger("femo.other").warning("not a library: %s", "untouched")
+    assert KEY not in caplog.text and "url=http://h/?key=***" in caplog.text and "ValueError" in caplog.text
+    assert "untouched" in caplog.text

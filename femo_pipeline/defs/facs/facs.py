@@ -14,7 +14,7 @@ from femo_pipeline.defs.warehouse.warehouse import WRITER, emotions
 from femo_pipeline.files import write_text_atomic
 from femo_pipeline.io_managers import STAGED
 from femo_pipeline.resources import FacsPageResource, FemoStorage
-from femo_pipeline.webclient import WebError
+from femo_pipeline.webclient import WebError, strip_secrets
 
 GROUP = "ingest"  # the page itself; its two tables are warehouse tables, drawn in that group
 TABLES_GROUP = "warehouse"
@@ -27,7 +27,7 @@ def _uses_fixture(facs_source: FacsPageResource, storage: FemoStorage) -> bool:
 
 def _base_url(facs_source: FacsPageResource, storage: FemoStorage) -> str:
     # the fixture stands for the live article: its relative links resolve against the article's URL
-    return facs.FACS_URL if _uses_fixture(facs_source, storage) else facs_source.page_url()
+    return facs.FACS_URL if _uses_fixture(facs_source, storage) else strip_secrets(facs_source.page_url(), ())
 
 
 def _keep(html: str, origin: str, storage: FemoStorage, dated: bool) -> Path:
@@ -71,9 +71,10 @@ def facs_page(context: dg.AssetExecutionContext, facs_source: FacsPageResource, 
     if fixture:
         html, origin = facs.fixture_html(), "femo fixture"
     else:
-        origin = facs_source.page_url()
+        url = facs_source.page_url()
+        origin = strip_secrets(url, ())  # as stored and shown: no user, password or key-like query parameter
         try:
-            html = facs_source.client().fetch_text(origin)
+            html = facs_source.client().fetch_text(url)
         except WebError as exc:
             return _stale(context, storage, f"not fetched from {origin}: {exc}")
     try:  # parse before keeping: a 200 that is not the article (a captcha, a redesign) must not replace the last good page

@@ -26,7 +26,8 @@ class DemoConfig(dg.Config):
     seed: int = Field(default=2013, ge=0, description="Seed of every generated face and survey answer.")
     fer_train_per_class: int = Field(default=60, ge=1, description="Synthetic FER-style training images per emotion.")
     fer_test_per_class: int = Field(default=20, ge=1, description="Synthetic FER-style test images per emotion.")
-    kaggle_per_class: int = Field(default=30, ge=1, description="Synthetic Kaggle-style images per emotion (8 classes).")
+    kaggle_per_class: int = Field(default=30, ge=2, description="Synthetic Kaggle-style images per emotion (8 classes; "
+                                  "at least 2: the second anger face is the base of the demo's corrupt file).")
     survey_rows: int = Field(default=3000, ge=1, description="Rows of the synthetic survey CSV.")
     extra_per_class: int = Field(default=6, ge=1, description="Synthetic images per emotion of each of the two extra "
                                  "labelled sets (posed-lab: 2 frames per subject; web-crops).")
