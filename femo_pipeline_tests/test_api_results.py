@@ -100,3 +100,16 @@ def test_probabilities_that_are_not_numbers_are_refused_at_the_door_and_never_br
         answer = c.get("/images/12/predictions")
         assert answer.status_code == 200
         assert answer.json()["predictions"][0]["probabilities"]["anger"] is None
+
+
+def test_several_tables_are_replaced_in_one_transaction_or_not_at_all():
+    con = duckdb.connect()
+    con.execute("CREATE TABLE a (x INTEGER); CREATE TABLE b (y INTEGER NOT NULL); INSERT INTO a VALUES (1); "
+                "INSERT INTO b VALUES (1)")
+    import pandas as pd
+
+    assert wh.replace_tables(con, {"a": pd.DataFrame({"x": [2, 3]}), "b": pd.DataFrame({"y": [4]})}) == {"a": 2, "b": 1}
+    with pytest.raises(duckdb.Error):  # the second table refuses its rows: the first keeps its own
+        wh.replace_tables(con, {"a": pd.DataFrame({"x": [9]}), "b": pd.DataFrame({"y": [None]})})
+    assert con.execute("SELECT * FROM a ORDER BY x").fetchall() == [(2,), (3,)]
+    assert con.execute("SELECT * FROM b").fetchall() == [(4,)]

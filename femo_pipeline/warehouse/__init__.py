@@ -20,6 +20,7 @@ from femo_pipeline.warehouse.loads import (
     replace_predictions,
     replace_rows,
     replace_survey,
+    replace_tables,
     table_counts,
     upsert_data_sources,
     upsert_emotions,
@@ -41,6 +42,7 @@ __all__ = [
     "MODEL_RUN_COLUMNS", "PROBABILITY_COLUMNS", "SCHEMA_VERSION", "PixelPairingError",
     "apply_schema", "column_docs", "ensure_schema", "image_id", "record_model_run", "replace_facs_links",
     "replace_facs_units", "replace_images", "replace_predictions", "replace_rows", "replace_survey",
+    "replace_tables",
     "schema_fingerprint", "set_info", "sql_text", "study_queries", "table_counts", "transaction",
     "upsert_data_sources", "upsert_emotions",
 ]

@@ -212,14 +212,24 @@ def replace_facs_links(con: duckdb.DuckDBPyConnection, links: pd.DataFrame, keep
 
 def replace_rows(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> int:
     """Delete every row of a leaf table (nothing references it) and insert the frame's, in one transaction."""
-    con.register("_rows", frame)
+    return replace_tables(con, {table: frame})[table]
+
+
+def replace_tables(con: duckdb.DuckDBPyConnection, frames: dict[str, pd.DataFrame]) -> dict[str, int]:
+    """replace_rows for several leaf tables in one transaction: readers see all the old rows or all the new, and a
+    failure part-way leaves every table as it was. Returns the rows per table."""
+    names = [f"_rows_{i}" for i in range(len(frames))]
+    for name, frame in zip(names, frames.values()):
+        con.register(name, frame)
     try:
         with transaction(con):
-            con.execute(f"DELETE FROM {table}")
-            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
+            for name, table in zip(names, frames):
+                con.execute(f"DELETE FROM {table}")
+                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {name}")
     finally:
-        con.unregister("_rows")
-    return con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]  # fetchall: no unfinished result left
+        for name in names:
+            con.unregister(name)
+    return {table: con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] for table in frames}
 
 
 def replace_survey(con: duckdb.DuckDBPyConnection, responses: pd.DataFrame, rejected: pd.DataFrame) -> int:

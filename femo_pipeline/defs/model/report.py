@@ -88,11 +88,12 @@ def benchmark_report(context: dg.AssetExecutionContext, config: ReportConfig, du
                                       config.seed)
     tables["benchmark_scores"] = pd.concat([tables["benchmark_scores"], others], ignore_index=True)
     with duckdb.get_connection() as con:
+        frames = {}
         for name in TABLES:
             columns = [c for (c,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = ? "
                                                  "AND schema_name = 'main' ORDER BY column_index", [name]).fetchall()]
-            frame = tables[name]
-            wh.replace_rows(con, name, frame.reindex(columns=columns))
+            frames[name] = tables[name].reindex(columns=columns)
+        wh.replace_tables(con, frames)  # one transaction: never the scores of one run beside the verdicts of another
     report = build_report(tables, runs, declared, not_run, storage.is_demo)
     report["other_faces"] = {"sets": sets, "scores": others.to_dict("records")}
     suffix = " (SYNTHETIC)" if storage.is_demo else ""
