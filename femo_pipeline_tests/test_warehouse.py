@@ -131,6 +131,20 @@ def test_schema_version_change_rebuilds(con, monkeypatch):
     assert con.execute("SELECT value FROM warehouse_info WHERE key = 'schema_version'").fetchone()[0] == "test-next"
 
 
+def test_a_rebuild_that_fails_part_way_leaves_the_old_warehouse(con, monkeypatch):
+    rows = con.execute("SELECT count(*) FROM images").fetchone()[0]
+    assert rows > 0
+    monkeypatch.setattr(warehouse.schema, "SCHEMA_VERSION", "test-next")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the disk filled up")
+
+    monkeypatch.setattr(warehouse.schema, "apply_schema", broken)
+    with pytest.raises(RuntimeError, match="disk filled up"):
+        warehouse.ensure_schema(con)
+    assert con.execute("SELECT count(*) FROM images").fetchone()[0] == rows
+
+
 def test_erd_reflects_live_schema(con, tmp_path):
     tables, views = erd.read_schema(con)
     assert {"images", "data_sources", "emotions", "image_pixels", "facs_emotions_units"} <= set(tables)

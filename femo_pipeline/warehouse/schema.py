@@ -69,12 +69,14 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     version = _current_version(con)
     if version == SCHEMA_VERSION and _schema_is_current(con):
         return
-    if version is not None and version != SCHEMA_VERSION:
-        for view in _VIEWS:
-            con.execute(f"DROP VIEW IF EXISTS {view}")
-        for table in _TABLES_CHILD_FIRST:
-            con.execute(f"DROP TABLE IF EXISTS {table}")
-    with transaction(con):  # one commit for the hundreds of statements, not one each
+    # one transaction for the hundreds of statements (one commit, not one each), the drops of an older schema
+    # included: a rebuild that fails part-way leaves the old warehouse as it was
+    with transaction(con):
+        if version is not None and version != SCHEMA_VERSION:
+            for view in _VIEWS:
+                con.execute(f"DROP VIEW IF EXISTS {view}")
+            for table in _TABLES_CHILD_FIRST:
+                con.execute(f"DROP TABLE IF EXISTS {table}")
         apply_schema(con)
         set_info(con, {"schema_version": SCHEMA_VERSION, "schema_fingerprint": schema_fingerprint()})
 
