@@ -75,8 +75,14 @@ def read_input_file(path: str | os.PathLike, max_bytes: int = MAX_INPUT_BYTES) -
             raise InputFileError(f"{path} is {kind}; give the path of a file")
         if st.st_size > max_bytes:
             raise InputFileError(f"{path} has {st.st_size} bytes, more than the limit of {max_bytes}")
-        with os.fdopen(os.dup(fd), "rb") as fh:
-            data = fh.read(max_bytes + 1)
+        chunks, size = [], 0
+        while size <= max_bytes:  # what fstat announced (+1 to see growth), never max_bytes at once
+            chunk = os.read(fd, min(max_bytes + 1 - size, max(st.st_size + 1 - size, 65536)))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        data = b"".join(chunks)
         if len(data) > max_bytes:
             raise InputFileError(f"{path} has more than the limit of {max_bytes} bytes")
         return data

@@ -11,8 +11,7 @@ materialized here loads as None where the input allows it, and is a Failure othe
 folder (another instance's, older versions) are never read, so nothing has to prove a file unchanged.
 
 Old versions are removed when a new one is written: those over a day old, the newest two always kept (a run in
-progress, or a catalog built from the previous version, may still read it), and never more than six kept, so
-re-runs within a day do not pile up copies.
+progress, or a catalog built from the previous version, may still read it).
 """
 
 from __future__ import annotations
@@ -41,7 +40,6 @@ ALLOW_MISSING = "femo/allow_missing"  # input metadata: an upstream never materi
 FILES = "staged_files"  # materialization metadata: {name or "table": path} of the files it wrote
 STALE_S = 24 * 3600  # a superseded version, or a file a failed run left in .incoming, is removed after this
 KEEP_VERSIONS = 2  # the newest versions of an asset (partition) are kept whatever their age
-MAX_VERSIONS = 6  # and never more than this many, however young: re-runs within a day do not pile up copies
 
 
 @dataclass(frozen=True)
@@ -97,7 +95,7 @@ def _is_partitioned(context: dg.OutputContext) -> bool:
 
 def remove_old_versions(folder: Path, now: float | None = None) -> list[Path]:
     """Remove the versions (<version>[.<name>].parquet) in `folder` that are over STALE_S old, except the newest
-    KEEP_VERSIONS, and any beyond the newest MAX_VERSIONS whatever their age; returns the files removed."""
+    KEEP_VERSIONS; returns the files removed."""
     versions: dict[str, list[Path]] = {}
     for path in folder.glob("*.parquet"):
         versions.setdefault(path.name.split(".", 1)[0], []).append(path)
@@ -108,8 +106,8 @@ def remove_old_versions(folder: Path, now: float | None = None) -> list[Path]:
     newest.sort(reverse=True)
     now = time.time() if now is None else now
     removed = []
-    for rank, (mtime, version) in enumerate(newest[KEEP_VERSIONS:], KEEP_VERSIONS):
-        if now - mtime > STALE_S or rank >= MAX_VERSIONS:
+    for mtime, version in newest[KEEP_VERSIONS:]:
+        if now - mtime > STALE_S:
             for path in versions[version]:
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()

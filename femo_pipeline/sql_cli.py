@@ -122,7 +122,8 @@ def _connect_read_only(path: Path, serving_path: Path, readable: list[Path]):
 
 
 # EXPLAIN's head: EXPLAIN ANALYZE runs the statement it explains, so that statement is judged like any other
-_EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(?:ANALY[SZ]E\s+)?(?:\([^()]*\)\s*)?", re.I)
+_EXPLAIN = re.compile(r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*EXPLAIN\s+(?:ANALY[SZ]E\s+)?(?:\([^()]*\)\s*)?",
+                      re.I | re.S)
 
 
 def _refusal(statements, extract) -> tuple[str, str] | None:

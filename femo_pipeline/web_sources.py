@@ -235,10 +235,12 @@ def download_image(client: PoliteClient, url: str, folder: Path, stem: str, max_
     finally:
         if response is not None:
             response.close()
-    if declared is not None and whole_number(declared.strip()) is None:
-        return DownloadResult(url, None, "failed", f"Content-Length {declared[:40]!r} is not a byte count",
-                              len(data), None)
-    declared = whole_number(declared.strip()) if declared is not None else None
+    if declared is not None:  # a header sent twice with one value reads "123, 123": the same count
+        counts = {whole_number(part.strip()) for part in declared.split(",")}
+        if None in counts or len(counts) != 1:
+            return DownloadResult(url, None, "failed", f"Content-Length {declared[:40]!r} is not a byte count",
+                                  len(data), None)
+        declared = counts.pop()
     if declared is not None and declared != wire_bytes and len(data) <= max_bytes:
         return DownloadResult(url, None, "failed", f"truncated: got {wire_bytes} of {declared} bytes", len(data), None)
     row = imaging.inspect_image(data, max_bytes=max_bytes)

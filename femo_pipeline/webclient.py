@@ -103,12 +103,19 @@ class _RedactingFilter(logging.Filter):
     """Masks registered secrets in log records of the HTTP libraries (urllib3 logs full URLs at DEBUG level,
     and Pixabay wants its key in the query string)."""
 
-    secrets: set[str] = set()
+    secrets: frozenset[str] = frozenset()  # replaced whole under _SECRETS_LOCK, never changed in place, so a
+    # thread masking a record iterates a set no other thread is changing
+    _SECRETS_LOCK = threading.Lock()
+
+    def add(self, secrets) -> None:
+        with self._SECRETS_LOCK:
+            type(self).secrets = self.secrets | {s for s in secrets if s}
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
+        secrets = self.secrets  # one snapshot for this record
+        if secrets:
             message = record.getMessage()
-            masked = redact(message, self.secrets)
+            masked = redact(message, secrets)
             if masked != message:
                 record.msg, record.args = masked, ()
         return True
@@ -127,11 +134,14 @@ _make_record = logging.getLogRecordFactory()
 
 def _masked_record(*args, **kwargs) -> logging.LogRecord:
     record = _make_record(*args, **kwargs)
-    if _FILTER.secrets and str(record.name or "").split(".", 1)[0] in _LIBRARIES:
+    secrets = _FILTER.secrets  # one snapshot for this record
+    if secrets and str(record.name or "").split(".", 1)[0] in _LIBRARIES:
         _FILTER.filter(record)
         if record.exc_info:
-            record.exc_text = redact(logging.Formatter().formatException(record.exc_info), _FILTER.secrets)
-            record.exc_info = None
+            text = logging.Formatter().formatException(record.exc_info)
+            masked = redact(text, secrets)
+            if masked != text:  # only a traceback that names a secret loses its exception object
+                record.exc_text, record.exc_info = masked, None
     return record
 
 
@@ -224,7 +234,7 @@ class PoliteClient:
     waits: list[float] = field(default_factory=list)  # every wait taken, for logs and tests
 
     def __post_init__(self) -> None:
-        _FILTER.secrets.update(s for s in self.secrets if s)
+        _FILTER.add(self.secrets)
         if self.session is None:
             self.session = SecretKeepingSession(self.secrets)
         self._lock = threading.Lock()

@@ -32,7 +32,7 @@ def test_a_web_refresh_without_the_key_keeps_the_days_hits_and_the_downloaded_fi
         web.routes["/api/"] = [Answer(200, json.dumps({"hits": hits, "totalHits": 3}).encode())]
         instance = dg.DagsterInstance.ephemeral()
         resources = resources_for(tmp_path, web_resources(pixabay_url=web.url + "/api/", ddg_url="http://127.0.0.1:9/x",
-                                                          min_interval=0, max_retries=0))
+                                                          min_interval=0, max_retries=0), profile="real")
         config = {"ops": {"pixabay_hits": {"config": {"queries": {"Happiness": "happy face"}, "per_emotion": 3,
                                                       "per_page": 3}}}}
 
@@ -55,6 +55,13 @@ def test_a_web_refresh_without_the_key_keeps_the_days_hits_and_the_downloaded_fi
         assert images["files"] == 3  # the downloaded files stay staged, so the catalog keeps their images
         staged = latest_staged(instance, "pixabay_images")["files"].to_pandas(["status"])
         assert list(staged["status"]) == ["ok"] * 3
+        # the demo profile on the same data folder never takes the real hits or downloads in
+        resources = resources_for(tmp_path, web_resources(pixabay_url=web.url + "/api/", ddg_url="http://127.0.0.1:9/x",
+                                                          min_interval=0, max_retries=0), profile="demo")
+        assert _meta(run(["pixabay_hits"]), "pixabay_hits")["dagster/row_count"] == 0
+        assert latest_staged(instance, "pixabay_images")["files"].rows == 3  # before the demo's own run
+        assert _meta(run(["pixabay_images"]), "pixabay_images")["skipped"] == "no hits from pixabay_hits"
+        assert latest_staged(instance, "pixabay_images")["files"].rows == 0
 
 
 def test_a_run_without_a_folder_or_survey_path_keeps_what_they_staged_but_never_another_profiles(

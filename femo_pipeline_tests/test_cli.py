@@ -123,6 +123,9 @@ def test_a_statement_inside_explain_is_judged_like_any_other(data_dir, capsys, s
     assert (target.read_bytes() if target.exists() else None) == before
     code, out, _ = sql(capsys, "EXPLAIN ANALYZE SELECT count(*) FROM images")  # a query's plan still runs
     assert code == 0 and "analyzed_plan" in out
+    for commented in ("-- the plan\nEXPLAIN SELECT 1", "/* why */ EXPLAIN ANALYZE SELECT 1"):
+        assert sql(capsys, commented)[0] == 0, commented  # comments before a query's EXPLAIN are fine
+    assert sql(capsys, f"-- a comment\nEXPLAIN ANALYZE COPY (SELECT 1) TO '{target}'")[0] == 3
 
 
 def test_csv_and_json_of_every_row_are_written_as_they_come(data_dir, capsys):

@@ -153,6 +153,7 @@ def test_training_settings_out_of_range_are_named_before_anything_is_built():
     with pytest.raises(ValueError, match=r"block_convs=\(2, 0\)"):
         TrainConfig(block_convs=(2, 0))
     assert TrainConfig(epochs=1, width=8, patience=0).epochs == 1
+    assert TrainConfig(image_size=40).crop == 44  # a crop as large as the image or larger is no crop, as before
 
 
 def test_balanced_sample_is_seeded_and_order_free():

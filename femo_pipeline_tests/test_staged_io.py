@@ -199,17 +199,6 @@ def test_old_versions_go_after_a_day_and_the_newest_two_always_stay(tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == ["d.parquet", "f.parquet"]
 
 
-def test_re_runs_within_a_day_keep_at_most_max_versions(tmp_path):
-    folder = tmp_path / "asset"
-    folder.mkdir()
-    now = 10 * io_managers.STALE_S
-    for minute in range(io_managers.MAX_VERSIONS + 3):  # one re-run a minute: all young
-        (folder / f"v{minute:02d}.parquet").write_bytes(b"x")
-        os.utime(folder / f"v{minute:02d}.parquet", (now - 3600 + 60 * minute,) * 2)
-        io_managers.remove_old_versions(folder, now=now)
-    kept = sorted(p.name for p in folder.iterdir())
-    assert kept == [f"v{m:02d}.parquet" for m in range(3, io_managers.MAX_VERSIONS + 3)]  # the newest six
-
 
 def test_streamed_files_a_failed_run_left_behind_are_cleaned_after_a_day(tmp_path):
     from femo_pipeline.io_managers import STALE_S, incoming_path

@@ -358,3 +358,38 @@ def test_every_http_library_logger_is_masked_tracebacks_included(caplog):
         logging.getLogger("femo.other").warning("not a library: %s", "untouched")
     assert KEY not in caplog.text and "url=http://h/?key=***" in caplog.text and "ValueError" in caplog.text
     assert "untouched" in caplog.text
+
+
+def test_one_content_length_sent_twice_is_one_count_and_two_counts_are_refused(web, tmp_path):
+    image = png(6)
+    c, _ = client(max_retries=0)
+    for name, header, ok in (("same", f"{len(image)}, {len(image)}", True), ("two", f"{len(image)}, 7", False)):
+        web.routes[f"/{name}.png"] = [Answer(200, image, {"Content-Type": "image/png", "Content-Length": header})]
+        result = web_sources.download_image(c, web.url + f"/{name}.png", tmp_path, name)
+        assert (result.status == "ok") is ok, result
+
+
+def test_masking_while_other_threads_register_secrets_never_fails_a_log_call():
+    import logging
+    import threading
+
+    errors: list[BaseException] = []
+
+    def register():
+        for i in range(300):
+            PoliteClient(secrets=(f"thread-secret-{threading.get_ident()}-{i}",))
+
+    def log():
+        try:
+            for _ in range(300):
+                logging.getLogger("urllib3.connectionpool").debug("GET /?key=%s", KEY)
+        except BaseException as exc:  # noqa: BLE001 - any failure of a log call is the finding
+            errors.append(exc)
+
+    client()
+    threads = [threading.Thread(target=f) for f in (register, log, register, log)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []

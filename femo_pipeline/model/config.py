@@ -46,7 +46,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         """Every knob in its range, checked before anything is built: ValueError naming each bad one."""
         checks = {
-            "image_size": self.image_size >= 16, "crop": 0 <= self.crop <= self.image_size,
+            "image_size": self.image_size >= 16, "crop": self.crop >= 0,  # a crop >= image_size is none
             "epochs": self.epochs >= 1, "batch_size": self.batch_size >= 0, "seed": self.seed >= 0,
             "val_fraction": 0 < self.val_fraction < 1, "width": self.width >= 1,
             "block_convs": len(self.block_convs) >= 1 and all(n >= 1 for n in self.block_convs),

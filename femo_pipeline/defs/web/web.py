@@ -68,8 +68,9 @@ def collect_hits(context: dg.AssetExecutionContext, config: WebSearchConfig, api
     per hit, with the reason. Shared by both sources."""
     name = context.asset_key.path[-1]
     key = api.api_key()
-    if not key:  # the day's hits found before stay: a run without the key never empties the day
-        kept = carried_forward(context, storage, synthetic=False)
+    if not key:  # the day's hits found before stay: a run without the key never empties the day (real profile:
+        # the demo never carries real hits)
+        kept = None if storage.is_demo else carried_forward(context, storage, synthetic=False)
         reason = f"{api.api_key_env} is not set" + (f"; the day's {kept.rows} hits found before are kept" if kept else "")
         return _skip(context, reason, kept or HITS_SCHEMA.empty_table())
     unknown = [e for e in config.queries if emotion_id(e) is None]
@@ -108,6 +109,9 @@ def download_hits(context: dg.AssetExecutionContext, config: WebDownloadConfig, 
     name = context.asset_key.path[-1]
     hits = newest_hits(days)
     folder = storage.root / "raw" / source_key
+    if not hits and storage.is_demo:  # the demo has no web images (and never takes real downloads in)
+        return _skip(context, f"no hits from {hits_asset}",
+                     {"files": folders.SCHEMA.empty_table(), "downloads": DOWNLOAD_SCHEMA.empty_table()})
     if not hits:  # nothing to download; the files downloaded before are still staged (they stay in the warehouse)
         context.log.warning(f"{name}: no hits from {hits_asset}; the download folder is inspected as it is")
     client = api.client()
