@@ -334,16 +334,27 @@ class PoliteClient:
         than max_bytes. A server that drips its answer or sends without end cannot hold the caller."""
         deadline = self.answer_deadline if deadline is None else deadline
         deadline_at = time.monotonic() + deadline
-        response = self.get(url, params=params, headers=headers, stream=True, deadline_at=deadline_at)
-        shown = redact(str(response.url or url), self.secrets)
-        try:
-            data, _ = read_body(response, max_bytes, deadline_at, deadline)
-        except DownloadDeadline as exc:
-            raise WebError(f"GET {shown} failed: {exc}") from None
-        except Exception as exc:  # noqa: BLE001 - a transfer breaks off as many exception types
-            raise WebError(f"GET {shown} failed: transfer broke off ({type(exc).__name__})") from None
-        finally:
-            response.close()
+        for attempt in range(self.max_retries + 1):
+            response = self.get(url, params=params, headers=headers, stream=True, deadline_at=deadline_at)
+            shown = redact(str(response.url or url), self.secrets)
+            try:
+                data, wire = read_body(response, max_bytes, deadline_at, deadline)
+                declared = whole_number((response.headers.get("Content-Length") or "").strip())
+                broke = (f"{wire} of {declared} bytes" if declared is not None and declared != wire
+                         and len(data) <= max_bytes else None)
+            except DownloadDeadline as exc:
+                raise WebError(f"GET {shown} failed: {exc}") from None
+            except Exception as exc:  # noqa: BLE001 - a transfer breaks off as many exception types
+                broke = type(exc).__name__
+            finally:
+                response.close()
+            if broke is None:
+                break
+            # a body cut short is retried like a failed request, within the same deadline
+            wait = self.backoff * 2**attempt
+            if attempt == self.max_retries or time.monotonic() + min(wait, self.max_wait) >= deadline_at:
+                raise WebError(f"GET {shown} failed: transfer broke off ({broke}) after {attempt + 1} attempts")
+            self._wait(wait)
         if len(data) > max_bytes:
             raise WebError(f"GET {shown} failed: the answer is larger than {max_bytes} bytes")
         return data, response

@@ -393,3 +393,14 @@ def test_masking_while_other_threads_register_secrets_never_fails_a_log_call():
     for t in threads:
         t.join()
     assert errors == []
+
+
+def test_an_answer_cut_short_is_fetched_again_within_the_deadline(web):
+    body = json.dumps({"totalHits": 0, "hits": []}).encode()
+    web.routes["/api/"] = [Answer(200, body[:5], content_length=len(body)), Answer(200, body)]
+    c, slept = client(max_retries=2)
+    assert c.fetch(web.url + "/api/")[0] == body and len(web.hits("/api/")) == 2 and len(slept) == 1
+    web.routes["/cut/"] = [Answer(200, body[:5], content_length=len(body))]
+    c, _ = client(max_retries=1)
+    with pytest.raises(WebError, match=r"transfer broke off .* after 2 attempts"):
+        c.fetch(web.url + "/cut/")
