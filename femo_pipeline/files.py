@@ -49,6 +49,20 @@ def write_bytes_atomic(data: bytes, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
+def read_fd(fd: int, size: int, max_bytes: int) -> bytes:
+    """An open file's bytes, at most max_bytes + 1 (so a caller sees it is over), asking for what fstat announced
+    (`size`, +1 to see growth) rather than max_bytes at once: os.read allocates what it is asked for."""
+    chunks, got = [], 0
+    while got <= max_bytes:
+        want = min(max_bytes + 1 - got, max(size + 1 - got, 65536))
+        chunk = os.read(fd, want)
+        chunks.append(chunk)
+        got += len(chunk)
+        if len(chunk) < want:  # a short read of a regular file is its end
+            break
+    return b"".join(chunks)
+
+
 class InputFileError(ValueError):
     """A configured input file cannot be read: absent, not a regular file, too large or unreadable."""
 
@@ -75,14 +89,7 @@ def read_input_file(path: str | os.PathLike, max_bytes: int = MAX_INPUT_BYTES) -
             raise InputFileError(f"{path} is {kind}; give the path of a file")
         if st.st_size > max_bytes:
             raise InputFileError(f"{path} has {st.st_size} bytes, more than the limit of {max_bytes}")
-        chunks, size = [], 0
-        while size <= max_bytes:  # what fstat announced (+1 to see growth), never max_bytes at once
-            chunk = os.read(fd, min(max_bytes + 1 - size, max(st.st_size + 1 - size, 65536)))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        data = b"".join(chunks)
+        data = read_fd(fd, st.st_size, max_bytes)
         if len(data) > max_bytes:
             raise InputFileError(f"{path} has more than the limit of {max_bytes} bytes")
         return data

@@ -261,7 +261,7 @@ def carried_forward(context: dg.AssetExecutionContext, storage: FemoStorage, syn
     copies = {}
     for name, table in named.items():
         target = incoming_path(storage)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        # a copy, not a link: a link would share the old file's mtime, and .incoming removes files a day old
         shutil.copyfile(table.path, target)
         copies[name] = StagedTable(target, table.rows)
     return copies if isinstance(value, dict) else copies[""]

@@ -22,7 +22,15 @@ from femo_pipeline import imaging
 from femo_pipeline.files import write_bytes_atomic
 from femo_pipeline.folders import read_regular_file
 from femo_pipeline.numerals import whole_number
-from femo_pipeline.webclient import DownloadDeadline, PoliteClient, WebError, read_body, redact, strip_secrets
+from femo_pipeline.webclient import (
+    DownloadDeadline,
+    PoliteClient,
+    WebError,
+    content_length,
+    read_body,
+    redact,
+    strip_secrets,
+)
 
 PIXABAY_URL = "https://pixabay.com/api/"
 DDG_URL = "https://duckduckgo10.p.rapidapi.com/search/images"
@@ -93,8 +101,7 @@ def _hit(source: str, emotion_id: int, query: str, remote_id, image_url, page_ur
     tags = None if tags is None else _text(redact(str(tags), secrets))  # masked first, then cut
     return {"source": source, "emotion_id": emotion_id, "query": query, "remote_id": redact(str(remote_id), secrets),
             "image_url": strip_secrets(_url(image_url, "image URL"), secrets), "page_url": page,
-            "width": _size(width, "width"), "height": _size(height, "height"),
-            "tags": tags}
+            "width": _size(width, "width"), "height": _size(height, "height"), "tags": tags}
 
 
 def _keep(hits: list[dict], rejected: list | None, remote_id, build, secrets: tuple[str, ...]) -> None:
@@ -235,12 +242,10 @@ def download_image(client: PoliteClient, url: str, folder: Path, stem: str, max_
     finally:
         if response is not None:
             response.close()
-    if declared is not None:  # a header sent twice with one value reads "123, 123": the same count
-        counts = {whole_number(part.strip()) for part in declared.split(",")}
-        if None in counts or len(counts) != 1:
-            return DownloadResult(url, None, "failed", f"Content-Length {declared[:40]!r} is not a byte count",
-                                  len(data), None)
-        declared = counts.pop()
+    try:
+        declared = content_length(declared)
+    except ValueError as exc:
+        return DownloadResult(url, None, "failed", str(exc), len(data), None)
     if declared is not None and declared != wire_bytes and len(data) <= max_bytes:
         return DownloadResult(url, None, "failed", f"truncated: got {wire_bytes} of {declared} bytes", len(data), None)
     row = imaging.inspect_image(data, max_bytes=max_bytes)

@@ -122,12 +122,10 @@ class _RedactingFilter(logging.Filter):
 
 
 _FILTER = _RedactingFilter()
-for _name in ("urllib3.connectionpool", "urllib3.util.retry", "requests"):
-    logging.getLogger(_name).addFilter(_FILTER)
 
 # A logger's filter sees only the records made at that logger, and urllib3 logs from many modules (e.g.
 # urllib3.connection's "Failed to parse headers (url=...)"): every record of the HTTP libraries is therefore
-# masked as it is made, its traceback text included, whichever logger made it.
+# masked as it is made, its traceback text included, whichever logger made it (no filter per logger needed).
 _LIBRARIES = ("urllib3", "requests")
 _make_record = logging.getLogRecordFactory()
 
@@ -188,6 +186,17 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     except (TypeError, ValueError, OverflowError, OSError, IndexError):  # malformed, or a date no clock can hold
         return None
     return max(0.0, when - (now if now is not None else time.time()))
+
+
+def content_length(header: str | None) -> int | None:
+    """The byte count a Content-Length header announces (None when there is none); a header sent twice with one
+    value reads "123, 123" and is that count. ValueError when it is not one byte count."""
+    if header is None:
+        return None
+    counts = {whole_number(part.strip()) for part in header.split(",")}
+    if None in counts or len(counts) != 1:
+        raise ValueError(f"Content-Length {header[:40]!r} is not a byte count")
+    return counts.pop()
 
 
 MAX_ANSWER_BYTES = 16 * 1024 * 1024  # a search answer or an article page; images have their own limit
@@ -339,7 +348,10 @@ class PoliteClient:
             shown = redact(str(response.url or url), self.secrets)
             try:
                 data, wire = read_body(response, max_bytes, deadline_at, deadline)
-                declared = whole_number((response.headers.get("Content-Length") or "").strip())
+                try:
+                    declared = content_length(response.headers.get("Content-Length"))
+                except ValueError:  # no count to hold the answer to: taken as it came
+                    declared = None
                 broke = (f"{wire} of {declared} bytes" if declared is not None and declared != wire
                          and len(data) <= max_bytes else None)
             except DownloadDeadline as exc:

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from femo_pipeline import imaging
+from femo_pipeline.files import read_fd
 from femo_pipeline.folders import entries as entries_module
 from femo_pipeline.folders.entries import FileEntry, _gc_paused, _kind, _usage, name_fields
 from femo_pipeline.folders.tree import FILE_FLAGS, LINK_APPEARED, TreeFds, split
@@ -75,16 +76,7 @@ def read_regular_file(path: str, max_bytes: int, tree: TreeFds | None = None,
                                     "tree, so another may be outside the source root; not read")
         if st.st_size > max_bytes:
             return None, st.st_size, f"file too large: {st.st_size} bytes > limit {max_bytes}"
-        chunks, size = [], 0
-        while size <= max_bytes:
-            # ask for what fstat announced (+1 to see growth), not max_bytes: os.read allocates what it is asked
-            want = min(max_bytes + 1 - size, max(st.st_size + 1 - size, 65536))
-            chunk = os.read(fd, want)
-            chunks.append(chunk)
-            size += len(chunk)
-            if len(chunk) < want:  # a short read of a regular file is its end
-                break
-        return b"".join(chunks), None, None
+        return read_fd(fd, st.st_size, max_bytes), None, None
     except OSError as exc:
         return None, None, f"unreadable file: {exc.strerror or type(exc).__name__}"
     finally:
