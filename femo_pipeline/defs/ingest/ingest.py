@@ -87,8 +87,8 @@ def ingest_folder(context: dg.AssetExecutionContext, storage: FemoStorage, confi
     plan = storage.source_plan(source.key)
     if plan.path is None:
         kept = carried_forward(context, storage, synthetic=False)
-        reason = plan.skip_reason + (f"; the {kept.rows:,} files it staged before are kept (point the setting at an "
-                                     "empty folder to drop the source)" if kept else "")
+        reason = plan.skip_reason + (f"; the {kept.rows:,} files it staged before are kept (to drop the source, "
+                                     "point the setting at a folder of its layout without images)" if kept else "")
         context.log.warning(f"{asset_name} skipped: {reason}")
         return dg.Output(kept or folders.SCHEMA.empty_table(),
                          metadata={"skipped": reason, "synthetic": False, "carried_forward": kept is not None})
