@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import decimal
+import functools
 import json
 import re
 import sys
@@ -64,13 +65,8 @@ def _cell(value, for_json: bool = False):
 
 
 def _show(columns: list[str], rows: list[tuple], more: bool, fmt: str, out) -> None:
-    if fmt == "csv":
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows([[_cell(v) for v in row] for row in rows])
-    elif fmt == "json":
-        out.write(json.dumps([dict(zip(columns, (_cell(v, True) for v in row))) for row in rows], indent=1,
-                             ensure_ascii=False, default=str) + "\n")
+    if fmt in ("csv", "json"):
+        _stream(columns, [rows], fmt, out)
     else:
         from tabulate import tabulate
 
@@ -80,15 +76,16 @@ def _show(columns: list[str], rows: list[tuple], more: bool, fmt: str, out) -> N
         out.write(f"({len(rows)} row{'s' if len(rows) != 1 else ''}{', more not shown (--limit 0 for all)' if more else ''})\n")
 
 
-def _stream(columns: list[str], result, fmt: str, out, batch: int = 10_000) -> None:
-    """Every row of a result as CSV or a JSON array, one batch of rows in memory at a time."""
+def _stream(columns: list[str], batches, fmt: str, out) -> None:
+    """Rows as CSV or a JSON array, written batch by batch (`batches`: lists of rows), so only one batch is ever
+    in memory."""
     writer = csv.writer(out, lineterminator="\n") if fmt == "csv" else None
     if writer:
         writer.writerow(columns)
     else:
         out.write("[")
     first = True
-    while rows := result.fetchmany(batch):
+    for rows in batches:
         if writer:
             writer.writerows([[_cell(v) for v in row] for row in rows])
             continue
@@ -217,7 +214,7 @@ def run_sql(statement: str | None, file: str | None = None, fmt: str = "table", 
                     continue
                 columns = [d[0] for d in result.description]
                 if not limit and fmt != "table":  # every row, written as it comes: memory stays one batch
-                    _stream(columns, result, fmt, out)
+                    _stream(columns, iter(functools.partial(result.fetchmany, 10_000), []), fmt, out)
                     continue
                 rows = result.fetchmany(limit + 1) if limit else result.fetchall()
             except duckdb.InvalidInputException as exc:
