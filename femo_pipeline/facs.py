@@ -10,18 +10,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from importlib import resources
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import pandas as pd
 from bs4 import BeautifulSoup
 
 from femo_pipeline.vocab import EMOTIONS, emotion_id
+from femo_pipeline.webclient import url_problem
 
 FACS_URL = "https://imotions.com/blog/learning/research-fundamentals/facial-action-coding-system/"
 AU_HEADERS = ("action unit", "description", "facial muscle")
 EMOTION_HEADERS = ("emotion", "action units")
 MAX_ACTION_UNIT = 999  # FACS numbers its units below 100; a larger number is not an action unit
-MAX_URL = 2048  # characters of an example link kept
 
 
 class FacsParseError(ValueError):
@@ -91,15 +91,13 @@ def _example_url(cell, base_url: str) -> str | None:
 
 def _web_url(value: str | None, base_url: str) -> str | None:
     """The example's absolute http(s) URL; None for any other scheme (javascript:, data:, file:) or a broken one."""
-    if not value or len(value) > MAX_URL:
+    if not value:
         return None
     try:
         url = urljoin(base_url, value.strip())
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises on a port that is not a number or past 65535
     except ValueError:
         return None
-    return url if parts.scheme in ("http", "https") and parts.hostname else None
+    return url if url_problem(url) is None else None
 
 
 def parse_facs_page(html: str, base_url: str = FACS_URL) -> FacsTables:

@@ -23,6 +23,7 @@ from femo_pipeline.files import write_bytes_atomic
 from femo_pipeline.folders import read_regular_file
 from femo_pipeline.numerals import whole_number
 from femo_pipeline.webclient import (
+    MAX_URL,
     DownloadDeadline,
     PoliteClient,
     WebError,
@@ -30,6 +31,7 @@ from femo_pipeline.webclient import (
     read_body,
     redact,
     strip_secrets,
+    url_problem,
 )
 
 PIXABAY_URL = "https://pixabay.com/api/"
@@ -44,24 +46,14 @@ class SearchError(ValueError):
     """Bad search parameters or a response that is not what the API documents."""
 
 
-MAX_URL = 2048  # characters; longer URLs are rejected (browsers and CDNs refuse them too)
 MAX_TEXT = 500  # characters kept of a hit's tags or title
 MAX_REMOTE_ID = 100
 
 
 def _url(value, what: str) -> str:
     """An http(s) URL with a host and a valid port, or a SearchError saying what is wrong with it."""
-    if not isinstance(value, str):
-        raise SearchError(f"{what} is a {type(value).__name__}, not a URL")
-    if len(value) > MAX_URL:
-        raise SearchError(f"{what} is {len(value)} characters long (limit {MAX_URL})")
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises on a port past 65535 or not a number
-    except ValueError as exc:
-        raise SearchError(f"{what} is malformed: {exc}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise SearchError(f"{what} is not an http(s) URL with a host")
+    if (problem := url_problem(value)) is not None:
+        raise SearchError(f"{what} {problem}")
     return value
 
 

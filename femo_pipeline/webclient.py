@@ -87,6 +87,26 @@ def strip_secrets(url: str, secrets: Iterable[str]) -> str:
         return url
 
 
+MAX_URL = 2048  # characters; longer URLs are rejected (browsers and CDNs refuse them too)
+
+
+def url_problem(value) -> str | None:
+    """What keeps `value` from being an http(s) URL with a host and a valid port ("is not an http(s) URL with a
+    host", ...), or None when it is one."""
+    if not isinstance(value, str):
+        return f"is a {type(value).__name__}, not a URL"
+    if len(value) > MAX_URL:
+        return f"is {len(value)} characters long (limit {MAX_URL})"
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a port past 65535 or not a number
+    except ValueError as exc:
+        return f"is malformed: {exc}"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "is not an http(s) URL with a host"
+    return None
+
+
 def url_secrets(url: str) -> tuple[str, ...]:
     """The secrets a configured URL carries (its user's password, the values of key-like query parameters), for a
     client's `secrets`, so that messages about that URL mask them."""

@@ -42,8 +42,9 @@ def package_json(path: Path, required: tuple[str, ...] = ()) -> dict:
         if missing == []:
             return record
         why = f"lacks {missing}" if missing else f"is a JSON {type(record).__name__}, not an object"
-    raise ShippedFileError(f"femo's package file {path.relative_to(SHIPPED_DIR.parent)} is damaged: {why}; restore it "
-                           f"from the repository (git checkout -- femo_pipeline/{path.relative_to(SHIPPED_DIR.parent)})")
+    name = path.relative_to(SHIPPED_DIR.parent)
+    raise ShippedFileError(f"femo's package file {name} is damaged: {why}; restore it from the repository "
+                           f"(git checkout -- femo_pipeline/{name})")
 
 
 def declared_mix() -> dict | None:
